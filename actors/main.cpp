@@ -1,0 +1,71 @@
+// gprofiler-agent's entry point: parse the configuration, then run the agent
+// or one of its subcommands. Configuration mistakes exit with status 2 and
+// one line on stderr.
+
+#include <cstdio>
+#include <exception>
+#include <iostream>
+#include <memory>
+
+#include <spdlog/spdlog.h>
+
+#include "actors/agent.hpp"
+#include "config/load.hpp"
+#include "config/version.hpp"
+#include "runtime/log.hpp"
+#include "runtime/process_env.hpp"
+
+extern char** environ;
+
+namespace {
+
+int fail_config(const std::string& msg) {
+  std::fprintf(stderr, "gprofiler-agent: error: %s\n", msg.c_str());
+  return 2;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  // Before any thread exists: signals are taken by the main thread only.
+  gpa::rt::block_termination_signals();
+  gpa::config::invocation inv;
+  try {
+    inv = gpa::config::parse(std::vector<std::string>(argv + 1, argv + argc),
+                             gpa::config::environment_map(environ));
+    if (inv.help) {
+      std::cout << gpa::config::help_text();
+      return 0;
+    }
+    if (inv.version) {
+      std::cout << "gprofiler-agent " << gpa::agent_version << "\n";
+      return 0;
+    }
+    gpa::config::validate(inv);
+  } catch (const gpa::config::config_error& err) {
+    return fail_config(err.what());
+  }
+  if (inv.print_config) {
+    std::cout << gpa::config::to_json(inv.options);
+    return 0;
+  }
+  if (!inv.command.empty())
+    return fail_config("the " + inv.command
+                       + " command is not available in this build");
+  if (auto err = gpa::log::setup(inv.options.log); !err.empty())
+    gpa::log::get("agent")->warn("{}", err);
+  for (auto& w : inv.warnings)
+    gpa::log::get("agent")->warn("{}", w);
+  int status = 1;
+  try {
+    std::unique_ptr<gpa::rt::pid_file> pid;
+    if (!inv.options.process.pid_file.empty())
+      pid = std::make_unique<gpa::rt::pid_file>(inv.options.process.pid_file);
+    status = gpa::run_agent(inv.options);
+  } catch (const std::exception& ex) {
+    gpa::log::get("agent")->critical("{}", ex.what());
+    status = 1;
+  }
+  gpa::log::shutdown();
+  return status;
+}

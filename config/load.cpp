@@ -1,0 +1,517 @@
+#include "config/load.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+#include <rapidjson/prettywriter.h>
+#include <rapidjson/stringbuffer.h>
+
+#include "config/option_table.hpp"
+
+namespace gpa::config {
+
+namespace {
+
+constexpr const char* redacted = "<redacted>";
+
+/// One option given on the command line, in order.
+struct given {
+  const option_spec* spec;
+  option_value value;
+};
+
+/// Applies a parsed value, resolving aliases such as --no-java.
+void apply(agent_options& opts, const option_spec& spec,
+           const option_value& value) {
+  if (!spec.alias_of.empty()) {
+    if (!value.flag)
+      return;
+    auto target = find_option(spec.alias_of);
+    option_value v;
+    v.text = spec.alias_value;
+    target->set(opts, v);
+    return;
+  }
+  if (spec.secret && value.text == redacted)
+    throw config_error("--" + spec.name
+                       + " is the placeholder that --print-config prints; "
+                         "give the real value, e.g. in "
+                       + spec.env_name());
+  spec.set(opts, value);
+}
+
+bool is_subcommand(const std::string& x) {
+  for (auto name : subcommands)
+    if (x == name)
+      return true;
+  return false;
+}
+
+std::string unknown_flag(const std::string& flag, const std::string& name) {
+  std::string msg = "unknown option " + flag;
+  if (auto s = suggest(name); !s.empty())
+    msg += " (did you mean --" + s + "?)";
+  msg += "; see --help";
+  return msg;
+}
+
+/// Handles a meta option (those main acts on).
+void apply_meta(invocation& inv, const option_spec& spec,
+                const option_value& v) {
+  if (spec.name == "config")
+    inv.config_file = v.text;
+  else if (spec.name == "print-config")
+    inv.print_config = v.flag;
+  else if (spec.name == "version")
+    inv.version = v.flag;
+  else if (spec.name == "help")
+    inv.help = v.flag;
+  else if (spec.name == "file-path")
+    inv.file_path = v.text;
+}
+
+option_value parse_or_throw(const option_spec& spec, const std::string& text,
+                            const std::string& where) {
+  std::string why;
+  auto v = parse_value(spec, text, why);
+  if (!v)
+    throw config_error(where + ": '" + text + "' " + why);
+  return std::move(*v);
+}
+
+/// Scans the command line into `inv` (meta options) and `out` (the rest).
+void scan_args(const std::vector<std::string>& args, invocation& inv,
+               std::vector<given>& out) {
+  size_t i = 0;
+  if (!args.empty() && is_subcommand(args[0])) {
+    inv.command = args[0];
+    i = 1;
+  }
+  auto take = [&](const option_spec& spec, const std::string& flag,
+                  const std::string* inline_value) {
+    option_value v;
+    if (spec.kind == value_kind::flag) {
+      v = inline_value ? parse_or_throw(spec, *inline_value, flag)
+                       : parse_or_throw(spec, "true", flag);
+    } else if (inline_value) {
+      v = parse_or_throw(spec, *inline_value, flag);
+    } else {
+      if (i + 1 >= args.size())
+        throw config_error(flag + " needs a value; see --help");
+      v = parse_or_throw(spec, args[++i], flag);
+    }
+    if (spec.meta)
+      apply_meta(inv, spec, v);
+    else
+      out.push_back({&spec, std::move(v)});
+  };
+  bool options_done = false;
+  for (; i < args.size(); ++i) {
+    auto& arg = args[i];
+    if (options_done || arg.size() < 2 || arg[0] != '-') {
+      inv.positional.push_back(arg);
+      continue;
+    }
+    if (arg == "--") {
+      options_done = true;
+      continue;
+    }
+    if (arg[1] == '-') {
+      auto eq = arg.find('=');
+      auto name = arg.substr(2, eq == std::string::npos ? std::string::npos
+                                                        : eq - 2);
+      auto spec = find_option(name);
+      if (!spec)
+        throw config_error(unknown_flag("--" + name, name));
+      if (eq == std::string::npos) {
+        take(*spec, "--" + name, nullptr);
+      } else {
+        auto value = arg.substr(eq + 1);
+        take(*spec, "--" + name, &value);
+      }
+      continue;
+    }
+    // Short options: "-d 5", "-d5", "-cv".
+    for (size_t j = 1; j < arg.size(); ++j) {
+      auto spec = find_short_option(arg[j]);
+      std::string flag = std::string{"-"} + arg[j];
+      if (!spec)
+        throw config_error("unknown option " + flag + " in " + arg
+                           + "; see --help");
+      if (spec->kind == value_kind::flag) {
+        take(*spec, flag, nullptr);
+        continue;
+      }
+      if (j + 1 < arg.size()) {
+        auto value = arg.substr(j + 1);
+        take(*spec, flag, &value);
+      } else {
+        take(*spec, flag, nullptr);
+      }
+      break;
+    }
+  }
+}
+
+/// Applies GPROFILER_* variables.
+void apply_env(const std::map<std::string, std::string>& env, invocation& inv) {
+  for (auto& spec : option_table()) {
+    auto i = env.find(spec.env_name());
+    if (i == env.end())
+      continue;
+    auto where = "environment variable " + spec.env_name();
+    if (spec.meta)
+      continue; // GPROFILER_CONFIG is read by parse()
+    std::string why;
+    auto v = parse_value(spec, i->second, why);
+    if (!v) {
+      auto shown = spec.secret ? std::string{redacted} : i->second;
+      throw config_error(where + ": '" + shown + "' " + why);
+    }
+    apply(inv.options, spec, *v);
+  }
+  for (auto& [name, value] : env) {
+    if (name.rfind("GPROFILER_", 0) != 0)
+      continue;
+    bool known = std::any_of(option_table().begin(), option_table().end(),
+                             [&](auto& s) { return s.env_name() == name; });
+    if (!known)
+      inv.warnings.push_back("ignoring environment variable " + name
+                             + ": no such option");
+  }
+}
+
+// -- JSON config file --------------------------------------------------------
+
+std::pair<size_t, size_t> line_and_column(const std::string& text,
+                                          size_t offset) {
+  size_t line = 1;
+  size_t column = 1;
+  for (size_t i = 0; i < offset && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+  }
+  return {line, column};
+}
+
+std::string json_text(const rapidjson::Value& v) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  v.Accept(w);
+  std::string result = buf.GetString();
+  if (result.size() > 40)
+    result = result.substr(0, 37) + "...";
+  return result;
+}
+
+/// Throws a schema violation: pointer, rule, and what the rule says.
+[[noreturn]] void violation(const std::string& path, const std::string& pointer,
+                            const std::string& rule, const std::string& what) {
+  throw config_error("config file " + path + ": " + pointer + ": breaks rule '"
+                     + rule + "': " + what);
+}
+
+option_value read_json_value(const std::string& path, const option_spec& spec,
+                             const rapidjson::Value& v) {
+  auto pointer = "/" + spec.json_key();
+  option_value result;
+  auto wrong_type = [&](const char* expected) {
+    violation(path, pointer, "type",
+              std::string{"must be "} + expected + ", got " + json_text(v));
+  };
+  switch (spec.kind) {
+    case value_kind::flag:
+      if (!v.IsBool())
+        wrong_type("true or false");
+      result.flag = v.GetBool();
+      break;
+    case value_kind::integer:
+      if (!v.IsInt64())
+        wrong_type("a whole number");
+      result.integer = v.GetInt64();
+      break;
+    case value_kind::bytes:
+      if (v.IsInt64()) {
+        result.integer = v.GetInt64();
+      } else if (v.IsString()) {
+        std::string why;
+        auto parsed = parse_value(spec, v.GetString(), why);
+        if (!parsed)
+          violation(path, pointer, "format", why);
+        result = std::move(*parsed);
+      } else {
+        wrong_type("a size (a number of bytes or a string such as \"5MB\")");
+      }
+      break;
+    case value_kind::string:
+    case value_kind::choice:
+      if (!v.IsString())
+        wrong_type("a string");
+      result.text = v.GetString();
+      break;
+    case value_kind::int_list:
+      if (!v.IsArray())
+        wrong_type("an array of whole numbers");
+      for (rapidjson::SizeType k = 0; k < v.Size(); ++k) {
+        if (!v[k].IsInt64())
+          violation(path, pointer + "/" + std::to_string(k), "type",
+                    "must be a whole number, got " + json_text(v[k]));
+        result.list.push_back(v[k].GetInt64());
+      }
+      break;
+  }
+  if (auto why = check_value(spec, result); !why.empty()) {
+    const char* rule = "enum";
+    if (spec.kind != value_kind::choice)
+      rule = why.find(">=") != std::string::npos ? "minimum" : "maximum";
+    violation(path, pointer, rule, why + ", got " + json_text(v));
+  }
+  if (spec.secret && result.text == redacted)
+    violation(path, pointer, "not",
+              "is the placeholder that --print-config prints; give the real "
+              "value, e.g. in "
+                + spec.env_name());
+  return result;
+}
+
+/// Formats one --help entry: the flag on the left, the text wrapped in a
+/// column on the right, 80 characters wide.
+std::string wrap(const std::string& left, const std::string& text) {
+  constexpr size_t column = 32;
+  constexpr size_t width = 80;
+  std::string result = left;
+  std::string line;
+  auto flush_line = [&] {
+    if (result.size() >= column || result.find('\n') != std::string::npos) {
+      if (!result.empty() && result.back() != '\n')
+        result += '\n';
+      result += std::string(column, ' ');
+    } else {
+      result += std::string(column - result.size(), ' ');
+    }
+    result += line + '\n';
+    line.clear();
+  };
+  std::istringstream words(text);
+  std::string word;
+  while (words >> word) {
+    if (!line.empty() && column + line.size() + 1 + word.size() > width) {
+      flush_line();
+    }
+    line += (line.empty() ? "" : " ") + word;
+  }
+  if (!line.empty())
+    flush_line();
+  return result;
+}
+
+} // namespace
+
+void apply_file(const std::string& path, agent_options& opts) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    throw config_error("config file " + path
+                       + ": cannot read it: " + std::strerror(errno));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto text = ss.str();
+  rapidjson::Document doc;
+  doc.Parse<rapidjson::kParseCommentsFlag>(text.c_str(), text.size());
+  if (doc.HasParseError()) {
+    auto [line, column] = line_and_column(text, doc.GetErrorOffset());
+    throw config_error("config file " + path + ": line " + std::to_string(line)
+                       + ", column " + std::to_string(column)
+                       + ": malformed JSON: "
+                       + rapidjson::GetParseError_En(doc.GetParseError()));
+  }
+  if (!doc.IsObject())
+    violation(path, "/", "type",
+              "the file must hold one JSON object of options, got "
+                + json_text(doc));
+  // Validate everything before applying anything.
+  std::vector<std::pair<const option_spec*, option_value>> values;
+  for (auto& member : doc.GetObject()) {
+    std::string key = member.name.GetString();
+    auto spec = find_json_key(key);
+    if (!spec) {
+      std::string what = "unknown option '" + key + "'";
+      auto as_flag = key;
+      std::replace(as_flag.begin(), as_flag.end(), '_', '-');
+      if (auto s = suggest(as_flag); !s.empty() && find_option(s)->stored()) {
+        auto k = s;
+        std::replace(k.begin(), k.end(), '-', '_');
+        what += " (did you mean '" + k + "'?)";
+      }
+      violation(path, "/" + key, "additionalProperties", what);
+    }
+    values.emplace_back(spec, read_json_value(path, *spec, member.value));
+  }
+  for (auto& [spec, value] : values)
+    spec->set(opts, value);
+}
+
+invocation parse(const std::vector<std::string>& args,
+                 const std::map<std::string, std::string>& env) {
+  invocation inv;
+  std::vector<given> cli;
+  scan_args(args, inv, cli);
+  if (inv.help || inv.version)
+    return inv;
+  // The config file named on the command line wins over GPROFILER_CONFIG.
+  if (inv.config_file.empty()) {
+    if (auto i = env.find("GPROFILER_CONFIG"); i != env.end())
+      inv.config_file = i->second;
+  }
+  if (!inv.config_file.empty())
+    apply_file(inv.config_file, inv.options);
+  apply_env(env, inv);
+  for (auto& g : cli)
+    apply(inv.options, *g.spec, g.value);
+  return inv;
+}
+
+void validate(const invocation& inv) {
+  auto& o = inv.options;
+  if (!inv.command.empty() && inv.command != "upload-file"
+      && inv.positional.size() > 1)
+    throw config_error(inv.command + " takes at most one file, got "
+                       + std::to_string(inv.positional.size()));
+  if (inv.command.empty() && !inv.positional.empty())
+    throw config_error("unexpected argument '" + inv.positional[0]
+                       + "'; options start with - (see --help)");
+  bool uploads = o.upload.enabled || inv.command == "upload-file";
+  if (uploads && (o.upload.token.empty() || o.upload.service_name.empty()))
+    throw config_error(
+      std::string{inv.command == "upload-file" ? "upload-file"
+                                               : "--upload-results"}
+      + " needs --token and --service-name (or GPROFILER_TOKEN and "
+        "GPROFILER_SERVICE_NAME)");
+  if (inv.command == "upload-file" && inv.file_path.empty())
+    throw config_error("upload-file needs --file-path FILE");
+  if (inv.command.empty() && !inv.print_config && o.output.dir.empty()
+      && !o.upload.enabled)
+    throw config_error("nothing to do: give --output-dir DIR, "
+                       "--upload-results, or both (see --help)");
+  auto ascending = [](int64_t a, int64_t b, int64_t c, const char* what) {
+    if (!(a < b && b < c))
+      throw config_error(std::string{what}
+                         + " thresholds must rise: warning < critical < "
+                           "emergency, got "
+                         + std::to_string(a) + ", " + std::to_string(b) + ", "
+                         + std::to_string(c));
+  };
+  ascending(o.monitor.agent_warning_mb, o.monitor.agent_critical_mb,
+            o.monitor.agent_emergency_mb, "agent-rss-*-mb");
+  ascending(o.monitor.tree_warning_mb, o.monitor.tree_critical_mb,
+            o.monitor.tree_emergency_mb, "tree-rss-*-mb");
+}
+
+std::string to_json(const agent_options& opts) {
+  rapidjson::StringBuffer buf;
+  rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buf);
+  w.SetIndent(' ', 2);
+  w.StartObject();
+  for (auto& spec : option_table()) {
+    if (!spec.stored())
+      continue;
+    w.Key(spec.json_key().c_str());
+    auto v = spec.get(opts);
+    switch (spec.kind) {
+      case value_kind::flag:
+        w.Bool(v.flag);
+        break;
+      case value_kind::integer:
+      case value_kind::bytes:
+        w.Int64(v.integer);
+        break;
+      case value_kind::int_list:
+        w.StartArray();
+        for (auto x : v.list)
+          w.Int64(x);
+        w.EndArray();
+        break;
+      default:
+        w.String(format_value(spec, v).c_str());
+    }
+  }
+  w.EndObject();
+  return std::string{buf.GetString()} + "\n";
+}
+
+std::string help_text() {
+  std::ostringstream out;
+  out << "Usage: gprofiler-agent [OPTIONS]\n"
+         "       gprofiler-agent collapse-perf [FILE|-]   perf script text to "
+         "collapsed stacks\n"
+         "       gprofiler-agent flamegraph FILE.col      flame-graph page of "
+         "a profile, to stdout\n"
+         "       gprofiler-agent upload-file --file-path FILE [OPTIONS]\n"
+         "\n"
+         "Profiles the whole host, window after window, and writes the "
+         "profiles to\n"
+         "--output-dir and/or uploads them (--upload-results).\n"
+         "\n"
+         "Every option can also be set in the environment as GPROFILER_<NAME> "
+         "(e.g.\n"
+         "GPROFILER_PROFILING_DURATION=30) and in the --config JSON file as "
+         "<name> with\n"
+         "underscores (e.g. \"profiling_duration\": 30). Precedence: defaults "
+         "< file <\n"
+         "environment < command line.\n";
+  agent_options defaults;
+  std::string group;
+  for (auto& spec : option_table()) {
+    if (spec.group != group) {
+      group = spec.group;
+      out << "\n" << group << ":\n";
+    }
+    std::string left = "  ";
+    left += spec.short_name ? std::string{"-"} + spec.short_name + ", "
+                            : std::string{"    "};
+    left += "--" + spec.name;
+    switch (spec.kind) {
+      case value_kind::flag: break;
+      case value_kind::integer: left += " N"; break;
+      case value_kind::bytes: left += " SIZE"; break;
+      case value_kind::int_list: left += " PID,..."; break;
+      case value_kind::choice: {
+        left += " {";
+        for (size_t k = 0; k < spec.choices.size(); ++k)
+          left += (k ? "," : "") + spec.choices[k];
+        left += "}";
+        break;
+      }
+      default: left += " TEXT";
+    }
+    std::string text = spec.help;
+    if (spec.stored() && !spec.secret && spec.kind != value_kind::flag) {
+      auto d = format_value(spec, spec.get(defaults));
+      if (!d.empty())
+        text += " (default: " + d + ")";
+    }
+    out << wrap(left, text);
+  }
+  return out.str();
+}
+
+std::map<std::string, std::string> environment_map(char** envp) {
+  std::map<std::string, std::string> result;
+  for (auto p = envp; p && *p; ++p) {
+    std::string entry = *p;
+    auto eq = entry.find('=');
+    if (eq != std::string::npos)
+      result.emplace(entry.substr(0, eq), entry.substr(eq + 1));
+  }
+  return result;
+}
+
+} // namespace gpa::config

@@ -1,0 +1,69 @@
+#pragma once
+
+// Fills agent_options from, lowest to highest precedence: built-in defaults,
+// the JSON config file (--config FILE or GPROFILER_CONFIG), GPROFILER_*
+// environment variables, and the command line.
+
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "config/options.hpp"
+
+namespace gpa::config {
+
+/// A configuration mistake of the user. Its message names what was wrong and
+/// where; main prints it and exits with status 2.
+class config_error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+/// The subcommands next to the agent itself.
+inline constexpr const char* subcommands[] = {"collapse-perf", "flamegraph",
+                                              "upload-file"};
+
+/// Everything main needs to know about how it was called.
+struct invocation {
+  /// Empty for the agent, else one of `subcommands`.
+  std::string command;
+  /// Arguments that are not options (files of subcommands).
+  std::vector<std::string> positional;
+  bool help = false;
+  bool version = false;
+  bool print_config = false;
+  /// The config file read, if any.
+  std::string config_file;
+  /// --file-path of upload-file.
+  std::string file_path;
+  /// The effective options.
+  agent_options options;
+  /// Things worth a warning once logging is up (unknown GPROFILER_* names).
+  std::vector<std::string> warnings;
+};
+
+/// Parses the arguments (without argv[0]) and the environment. Throws
+/// config_error. Does not check cross-option rules: see validate().
+invocation parse(const std::vector<std::string>& args,
+                 const std::map<std::string, std::string>& env);
+
+/// Reads the JSON config file at `path` into `opts`. Throws config_error
+/// naming the file and the line and column, or the JSON pointer and rule.
+void apply_file(const std::string& path, agent_options& opts);
+
+/// Checks rules between options (-u needs --token and --service-name, ...).
+/// Throws config_error.
+void validate(const invocation& inv);
+
+/// The effective configuration as JSON (the --print-config output), secrets
+/// redacted. It is itself a valid config file.
+std::string to_json(const agent_options& opts);
+
+/// The --help text.
+std::string help_text();
+
+/// Returns the process environment as a map.
+std::map<std::string, std::string> environment_map(char** envp);
+
+} // namespace gpa::config

@@ -1,0 +1,584 @@
+#include "config/option_table.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
+
+namespace gpa::config {
+
+namespace {
+
+// -- conversions between option_value and the fields of agent_options --------
+
+option_value to_value(bool x) {
+  option_value v;
+  v.flag = x;
+  return v;
+}
+
+option_value to_value(int64_t x) {
+  option_value v;
+  v.integer = x;
+  return v;
+}
+
+option_value to_value(const std::string& x) {
+  option_value v;
+  v.text = x;
+  return v;
+}
+
+option_value to_value(std::chrono::seconds x) {
+  return to_value(static_cast<int64_t>(x.count()));
+}
+
+option_value to_value(std::chrono::milliseconds x) {
+  return to_value(static_cast<int64_t>(x.count()));
+}
+
+option_value to_value(const std::vector<int64_t>& x) {
+  option_value v;
+  v.list = x;
+  return v;
+}
+
+option_value to_value(overlap_policy x) {
+  return to_value(std::string{x == overlap_policy::cut ? "cut" : "skip"});
+}
+
+void from_value(const option_value& v, bool& x) {
+  x = v.flag;
+}
+
+void from_value(const option_value& v, int64_t& x) {
+  x = v.integer;
+}
+
+void from_value(const option_value& v, std::string& x) {
+  x = v.text;
+}
+
+void from_value(const option_value& v, std::chrono::seconds& x) {
+  x = std::chrono::seconds{v.integer};
+}
+
+void from_value(const option_value& v, std::chrono::milliseconds& x) {
+  x = std::chrono::milliseconds{v.integer};
+}
+
+void from_value(const option_value& v, std::vector<int64_t>& x) {
+  x = v.list;
+}
+
+void from_value(const option_value& v, overlap_policy& x) {
+  x = v.text == "skip" ? overlap_policy::skip : overlap_policy::cut;
+}
+
+/// Binds an option to the field `mem` of the sub-struct `sub`.
+template <class Sub, class T>
+void bind(option_spec& spec, Sub agent_options::*sub, T Sub::*mem) {
+  spec.set = [sub, mem](agent_options& opts, const option_value& v) {
+    from_value(v, opts.*sub.*mem);
+  };
+  spec.get = [sub, mem](const agent_options& opts) {
+    return to_value(opts.*sub.*mem);
+  };
+}
+
+constexpr int64_t i64_max = std::numeric_limits<int64_t>::max();
+
+/// Collects the table; each helper appends one option.
+class table_builder {
+public:
+  std::vector<option_spec> specs;
+  std::string group;
+
+  template <class Sub, class T>
+  option_spec& add(std::string name, char short_name, value_kind kind,
+                   Sub agent_options::*sub, T Sub::*mem, std::string help) {
+    option_spec spec;
+    spec.name = std::move(name);
+    spec.short_name = short_name;
+    spec.group = group;
+    spec.help = std::move(help);
+    spec.kind = kind;
+    bind(spec, sub, mem);
+    specs.push_back(std::move(spec));
+    return specs.back();
+  }
+
+  template <class Sub, class T>
+  option_spec& integer(std::string name, char short_name,
+                       Sub agent_options::*sub, T Sub::*mem, int64_t min,
+                       int64_t max, std::string help) {
+    auto& spec = add(std::move(name), short_name, value_kind::integer, sub, mem,
+                     std::move(help));
+    spec.min = min;
+    spec.max = max;
+    return spec;
+  }
+
+  template <class Sub, class T>
+  option_spec& choice(std::string name, Sub agent_options::*sub, T Sub::*mem,
+                      std::vector<std::string> choices, std::string help) {
+    auto& spec = add(std::move(name), 0, value_kind::choice, sub, mem,
+                     std::move(help));
+    spec.choices = std::move(choices);
+    return spec;
+  }
+
+  void alias(std::string name, char short_name, std::string target,
+             std::string value, std::string help) {
+    option_spec spec;
+    spec.name = std::move(name);
+    spec.short_name = short_name;
+    spec.group = group;
+    spec.help = std::move(help);
+    spec.kind = value_kind::flag;
+    spec.alias_of = std::move(target);
+    spec.alias_value = std::move(value);
+    specs.push_back(std::move(spec));
+  }
+
+  void meta(std::string name, char short_name, value_kind kind,
+            std::string help) {
+    option_spec spec;
+    spec.name = std::move(name);
+    spec.short_name = short_name;
+    spec.group = group;
+    spec.help = std::move(help);
+    spec.kind = kind;
+    spec.meta = true;
+    specs.push_back(std::move(spec));
+  }
+
+  /// A runtime profiler: --<rt>-mode plus --no-<rt>.
+  void runtime(const std::string& rt, profiler_mode runtime_options::*mem,
+               std::vector<std::string> modes, const std::string& what) {
+    choice(rt + "-mode", &agent_options::runtimes, mem, std::move(modes),
+           "How to profile " + what + " processes");
+    alias("no-" + rt, 0, rt + "-mode", "disabled",
+          "Do not profile " + what + " processes (same as --" + rt
+            + "-mode disabled)");
+  }
+};
+
+std::vector<option_spec> build_table() {
+  using ao = agent_options;
+  using vk = value_kind;
+  table_builder t;
+
+  t.group = "Profiling";
+  t.integer("profiling-duration", 'd', &ao::scheduler,
+            &scheduler_options::duration, 1, 86400,
+            "Length of one profiling window, in seconds");
+  t.integer("profiling-frequency", 'f', &ao::scheduler,
+            &scheduler_options::frequency, 1, 10000,
+            "Sampling frequency, in Hz");
+  t.add("continuous", 'c', vk::flag, &ao::scheduler,
+        &scheduler_options::continuous,
+        "Profile window after window until stopped (default: one window)");
+  t.add("pids", 0, vk::int_list, &ao::scheduler, &scheduler_options::pids,
+        "Profile only these processes, comma-separated (default: all)")
+    .min = 1;
+  t.integer("profiler-grace", 0, &ao::scheduler,
+            &scheduler_options::profiler_grace, 0, 3600,
+            "Seconds a profiler may run past its window before it is cut");
+  t.choice("overlap-policy", &ao::scheduler, &scheduler_options::overlap,
+           {"cut", "skip"},
+           "When a window ends while profilers still run: cut them at their "
+           "deadline, or skip the next window");
+  t.integer("backoff-after-failures", 0, &ao::scheduler,
+            &scheduler_options::backoff_after_failures, 1, 1000,
+            "Failures in a row after which a profiler backs off");
+  t.integer("backoff-max-snapshots", 0, &ao::scheduler,
+            &scheduler_options::backoff_max_snapshots, 1, 10000,
+            "Longest back-off of a failing profiler, in windows");
+
+  t.group = "Output";
+  t.add("output-dir", 'o', vk::string, &ao::output, &output_options::dir,
+        "Write profiles and flame graphs to this directory");
+  t.add("rotating-output", 0, vk::flag, &ao::output, &output_options::rotating,
+        "Keep only the newest profiles in the output directory");
+  t.integer("rotating-output-keep", 0, &ao::output,
+            &output_options::rotating_keep, 1, 100000,
+            "Profiles kept with --rotating-output");
+  t.add("no-flamegraph", 0, vk::flag, &ao::output,
+        &output_options::no_flamegraph, "Do not write flame-graph pages");
+
+  t.group = "Upload";
+  t.add("upload-results", 'u', vk::flag, &ao::upload, &upload_options::enabled,
+        "Upload each profile to the server (needs --token, --service-name)");
+  t.add("token", 0, vk::string, &ao::upload, &upload_options::token,
+        "API token of the server (secret; prefer GPROFILER_TOKEN)")
+    .secret = true;
+  t.add("service-name", 0, vk::string, &ao::upload,
+        &upload_options::service_name, "Service name the profiles belong to");
+  t.add("server-host", 0, vk::string, &ao::upload, &upload_options::server_host,
+        "Base URL of gProfiler Performance Studio");
+  t.integer("server-upload-timeout", 0, &ao::upload, &upload_options::timeout,
+            1, 3600, "Seconds an upload may take");
+  t.add("no-verify", 0, vk::flag, &ao::upload, &upload_options::no_verify,
+        "Do not verify the server's TLS certificate (insecure)");
+  t.add("ca-bundle", 0, vk::string, &ao::upload, &upload_options::ca_bundle,
+        "CA bundle for TLS verification (default: the system's)");
+  t.add("spool-dir", 0, vk::string, &ao::upload, &upload_options::spool_dir,
+        "Directory of profiles waiting to be uploaded");
+  t.add("spool-max-size", 0, vk::bytes, &ao::upload,
+        &upload_options::spool_max_bytes, "Bytes the spool may hold")
+    .min = 0;
+  t.integer("spool-max-files", 0, &ao::upload,
+            &upload_options::spool_max_files, 0, 1000000,
+            "Profiles the spool may hold");
+  t.integer("upload-session-max-uploads", 0, &ao::upload,
+            &upload_options::session_max_uploads, 1, 1000000,
+            "Uploads after which the HTTP session is recycled");
+  t.add("pyroscope-url", 0, vk::string, &ao::upload,
+        &upload_options::pyroscope_url,
+        "Also send each profile to this Pyroscope server");
+  t.add("pyroscope-app-name", 0, vk::string, &ao::upload,
+        &upload_options::pyroscope_app, "Application name in Pyroscope");
+  t.add("pyroscope-tags", 0, vk::string, &ao::upload,
+        &upload_options::pyroscope_tags, "Pyroscope tags, k=v,k=v");
+  t.meta("file-path", 0, vk::string,
+         "With the upload-file command: the .col file to upload");
+
+  t.group = "System profiler (perf)";
+  t.choice("perf-mode", &ao::perf, &perf_options::mode,
+           {"fp", "dwarf", "smart", "disabled"},
+           "Call graphs from frame pointers, DWARF unwinding, or no perf");
+  t.alias("no-perf", 0, "perf-mode", "disabled",
+          "Do not run perf (same as --perf-mode disabled)");
+  t.add("perf-path", 0, vk::string, &ao::perf, &perf_options::path,
+        "perf binary to run");
+  t.add("perf-dwarf-stack-size", 0, vk::bytes, &ao::perf,
+        &perf_options::dwarf_stack_size,
+        "Stack bytes copied per sample with --perf-mode dwarf")
+    .min = 8;
+  t.integer("perf-rss-limit-mb", 0, &ao::perf, &perf_options::rss_limit_mb, 16,
+            1 << 20, "perf is restarted once its RSS passes this many MB");
+  t.integer("perf-mmap-pages", 0, &ao::perf, &perf_options::mmap_pages, 1,
+            1 << 20, "perf's ring buffer size, in pages");
+
+  t.group = "Runtime profilers";
+  t.runtime("java", &runtime_options::java_mode,
+            {"perf-map", "ap", "disabled"}, "Java");
+  t.runtime("python", &runtime_options::python_mode,
+            {"auto", "pyspy", "py-spy", "disabled"}, "Python");
+  t.runtime("ruby", &runtime_options::ruby_mode, {"rbspy", "disabled"},
+            "Ruby");
+  t.runtime("php", &runtime_options::php_mode, {"phpspy", "disabled"}, "PHP");
+  t.runtime("dotnet", &runtime_options::dotnet_mode,
+            {"dotnet-trace", "disabled"}, ".NET");
+  t.runtime("nodejs", &runtime_options::nodejs_mode,
+            {"perf", "attach-maps", "disabled"}, "Node.js");
+  t.add("jcmd-path", 0, vk::string, &ao::runtimes, &runtime_options::jcmd_path,
+        "jcmd binary (Java JIT symbols)");
+  t.add("py-spy-path", 0, vk::string, &ao::runtimes,
+        &runtime_options::py_spy_path, "py-spy binary");
+  t.add("rbspy-path", 0, vk::string, &ao::runtimes,
+        &runtime_options::rbspy_path, "rbspy binary");
+  t.add("phpspy-path", 0, vk::string, &ao::runtimes,
+        &runtime_options::phpspy_path, "phpspy binary");
+  t.add("dotnet-trace-path", 0, vk::string, &ao::runtimes,
+        &runtime_options::dotnet_trace_path, "dotnet-trace binary");
+  t.integer("runtime-concurrency", 0, &ao::runtimes,
+            &runtime_options::concurrency, 1, 256,
+            "Target processes a runtime profiler works on at once");
+
+  t.group = "Child processes";
+  t.integer("max-children", 0, &ao::reaper, &reaper_options::max_children, 1,
+            4096, "Child processes alive at once");
+  t.integer("max-queued-children", 0, &ao::reaper, &reaper_options::max_queued,
+            0, 1000000, "Child processes waiting to start");
+  t.integer("kill-grace-ms", 0, &ao::reaper, &reaper_options::kill_grace, 0,
+            600000, "Milliseconds between SIGTERM and SIGKILL");
+  t.add("temp-dir", 0, vk::string, &ao::reaper, &reaper_options::temp_root,
+        "Where the agent makes its private temporary directory");
+
+  t.group = "Memory monitor and metrics";
+  t.integer("monitor-interval", 0, &ao::monitor, &monitor_options::interval, 1,
+            3600, "Seconds between samples of the agent's footprint");
+  t.integer("agent-rss-warning-mb", 0, &ao::monitor,
+            &monitor_options::agent_warning_mb, 1, i64_max,
+            "Agent RSS (MB) that counts as warning pressure");
+  t.integer("agent-rss-critical-mb", 0, &ao::monitor,
+            &monitor_options::agent_critical_mb, 1, i64_max,
+            "Agent RSS (MB) that counts as critical pressure");
+  t.integer("agent-rss-emergency-mb", 0, &ao::monitor,
+            &monitor_options::agent_emergency_mb, 1, i64_max,
+            "Agent RSS (MB) that counts as emergency pressure");
+  t.integer("tree-rss-warning-mb", 0, &ao::monitor,
+            &monitor_options::tree_warning_mb, 1, i64_max,
+            "RSS (MB) of the agent and all its children: warning");
+  t.integer("tree-rss-critical-mb", 0, &ao::monitor,
+            &monitor_options::tree_critical_mb, 1, i64_max,
+            "RSS (MB) of the agent and all its children: critical");
+  t.integer("tree-rss-emergency-mb", 0, &ao::monitor,
+            &monitor_options::tree_emergency_mb, 1, i64_max,
+            "RSS (MB) of the agent and all its children: emergency");
+  t.add("metrics-address", 0, vk::string, &ao::monitor,
+        &monitor_options::metrics_address,
+        "Serve Prometheus metrics on this loopback host:port (default: off)");
+
+  t.group = "Logging";
+  t.add("log-file", 0, vk::string, &ao::log, &log_options::file,
+        "Rotating log file (empty: console only)");
+  t.add("log-rotate-max-size", 0, vk::bytes, &ao::log,
+        &log_options::rotate_max_size, "Size at which the log file rotates")
+    .min = 1024;
+  t.integer("log-rotate-backup-count", 0, &ao::log,
+            &log_options::rotate_backup_count, 0, 1000,
+            "Rotated log files kept");
+  t.add("verbose", 'v', vk::flag, &ao::log, &log_options::verbose,
+        "Debug logging");
+
+  t.group = "Process";
+  t.add("pid-file", 0, vk::string, &ao::process, &process_options::pid_file,
+        "PID file, also the one-instance-per-host lock (empty: none)");
+  t.add("rootless", 0, vk::flag, &ao::process, &process_options::rootless,
+        "Run without root; profilers that need it are disabled");
+
+  t.group = "Configuration and help";
+  t.meta("config", 0, vk::string,
+         "Read options from this JSON file (flags and environment win)");
+  t.meta("print-config", 0, vk::flag,
+         "Print the effective configuration as JSON and exit");
+  t.meta("version", 0, vk::flag, "Print the version and exit");
+  t.meta("help", 'h', vk::flag, "Print this help and exit");
+  return std::move(t.specs);
+}
+
+std::string lower(std::string x) {
+  for (auto& c : x)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return x;
+}
+
+std::optional<int64_t> parse_int(const std::string& text) {
+  if (text.empty())
+    return std::nullopt;
+  errno = 0;
+  char* end = nullptr;
+  auto x = std::strtoll(text.c_str(), &end, 10);
+  if (errno != 0 || end != text.c_str() + text.size())
+    return std::nullopt;
+  return static_cast<int64_t>(x);
+}
+
+std::optional<int64_t> parse_bytes(const std::string& text) {
+  size_t i = 0;
+  while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i])))
+    ++i;
+  auto number = parse_int(text.substr(0, i));
+  if (!number)
+    return std::nullopt;
+  auto unit = lower(text.substr(i));
+  int64_t factor = 1;
+  if (unit.empty() || unit == "b")
+    factor = 1;
+  else if (unit == "k" || unit == "kb" || unit == "kib")
+    factor = int64_t{1} << 10;
+  else if (unit == "m" || unit == "mb" || unit == "mib")
+    factor = int64_t{1} << 20;
+  else if (unit == "g" || unit == "gb" || unit == "gib")
+    factor = int64_t{1} << 30;
+  else
+    return std::nullopt;
+  if (*number > std::numeric_limits<int64_t>::max() / factor)
+    return std::nullopt;
+  return *number * factor;
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j)
+    row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1,
+                         diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+} // namespace
+
+std::string option_spec::env_name() const {
+  std::string result = "GPROFILER_";
+  for (auto c : name)
+    result += c == '-' ? '_'
+                       : static_cast<char>(
+                         std::toupper(static_cast<unsigned char>(c)));
+  return result;
+}
+
+std::string option_spec::json_key() const {
+  auto result = name;
+  std::replace(result.begin(), result.end(), '-', '_');
+  return result;
+}
+
+const std::vector<option_spec>& option_table() {
+  static const std::vector<option_spec> table = build_table();
+  return table;
+}
+
+const option_spec* find_option(const std::string& name) {
+  for (auto& spec : option_table())
+    if (spec.name == name)
+      return &spec;
+  return nullptr;
+}
+
+const option_spec* find_short_option(char letter) {
+  for (auto& spec : option_table())
+    if (spec.short_name != 0 && spec.short_name == letter)
+      return &spec;
+  return nullptr;
+}
+
+const option_spec* find_json_key(const std::string& key) {
+  for (auto& spec : option_table())
+    if (spec.stored() && spec.json_key() == key)
+      return &spec;
+  return nullptr;
+}
+
+std::string check_value(const option_spec& spec, const option_value& value) {
+  auto in_range = [&](int64_t x) -> std::string {
+    if (x < spec.min)
+      return "must be >= " + std::to_string(spec.min);
+    if (x > spec.max)
+      return "must be <= " + std::to_string(spec.max);
+    return {};
+  };
+  switch (spec.kind) {
+    case value_kind::integer:
+    case value_kind::bytes:
+      return in_range(value.integer);
+    case value_kind::int_list:
+      for (auto x : value.list)
+        if (auto why = in_range(x); !why.empty())
+          return "every element " + why;
+      return {};
+    case value_kind::choice: {
+      auto& cs = spec.choices;
+      if (std::find(cs.begin(), cs.end(), value.text) != cs.end())
+        return {};
+      std::string why = "must be one of";
+      for (auto& c : cs)
+        why += " " + c;
+      return why;
+    }
+    default:
+      return {};
+  }
+}
+
+std::optional<option_value> parse_value(const option_spec& spec,
+                                        const std::string& text,
+                                        std::string& why) {
+  option_value v;
+  switch (spec.kind) {
+    case value_kind::flag: {
+      auto t = lower(text);
+      if (t == "1" || t == "true" || t == "yes" || t == "on") {
+        v.flag = true;
+      } else if (t == "0" || t == "false" || t == "no" || t == "off") {
+        v.flag = false;
+      } else {
+        why = "must be true or false";
+        return std::nullopt;
+      }
+      return v;
+    }
+    case value_kind::integer: {
+      auto x = parse_int(text);
+      if (!x) {
+        why = "must be a whole number";
+        return std::nullopt;
+      }
+      v.integer = *x;
+      break;
+    }
+    case value_kind::bytes: {
+      auto x = parse_bytes(text);
+      if (!x) {
+        why = "must be a size such as 5MB, 512KB or 1048576";
+        return std::nullopt;
+      }
+      v.integer = *x;
+      break;
+    }
+    case value_kind::int_list: {
+      size_t pos = 0;
+      while (pos <= text.size() && !text.empty()) {
+        auto comma = text.find(',', pos);
+        auto item = text.substr(pos, comma == std::string::npos
+                                       ? std::string::npos
+                                       : comma - pos);
+        auto x = parse_int(item);
+        if (!x) {
+          why = "must be comma-separated whole numbers";
+          return std::nullopt;
+        }
+        v.list.push_back(*x);
+        if (comma == std::string::npos)
+          break;
+        pos = comma + 1;
+      }
+      break;
+    }
+    case value_kind::string:
+    case value_kind::choice:
+      v.text = text;
+      break;
+  }
+  why = check_value(spec, v);
+  if (!why.empty())
+    return std::nullopt;
+  return v;
+}
+
+std::string format_value(const option_spec& spec, const option_value& value) {
+  switch (spec.kind) {
+    case value_kind::flag:
+      return value.flag ? "true" : "false";
+    case value_kind::integer:
+    case value_kind::bytes:
+      return std::to_string(value.integer);
+    case value_kind::int_list: {
+      std::string result;
+      for (auto x : value.list) {
+        if (!result.empty())
+          result += ',';
+        result += std::to_string(x);
+      }
+      return result;
+    }
+    default:
+      return spec.secret && !value.text.empty() ? "<redacted>" : value.text;
+  }
+}
+
+std::string suggest(const std::string& name) {
+  std::string best;
+  size_t best_distance = 3; // suggest only close matches
+  for (auto& spec : option_table()) {
+    auto d = edit_distance(name, spec.name);
+    if (d < best_distance) {
+      best_distance = d;
+      best = spec.name;
+    }
+  }
+  return best;
+}
+
+} // namespace gpa::config

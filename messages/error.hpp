@@ -1,0 +1,47 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <caf/error.hpp>
+#include <caf/make_message.hpp>
+#include <caf/message.hpp>
+
+namespace gpa {
+
+/// Error codes of the agent's actors, carried in `caf::error` with the
+/// category "gpa" and a context message that says what failed, on what.
+enum class ec : uint8_t {
+  /// Not an error (CAF reserves code 0).
+  none = 0,
+  /// The reaper's queue of waiting requests is full.
+  queue_full,
+  /// A child process could not be started (missing tool, exec failure).
+  spawn_failed,
+  /// The request was cancelled by tag before or while it ran.
+  cancelled,
+  /// The receiving actor is shutting down and takes no new work.
+  shutting_down,
+  /// A request was malformed (empty argv, bad file name, ...).
+  invalid_request,
+  /// A profiler could not produce its part of a snapshot.
+  profiler_failed,
+  /// Writing an output file failed.
+  write_failed,
+  /// An upload failed.
+  upload_failed,
+};
+
+/// Returns the name of `x`, e.g. "queue_full".
+const char* to_string(ec x);
+
+/// Renders `err` for logs and users: "gpa.queue_full: <context>" for our own
+/// errors, CAF's rendering for others.
+std::string describe(const caf::error& err);
+
+/// Makes a `caf::error` of category "gpa" with a human-readable context.
+caf::error make_gpa_error(ec code, std::string context);
+
+} // namespace gpa
+
+CAF_ERROR_CODE_ENUM(gpa::ec, "gpa")
