@@ -39,9 +39,12 @@ void shutdown_in_order(caf::actor_system& sys,
     if (left < 0s)
       left = 0s;
     bool down = false;
-    self->receive([&](const caf::down_msg&) { down = true; },
-                  caf::after(std::chrono::duration_cast<std::chrono::milliseconds>(
-                    left)) >> [] {});
+    self->receive(
+        [&](const caf::down_msg&) {
+          down = true;
+        },
+        caf::after(std::chrono::duration_cast<std::chrono::milliseconds>(left))
+            >> [] {});
     if (!down)
       log::get("agent")->warn("an actor did not stop in time");
   }
@@ -76,7 +79,8 @@ int run_agent(const agent_options& opts) {
 
   lg->info("gprofiler-agent running (PID {})", ::getpid());
 
-  // -- wait for the end ---------------------------------------------------------
+  // -- wait for the end
+  // ---------------------------------------------------------
   int status = 0;
   int sig = 0;
   while (sig == 0)

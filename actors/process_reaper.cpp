@@ -30,7 +30,8 @@ bool safe_file_name(const std::string& name) {
 
 } // namespace
 
-// -- requests ------------------------------------------------------------------
+// -- requests
+// ------------------------------------------------------------------
 
 caf::result<run_result> reaper_state::on_run(run_request& req) {
   auto requester = caf::actor_cast<caf::actor_addr>(self->current_sender());
@@ -40,17 +41,17 @@ caf::result<run_result> reaper_state::on_run(run_request& req) {
       && (!safe_file_name(req.out_file) || cfg.temp_dir.empty()))
     return make_gpa_error(ec::invalid_request,
                           "output file name '" + req.out_file
-                            + "' must be a plain name inside the temp dir");
+                              + "' must be a plain name inside the temp dir");
   bool has_slot = live.size() < cfg.max_children;
   if (!has_slot && queue.size() >= cfg.max_queued) {
     ++totals.rejected_total;
     log->warn("refusing {}: {} children running and {} requests waiting",
               command_name(req), live.size(), queue.size());
-    return make_gpa_error(ec::queue_full,
-                          std::to_string(live.size()) + " children running and "
-                            + std::to_string(queue.size())
-                            + " requests waiting; cannot run "
-                            + command_name(req));
+    return make_gpa_error(ec::queue_full, std::to_string(live.size())
+                                              + " children running and "
+                                              + std::to_string(queue.size())
+                                              + " requests waiting; cannot run "
+                                              + command_name(req));
   }
   reaper_job job;
   job.id = next_id++;
@@ -106,7 +107,8 @@ void reaper_state::start_queued() {
   }
 }
 
-// -- children ------------------------------------------------------------------
+// -- children
+// ------------------------------------------------------------------
 
 void reaper_state::on_exit(child_exit& report) {
   auto i = live.find(report.id);
@@ -138,7 +140,7 @@ void reaper_state::on_exit(child_exit& report) {
     log->warn("{} (pid {}) timed out after {} ms{}", command_name(req),
               child.pid,
               std::chrono::duration_cast<std::chrono::milliseconds>(req.timeout)
-                .count(),
+                  .count(),
               result.killed ? " and needed SIGKILL" : "");
   else
     log->debug("reaped {} (pid {}): {} {}", command_name(req), child.pid,
@@ -187,8 +189,8 @@ void reaper_state::on_kill(uint64_t id) {
   log->warn("{} (pid {}) ignored SIGTERM for {} ms; sending SIGKILL",
             command_name(child.job.req), child.pid,
             std::chrono::duration_cast<std::chrono::milliseconds>(
-              child.job.req.kill_grace)
-              .count());
+                child.job.req.kill_grace)
+                .count());
   launcher->signal(id, SIGKILL);
 }
 
@@ -204,8 +206,9 @@ uint32_t reaper_state::on_cancel(const std::string& tag) {
   uint32_t n = 0;
   for (auto i = queue.begin(); i != queue.end();) {
     if (i->req.tag == tag) {
-      i->promise.deliver(make_gpa_error(
-        ec::cancelled, command_name(i->req) + " cancelled before it started"));
+      i->promise.deliver(
+          make_gpa_error(ec::cancelled, command_name(i->req)
+                                            + " cancelled before it started"));
       untrack(i->requester);
       i = queue.erase(i);
       ++n;
@@ -214,7 +217,8 @@ uint32_t reaper_state::on_cancel(const std::string& tag) {
     }
   }
   for (auto& [id, child] : live) {
-    if (child.job.req.tag == tag && child.state == reaper_child::phase::running) {
+    if (child.job.req.tag == tag
+        && child.state == reaper_child::phase::running) {
       child.cancelled = true;
       stop(id, child);
       ++n;
@@ -268,7 +272,8 @@ void reaper_state::untrack(const caf::actor_addr& who) {
   }
 }
 
-// -- behaviour -------------------------------------------------------------------
+// -- behaviour
+// -------------------------------------------------------------------
 
 reaper_impl::behavior_type
 process_reaper(reaper_impl::stateful_pointer<reaper_state> self,
@@ -286,27 +291,36 @@ process_reaper(reaper_impl::stateful_pointer<reaper_state> self,
     if (auto strong = weak.lock())
       caf::anon_send(caf::actor_cast<reaper_impl>(strong), std::move(report));
   });
-  self->set_down_handler(
-    [self](const caf::down_msg& msg) { self->state.on_requester_down(msg.source); });
+  self->set_down_handler([self](const caf::down_msg& msg) {
+    self->state.on_requester_down(msg.source);
+  });
   self->attach_functor([launcher] {
     // Shutdown: every child goes, and is reaped, before the reaper is gone.
     launcher->kill_all();
     launcher->set_exit_handler(nullptr);
   });
   return {
-    [self](run_atom, run_request& req) -> caf::result<run_result> {
-      return self->state.on_run(req);
-    },
-    [self](signal_atom, const std::string& tag, int32_t sig) {
-      return self->state.on_signal(tag, sig);
-    },
-    [self](cancel_atom, const std::string& tag) {
-      return self->state.on_cancel(tag);
-    },
-    [self](stats_atom) { return self->state.stats(); },
-    [self](child_exit& report) { self->state.on_exit(report); },
-    [self](deadline_atom, uint64_t id) { self->state.on_deadline(id); },
-    [self](kill_atom, uint64_t id) { self->state.on_kill(id); },
+      [self](run_atom, run_request& req) -> caf::result<run_result> {
+        return self->state.on_run(req);
+      },
+      [self](signal_atom, const std::string& tag, int32_t sig) {
+        return self->state.on_signal(tag, sig);
+      },
+      [self](cancel_atom, const std::string& tag) {
+        return self->state.on_cancel(tag);
+      },
+      [self](stats_atom) {
+        return self->state.stats();
+      },
+      [self](child_exit& report) {
+        self->state.on_exit(report);
+      },
+      [self](deadline_atom, uint64_t id) {
+        self->state.on_deadline(id);
+      },
+      [self](kill_atom, uint64_t id) {
+        self->state.on_kill(id);
+      },
   };
 }
 

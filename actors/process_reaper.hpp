@@ -30,12 +30,12 @@ namespace gpa {
 /// The reaper's full interface: the public one plus what only the reaper
 /// sends itself (timers) and what its launcher reports.
 using reaper_impl = reaper_actor::extend<
-  // The launcher reaped a child.
-  caf::reacts_to<child_exit>,
-  // A child's timeout expired.
-  caf::reacts_to<deadline_atom, uint64_t>,
-  // A stopped child's grace expired.
-  caf::reacts_to<kill_atom, uint64_t>>;
+    // The launcher reaped a child.
+    caf::reacts_to<child_exit>,
+    // A child's timeout expired.
+    caf::reacts_to<deadline_atom, uint64_t>,
+    // A stopped child's grace expired.
+    caf::reacts_to<kill_atom, uint64_t>>;
 
 /// Settings of the reaper.
 struct reaper_config {

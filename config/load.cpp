@@ -123,8 +123,8 @@ void scan_args(const std::vector<std::string>& args, invocation& inv,
     }
     if (arg[1] == '-') {
       auto eq = arg.find('=');
-      auto name = arg.substr(2, eq == std::string::npos ? std::string::npos
-                                                        : eq - 2);
+      auto name
+          = arg.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
       auto spec = find_option(name);
       if (!spec)
         throw config_error(unknown_flag("--" + name, name));
@@ -179,7 +179,9 @@ void apply_env(const std::map<std::string, std::string>& env, invocation& inv) {
     if (name.rfind("GPROFILER_", 0) != 0)
       continue;
     bool known = std::any_of(option_table().begin(), option_table().end(),
-                             [&](auto& s) { return s.env_name() == name; });
+                             [&](auto& s) {
+                               return s.env_name() == name;
+                             });
     if (!known)
       inv.warnings.push_back("ignoring environment variable " + name
                              + ": no such option");
@@ -279,7 +281,7 @@ option_value read_json_value(const std::string& path, const option_spec& spec,
     violation(path, pointer, "not",
               "is the placeholder that --print-config prints; give the real "
               "value, e.g. in "
-                + spec.env_name());
+                  + spec.env_name());
   return result;
 }
 
@@ -336,7 +338,7 @@ void apply_file(const std::string& path, agent_options& opts) {
   if (!doc.IsObject())
     violation(path, "/", "type",
               "the file must hold one JSON object of options, got "
-                + json_text(doc));
+                  + json_text(doc));
   // Validate everything before applying anything.
   std::vector<std::pair<const option_spec*, option_value>> values;
   for (auto& member : doc.GetObject()) {
@@ -391,10 +393,10 @@ void validate(const invocation& inv) {
   bool uploads = o.upload.enabled || inv.command == "upload-file";
   if (uploads && (o.upload.token.empty() || o.upload.service_name.empty()))
     throw config_error(
-      std::string{inv.command == "upload-file" ? "upload-file"
-                                               : "--upload-results"}
-      + " needs --token and --service-name (or GPROFILER_TOKEN and "
-        "GPROFILER_SERVICE_NAME)");
+        std::string{inv.command == "upload-file" ? "upload-file"
+                                                 : "--upload-results"}
+        + " needs --token and --service-name (or GPROFILER_TOKEN and "
+          "GPROFILER_SERVICE_NAME)");
   if (inv.command == "upload-file" && inv.file_path.empty())
     throw config_error("upload-file needs --file-path FILE");
   if (inv.command.empty() && !inv.print_config && o.output.dir.empty()
@@ -426,21 +428,16 @@ std::string to_json(const agent_options& opts) {
     w.Key(spec.json_key().c_str());
     auto v = spec.get(opts);
     switch (spec.kind) {
-      case value_kind::flag:
-        w.Bool(v.flag);
-        break;
+      case value_kind::flag: w.Bool(v.flag); break;
       case value_kind::integer:
-      case value_kind::bytes:
-        w.Int64(v.integer);
-        break;
+      case value_kind::bytes: w.Int64(v.integer); break;
       case value_kind::int_list:
         w.StartArray();
         for (auto x : v.list)
           w.Int64(x);
         w.EndArray();
         break;
-      default:
-        w.String(format_value(spec, v).c_str());
+      default: w.String(format_value(spec, v).c_str());
     }
   }
   w.EndObject();

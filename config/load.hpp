@@ -21,8 +21,8 @@ public:
 };
 
 /// The subcommands next to the agent itself.
-inline constexpr const char* subcommands[] = {"collapse-perf", "flamegraph",
-                                              "upload-file"};
+inline constexpr const char* subcommands[]
+    = {"collapse-perf", "flamegraph", "upload-file"};
 
 /// Everything main needs to know about how it was called.
 struct invocation {

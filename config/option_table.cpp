@@ -160,7 +160,7 @@ public:
            "How to profile " + what + " processes");
     alias("no-" + rt, 0, rt + "-mode", "disabled",
           "Do not profile " + what + " processes (same as --" + rt
-            + "-mode disabled)");
+              + "-mode disabled)");
   }
 };
 
@@ -181,7 +181,8 @@ std::vector<option_spec> build_table() {
         "Profile window after window until stopped (default: one window)");
   t.add("pids", 0, vk::int_list, &ao::scheduler, &scheduler_options::pids,
         "Profile only these processes, comma-separated (default: all)")
-    .min = 1;
+      .min
+      = 1;
   t.integer("profiler-grace", 0, &ao::scheduler,
             &scheduler_options::profiler_grace, 0, 3600,
             "Seconds a profiler may run past its window before it is cut");
@@ -212,7 +213,8 @@ std::vector<option_spec> build_table() {
         "Upload each profile to the server (needs --token, --service-name)");
   t.add("token", 0, vk::string, &ao::upload, &upload_options::token,
         "API token of the server (secret; prefer GPROFILER_TOKEN)")
-    .secret = true;
+      .secret
+      = true;
   t.add("service-name", 0, vk::string, &ao::upload,
         &upload_options::service_name, "Service name the profiles belong to");
   t.add("server-host", 0, vk::string, &ao::upload, &upload_options::server_host,
@@ -227,10 +229,10 @@ std::vector<option_spec> build_table() {
         "Directory of profiles waiting to be uploaded");
   t.add("spool-max-size", 0, vk::bytes, &ao::upload,
         &upload_options::spool_max_bytes, "Bytes the spool may hold")
-    .min = 0;
-  t.integer("spool-max-files", 0, &ao::upload,
-            &upload_options::spool_max_files, 0, 1000000,
-            "Profiles the spool may hold");
+      .min
+      = 0;
+  t.integer("spool-max-files", 0, &ao::upload, &upload_options::spool_max_files,
+            0, 1000000, "Profiles the spool may hold");
   t.integer("upload-session-max-uploads", 0, &ao::upload,
             &upload_options::session_max_uploads, 1, 1000000,
             "Uploads after which the HTTP session is recycled");
@@ -255,19 +257,19 @@ std::vector<option_spec> build_table() {
   t.add("perf-dwarf-stack-size", 0, vk::bytes, &ao::perf,
         &perf_options::dwarf_stack_size,
         "Stack bytes copied per sample with --perf-mode dwarf")
-    .min = 8;
+      .min
+      = 8;
   t.integer("perf-rss-limit-mb", 0, &ao::perf, &perf_options::rss_limit_mb, 16,
             1 << 20, "perf is restarted once its RSS passes this many MB");
   t.integer("perf-mmap-pages", 0, &ao::perf, &perf_options::mmap_pages, 1,
             1 << 20, "perf's ring buffer size, in pages");
 
   t.group = "Runtime profilers";
-  t.runtime("java", &runtime_options::java_mode,
-            {"perf-map", "ap", "disabled"}, "Java");
+  t.runtime("java", &runtime_options::java_mode, {"perf-map", "ap", "disabled"},
+            "Java");
   t.runtime("python", &runtime_options::python_mode,
             {"auto", "pyspy", "py-spy", "disabled"}, "Python");
-  t.runtime("ruby", &runtime_options::ruby_mode, {"rbspy", "disabled"},
-            "Ruby");
+  t.runtime("ruby", &runtime_options::ruby_mode, {"rbspy", "disabled"}, "Ruby");
   t.runtime("php", &runtime_options::php_mode, {"phpspy", "disabled"}, "PHP");
   t.runtime("dotnet", &runtime_options::dotnet_mode,
             {"dotnet-trace", "disabled"}, ".NET");
@@ -327,7 +329,8 @@ std::vector<option_spec> build_table() {
         "Rotating log file (empty: console only)");
   t.add("log-rotate-max-size", 0, vk::bytes, &ao::log,
         &log_options::rotate_max_size, "Size at which the log file rotates")
-    .min = 1024;
+      .min
+      = 1024;
   t.integer("log-rotate-backup-count", 0, &ao::log,
             &log_options::rotate_backup_count, 0, 1000,
             "Rotated log files kept");
@@ -400,8 +403,8 @@ size_t edit_distance(const std::string& a, const std::string& b) {
     row[0] = i;
     for (size_t j = 1; j <= b.size(); ++j) {
       size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1,
-                         diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      row[j] = std::min(
+          {row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
       diag = up;
     }
   }
@@ -413,9 +416,10 @@ size_t edit_distance(const std::string& a, const std::string& b) {
 std::string option_spec::env_name() const {
   std::string result = "GPROFILER_";
   for (auto c : name)
-    result += c == '-' ? '_'
-                       : static_cast<char>(
-                         std::toupper(static_cast<unsigned char>(c)));
+    result
+        += c == '-'
+               ? '_'
+               : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return result;
 }
 
@@ -461,8 +465,7 @@ std::string check_value(const option_spec& spec, const option_value& value) {
   };
   switch (spec.kind) {
     case value_kind::integer:
-    case value_kind::bytes:
-      return in_range(value.integer);
+    case value_kind::bytes: return in_range(value.integer);
     case value_kind::int_list:
       for (auto x : value.list)
         if (auto why = in_range(x); !why.empty())
@@ -477,8 +480,7 @@ std::string check_value(const option_spec& spec, const option_value& value) {
         why += " " + c;
       return why;
     }
-    default:
-      return {};
+    default: return {};
   }
 }
 
@@ -521,9 +523,8 @@ std::optional<option_value> parse_value(const option_spec& spec,
       size_t pos = 0;
       while (pos <= text.size() && !text.empty()) {
         auto comma = text.find(',', pos);
-        auto item = text.substr(pos, comma == std::string::npos
-                                       ? std::string::npos
-                                       : comma - pos);
+        auto item = text.substr(
+            pos, comma == std::string::npos ? std::string::npos : comma - pos);
         auto x = parse_int(item);
         if (!x) {
           why = "must be comma-separated whole numbers";
@@ -537,9 +538,7 @@ std::optional<option_value> parse_value(const option_spec& spec,
       break;
     }
     case value_kind::string:
-    case value_kind::choice:
-      v.text = text;
-      break;
+    case value_kind::choice: v.text = text; break;
   }
   why = check_value(spec, v);
   if (!why.empty())
@@ -549,11 +548,9 @@ std::optional<option_value> parse_value(const option_spec& spec,
 
 std::string format_value(const option_spec& spec, const option_value& value) {
   switch (spec.kind) {
-    case value_kind::flag:
-      return value.flag ? "true" : "false";
+    case value_kind::flag: return value.flag ? "true" : "false";
     case value_kind::integer:
-    case value_kind::bytes:
-      return std::to_string(value.integer);
+    case value_kind::bytes: return std::to_string(value.integer);
     case value_kind::int_list: {
       std::string result;
       for (auto x : value.list) {

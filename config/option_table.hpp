@@ -93,9 +93,8 @@ const option_spec* find_json_key(const std::string& key);
 
 /// Parses `text` as a value of `spec`; on failure returns std::nullopt and
 /// sets `why` to the rule broken (e.g. "must be >= 1").
-std::optional<option_value> parse_value(const option_spec& spec,
-                                        const std::string& text,
-                                        std::string& why);
+std::optional<option_value>
+parse_value(const option_spec& spec, const std::string& text, std::string& why);
 
 /// Checks range and choices of an already typed value; returns the broken
 /// rule, or an empty string.

@@ -11,64 +11,68 @@
 
 namespace gpa {
 
-// -- reaper protocol (messages/reaper.hpp) -------------------------------------
+// -- reaper protocol (messages/reaper.hpp)
+// -------------------------------------
 
 struct run_request;
 struct run_result;
 struct child_exit;
 struct reaper_stats;
 
-// -- profiles (messages/profile.hpp) -------------------------------------------
+// -- profiles (messages/profile.hpp)
+// -------------------------------------------
 
 struct profile_part;
 struct profile;
 struct write_report;
 
-// -- scheduler and profilers (messages/scheduler.hpp) --------------------------
+// -- scheduler and profilers (messages/scheduler.hpp)
+// --------------------------
 
-// -- memory monitor (messages/monitor.hpp) -------------------------------------
+// -- memory monitor (messages/monitor.hpp)
+// -------------------------------------
 
-// -- uploader (messages/uploader.hpp) ------------------------------------------
+// -- uploader (messages/uploader.hpp)
+// ------------------------------------------
 
 } // namespace gpa
 
 CAF_BEGIN_TYPE_ID_BLOCK(gpa, caf::first_custom_type_id)
 
-  // -- reaper
-  CAF_ADD_TYPE_ID(gpa, (gpa::run_request))
-  CAF_ADD_TYPE_ID(gpa, (gpa::run_result))
-  CAF_ADD_TYPE_ID(gpa, (gpa::child_exit))
-  CAF_ADD_TYPE_ID(gpa, (gpa::reaper_stats))
+// -- reaper
+CAF_ADD_TYPE_ID(gpa, (gpa::run_request))
+CAF_ADD_TYPE_ID(gpa, (gpa::run_result))
+CAF_ADD_TYPE_ID(gpa, (gpa::child_exit))
+CAF_ADD_TYPE_ID(gpa, (gpa::reaper_stats))
 
-  // -- profiles
-  CAF_ADD_TYPE_ID(gpa, (gpa::profile_part))
-  CAF_ADD_TYPE_ID(gpa, (gpa::profile))
-  CAF_ADD_TYPE_ID(gpa, (gpa::write_report))
+// -- profiles
+CAF_ADD_TYPE_ID(gpa, (gpa::profile_part))
+CAF_ADD_TYPE_ID(gpa, (gpa::profile))
+CAF_ADD_TYPE_ID(gpa, (gpa::write_report))
 
-  // -- scheduler and profilers
+// -- scheduler and profilers
 
-  // -- memory monitor
+// -- memory monitor
 
-  // -- uploader
+// -- uploader
 
-
-  // -- atoms (at most 10 characters; prefixed so none equals one of CAF's)
-  CAF_ADD_ATOM(gpa, gpa, run_atom, "gpa_run")
-  CAF_ADD_ATOM(gpa, gpa, signal_atom, "gpa_signal")
-  CAF_ADD_ATOM(gpa, gpa, cancel_atom, "gpa_cancel")
-  CAF_ADD_ATOM(gpa, gpa, stats_atom, "gpa_stats")
-  CAF_ADD_ATOM(gpa, gpa, deadline_atom, "gpa_dline")
-  CAF_ADD_ATOM(gpa, gpa, kill_atom, "gpa_kill")
-  CAF_ADD_ATOM(gpa, gpa, shutdown_atom, "gpa_shutdn")
-  CAF_ADD_ATOM(gpa, gpa, snapshot_atom, "gpa_snap")
-  CAF_ADD_ATOM(gpa, gpa, merge_atom, "gpa_merge")
-  CAF_ADD_ATOM(gpa, gpa, write_atom, "gpa_write")
-  CAF_ADD_ATOM(gpa, gpa, upload_atom, "gpa_upload")
-  CAF_ADD_ATOM(gpa, gpa, tick_atom, "gpa_tick")
-  CAF_ADD_ATOM(gpa, gpa, sample_atom, "gpa_sample")
-  CAF_ADD_ATOM(gpa, gpa, pressure_atom, "gpa_press")
-  CAF_ADD_ATOM(gpa, gpa, subscribe_atom, "gpa_sub")
-  CAF_ADD_ATOM(gpa, gpa, start_atom, "gpa_start")
-  CAF_ADD_ATOM(gpa, gpa, done_atom, "gpa_done")
+// -- atoms (at most 10 characters; prefixed so none equals one of CAF's)
+CAF_ADD_ATOM(gpa, gpa, run_atom, "gpa_run")
+CAF_ADD_ATOM(gpa, gpa, signal_atom, "gpa_signal")
+CAF_ADD_ATOM(gpa, gpa, cancel_atom, "gpa_cancel")
+CAF_ADD_ATOM(gpa, gpa, stats_atom, "gpa_stats")
+CAF_ADD_ATOM(gpa, gpa, deadline_atom, "gpa_dline")
+CAF_ADD_ATOM(gpa, gpa, kill_atom, "gpa_kill")
+CAF_ADD_ATOM(gpa, gpa, shutdown_atom, "gpa_shutdn")
+CAF_ADD_ATOM(gpa, gpa, snapshot_atom, "gpa_snap")
+CAF_ADD_ATOM(gpa, gpa, merge_atom, "gpa_merge")
+CAF_ADD_ATOM(gpa, gpa, write_atom, "gpa_write")
+CAF_ADD_ATOM(gpa, gpa, upload_atom, "gpa_upload")
+CAF_ADD_ATOM(gpa, gpa, tick_atom, "gpa_tick")
+CAF_ADD_ATOM(gpa, gpa, sample_atom, "gpa_sample")
+CAF_ADD_ATOM(gpa, gpa, pressure_atom, "gpa_press")
+CAF_ADD_ATOM(gpa, gpa, subscribe_atom, "gpa_sub")
+CAF_ADD_ATOM(gpa, gpa, start_atom, "gpa_start")
+CAF_ADD_ATOM(gpa, gpa, done_atom, "gpa_done")
 
 CAF_END_TYPE_ID_BLOCK(gpa)

@@ -98,8 +98,8 @@ struct profile {
 /// @relates profile
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, profile& x) {
-  return f(caf::meta::type_name("profile"), x.snapshot_id, x.start_ms,
-           x.end_ms, x.col, x.total_samples, x.cpu_avg, x.mem_avg);
+  return f(caf::meta::type_name("profile"), x.snapshot_id, x.start_ms, x.end_ms,
+           x.col, x.total_samples, x.cpu_avg, x.mem_avg);
 }
 
 /// What the output writer did with a profile.
@@ -121,6 +121,6 @@ typename Inspector::result_type inspect(Inspector& f, write_report& x) {
 
 /// Anything that takes finished profiles: the output writer, the uploader.
 using profile_sink_actor
-  = caf::typed_actor<caf::reacts_to<write_atom, profile>>;
+    = caf::typed_actor<caf::reacts_to<write_atom, profile>>;
 
 } // namespace gpa

@@ -161,15 +161,15 @@ typename Inspector::result_type inspect(Inspector& f, reaper_stats& x) {
 
 /// The reaper's public interface.
 using reaper_actor = caf::typed_actor<
-  // Runs a child; the reply comes when it is reaped (or an error if it could
-  // not start, was cancelled while queued, or the queue was full).
-  caf::replies_to<run_atom, run_request>::with<run_result>,
-  // Sends a signal to the process group of every live child with this tag.
-  caf::replies_to<signal_atom, std::string, int32_t>::with<uint32_t>,
-  // Stops every child with this tag (SIGTERM, grace, SIGKILL) and drops
-  // queued requests with it. Replies with the number of children affected.
-  caf::replies_to<cancel_atom, std::string>::with<uint32_t>,
-  // Introspection.
-  caf::replies_to<stats_atom>::with<reaper_stats>>;
+    // Runs a child; the reply comes when it is reaped (or an error if it could
+    // not start, was cancelled while queued, or the queue was full).
+    caf::replies_to<run_atom, run_request>::with<run_result>,
+    // Sends a signal to the process group of every live child with this tag.
+    caf::replies_to<signal_atom, std::string, int32_t>::with<uint32_t>,
+    // Stops every child with this tag (SIGTERM, grace, SIGKILL) and drops
+    // queued requests with it. Replies with the number of children affected.
+    caf::replies_to<cancel_atom, std::string>::with<uint32_t>,
+    // Introspection.
+    caf::replies_to<stats_atom>::with<reaper_stats>>;
 
 } // namespace gpa

@@ -50,8 +50,8 @@ std::string setup(const log_options& opts) {
   if (!opts.file.empty()) {
     try {
       r.sinks.push_back(std::make_shared<spdlog::sinks::rotating_file_sink_mt>(
-        opts.file, static_cast<size_t>(opts.rotate_max_size),
-        static_cast<size_t>(opts.rotate_backup_count)));
+          opts.file, static_cast<size_t>(opts.rotate_max_size),
+          static_cast<size_t>(opts.rotate_backup_count)));
     } catch (const std::exception& ex) {
       error = "cannot open log file " + opts.file + ": " + ex.what()
               + "; logging to the console only";
@@ -78,8 +78,8 @@ std::shared_ptr<spdlog::logger> get(const std::string& name) {
   if (auto existing = spdlog::get(name))
     return existing;
   default_sinks(r);
-  auto lg = std::make_shared<spdlog::logger>(name, r.sinks.begin(),
-                                             r.sinks.end());
+  auto lg
+      = std::make_shared<spdlog::logger>(name, r.sinks.begin(), r.sinks.end());
   lg->set_level(r.level);
   lg->flush_on(spdlog::level::warn);
   spdlog::register_logger(lg);

@@ -155,7 +155,9 @@ public:
     ev.events = EPOLLIN;
     ev.data.u64 = ~uint64_t{0};
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+      run();
+    });
   }
 
   ~posix_launcher() override {
@@ -184,7 +186,7 @@ public:
       exe = bp::search_path(spec.argv[0]);
       if (exe.empty())
         return make_gpa_error(ec::spawn_failed, "cannot start '" + spec.argv[0]
-                                                  + "': not found in PATH");
+                                                    + "': not found in PATH");
     }
     int out_pipe[2] = {-1, -1};
     int err_pipe[2] = {-1, -1};
@@ -210,15 +212,15 @@ public:
                               "cannot make a pipe: " + errno_text(err));
       }
     } else if (spec.out_mode == stdout_mode::file) {
-      out_file = ::open(spec.out_path.c_str(),
-                        O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                        0600);
+      out_file
+          = ::open(spec.out_path.c_str(),
+                   O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
       if (out_file < 0) {
         auto err = errno;
         cleanup();
         return make_gpa_error(ec::spawn_failed, "cannot create output file "
-                                                  + spec.out_path + ": "
-                                                  + errno_text(err));
+                                                    + spec.out_path + ": "
+                                                    + errno_text(err));
       }
     }
     // Build the environment before forking.
@@ -251,20 +253,23 @@ public:
         bp::pipe outp(out_pipe[0], out_pipe[1]);
         out_pipe[0] = out_pipe[1] = -1;
         child = bp::child(bp::exe = exe, bp::args = args, bp::env = env,
-                          bp::start_dir = start_dir, bp::std_in < bp::null,
-                          bp::std_out > outp, err_redirect, error, setup);
+                          bp::start_dir = start_dir,
+                          bp::std_in<bp::null, bp::std_out> outp, err_redirect,
+                          error, setup);
         out_pipe[0] = outp.native_source();
         outp.assign_source(-1);
       } else if (spec.out_mode == stdout_mode::file) {
         bp::pipe filep(-1, out_file);
         out_file = -1;
         child = bp::child(bp::exe = exe, bp::args = args, bp::env = env,
-                          bp::start_dir = start_dir, bp::std_in < bp::null,
-                          bp::std_out > filep, err_redirect, error, setup);
+                          bp::start_dir = start_dir,
+                          bp::std_in<bp::null, bp::std_out> filep, err_redirect,
+                          error, setup);
       } else {
         child = bp::child(bp::exe = exe, bp::args = args, bp::env = env,
-                          bp::start_dir = start_dir, bp::std_in < bp::null,
-                          bp::std_out > bp::null, err_redirect, error, setup);
+                          bp::start_dir = start_dir,
+                          bp::std_in<bp::null, bp::std_out> bp::null,
+                          err_redirect, error, setup);
       }
       err_pipe[0] = errp.native_source();
       errp.assign_source(-1);
@@ -275,7 +280,7 @@ public:
       if (spec.out_mode == stdout_mode::file)
         ::unlink(spec.out_path.c_str());
       return make_gpa_error(ec::spawn_failed, "cannot start '" + spec.argv[0]
-                                                + "': " + error.message());
+                                                  + "': " + error.message());
     }
     pid_t pid = child.id();
     // We reap the child ourselves; the child object must not touch it.
@@ -289,9 +294,8 @@ public:
       while (::waitpid(pid, &status, 0) == -1 && errno == EINTR) {
       }
       cleanup();
-      return make_gpa_error(ec::spawn_failed,
-                            "cannot watch child: pidfd_open: "
-                              + errno_text(err));
+      return make_gpa_error(ec::spawn_failed, "cannot watch child: pidfd_open: "
+                                                  + errno_text(err));
     }
     for (int fd : {out_pipe[0], err_pipe[0]})
       if (fd >= 0)
@@ -339,8 +343,9 @@ public:
     for (auto& [id, rec] : children_)
       if (!rec.reaped)
         ::kill(-rec.pid, SIGKILL);
-    all_gone_.wait_for(guard, std::chrono::seconds(5),
-                       [this] { return children_.empty(); });
+    all_gone_.wait_for(guard, std::chrono::seconds(5), [this] {
+      return children_.empty();
+    });
   }
 
 private:
@@ -418,7 +423,7 @@ private:
       siginfo_t info{};
       while (::waitid(P_PGID, static_cast<id_t>(i->first), &info,
                       WEXITED | WNOHANG)
-               == 0
+                 == 0
              && info.si_pid != 0)
         info = siginfo_t{};
       bool empty = ::kill(-i->first, 0) != 0 && errno == ESRCH;
@@ -435,10 +440,10 @@ private:
       if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0
           || info.si_pid == 0)
         return;
-      bool tracked = std::any_of(children_.begin(), children_.end(),
-                                 [&](auto& kv) {
-                                   return kv.second.pid == info.si_pid;
-                                 });
+      bool tracked
+          = std::any_of(children_.begin(), children_.end(), [&](auto& kv) {
+              return kv.second.pid == info.si_pid;
+            });
       if (tracked)
         return; // its pidfd will report it; look again at the next sweep
       int status = 0;
@@ -481,12 +486,8 @@ private:
               read_some(rec.err);
               reap(rec);
               break;
-            case channel::out:
-              read_some(rec.out);
-              break;
-            case channel::err:
-              read_some(rec.err);
-              break;
+            case channel::out: read_some(rec.out); break;
+            case channel::err: read_some(rec.err); break;
           }
         }
         auto now = clock_type::now();

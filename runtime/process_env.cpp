@@ -58,15 +58,15 @@ void remove_tree(const std::string& path) {
   if (path.empty())
     return;
   ::nftw(
-    path.c_str(),
-    [](const char* p, const struct stat*, int type, struct FTW*) {
-      if (type == FTW_DP)
-        ::rmdir(p);
-      else
-        ::unlink(p);
-      return 0;
-    },
-    16, FTW_DEPTH | FTW_PHYS);
+      path.c_str(),
+      [](const char* p, const struct stat*, int type, struct FTW*) {
+        if (type == FTW_DP)
+          ::rmdir(p);
+        else
+          ::unlink(p);
+        return 0;
+      },
+      16, FTW_DEPTH | FTW_PHYS);
 }
 
 pid_file::pid_file(const std::string& path) : path_(path) {
@@ -91,7 +91,7 @@ pid_file::pid_file(const std::string& path) : path_(path) {
   auto text = std::to_string(::getpid()) + "\n";
   if (::ftruncate(fd_, 0) != 0
       || ::pwrite(fd_, text.data(), text.size(), 0)
-           != static_cast<ssize_t>(text.size())) {
+             != static_cast<ssize_t>(text.size())) {
     auto err = errno;
     ::unlink(path.c_str());
     ::close(fd_);

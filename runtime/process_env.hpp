@@ -8,7 +8,8 @@
 
 namespace gpa::rt {
 
-// -- signals ---------------------------------------------------------------------
+// -- signals
+// ---------------------------------------------------------------------
 
 /// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread (and so in every
 /// thread it creates later), so that only wait_termination_signal() sees
@@ -20,7 +21,8 @@ void block_termination_signals();
 /// number, or 0 on timeout.
 int wait_termination_signal(std::chrono::milliseconds timeout);
 
-// -- private temporary directory -----------------------------------------------
+// -- private temporary directory
+// -----------------------------------------------
 
 /// A directory only the agent can use (mode 0700, random name), for tool
 /// output files. Removed with its contents, without following symlinks, when
@@ -45,7 +47,8 @@ private:
 /// Removes `path` and everything below it without following symlinks.
 void remove_tree(const std::string& path);
 
-// -- PID file ----------------------------------------------------------------------
+// -- PID file
+// ----------------------------------------------------------------------
 
 /// Holds the PID file and its lock: one agent per host. The file is created
 /// without following symlinks and removed on destruction.

@@ -57,7 +57,7 @@ public:
   /// output file exists). A child that started is always reported exactly
   /// once through the exit handler.
   virtual caf::expected<int32_t> start(uint64_t id, const launch_spec& spec)
-    = 0;
+      = 0;
 
   /// Sends `sig` to the whole process group of child `id`. Returns false if
   /// the child is already reaped (the signal is then never sent, so a reused

@@ -49,7 +49,7 @@ struct real_fixture {
     rc.max_queued = 100000;
     rc.temp_dir = temp.path();
     reaper = caf::actor_cast<reaper_actor>(
-      sys.spawn(process_reaper, launcher, rc));
+        sys.spawn(process_reaper, launcher, rc));
   }
 
   ~real_fixture() {
@@ -71,10 +71,13 @@ struct real_fixture {
   run_result run(run_request req) {
     run_result result;
     self->request(reaper, caf::infinite, run_atom_v, std::move(req))
-      .receive([&](run_result& r) { result = std::move(r); },
-               [&](caf::error& err) {
-                 BOOST_FAIL("run failed: " << describe(err));
-               });
+        .receive(
+            [&](run_result& r) {
+              result = std::move(r);
+            },
+            [&](caf::error& err) {
+              BOOST_FAIL("run failed: " << describe(err));
+            });
     return result;
   }
 
@@ -86,16 +89,25 @@ struct real_fixture {
       self->send(reaper, run_atom_v, req);
     int received = 0;
     self->receive_for(received, n)(
-      [&](run_result& r) { results.push_back(std::move(r)); },
-      [&](caf::error& err) { BOOST_FAIL("run failed: " << describe(err)); });
+        [&](run_result& r) {
+          results.push_back(std::move(r));
+        },
+        [&](caf::error& err) {
+          BOOST_FAIL("run failed: " << describe(err));
+        });
     return results;
   }
 
   reaper_stats stats() {
     reaper_stats result;
     self->request(reaper, caf::infinite, stats_atom_v)
-      .receive([&](reaper_stats& s) { result = s; },
-               [&](caf::error& err) { BOOST_FAIL(describe(err)); });
+        .receive(
+            [&](reaper_stats& s) {
+              result = s;
+            },
+            [&](caf::error& err) {
+              BOOST_FAIL(describe(err));
+            });
     return result;
   }
 };
@@ -120,8 +132,9 @@ BOOST_FIXTURE_TEST_CASE(ten_thousand_exits_leave_no_trace, real_fixture) {
   auto children_before = count_children();
   auto t0 = std::chrono::steady_clock::now();
   auto results = run_many(cmd({"/bin/true"}), 10000);
-  auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
-                .count();
+  auto secs
+      = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+            .count();
   BOOST_TEST_MESSAGE("10000 spawn-to-exit cycles in " << secs << " s");
   BOOST_REQUIRE_EQUAL(results.size(), 10000u);
   for (auto& r : results)
@@ -223,13 +236,13 @@ BOOST_FIXTURE_TEST_CASE(requester_that_dies_leaves_no_child, real_fixture) {
   auto req = cmd({"/bin/sh", "-c", "trap '' TERM; sleep 1000"}, 0s, 200ms);
   sys.spawn([=](caf::event_based_actor* requester) {
     requester->request(dest, caf::infinite, run_atom_v, req)
-      .then([](run_result&) {}, [](caf::error&) {});
+        .then([](run_result&) {}, [](caf::error&) {});
     requester->delayed_send(requester, 300ms, caf::exit_reason::kill);
-    requester->set_default_handler([requester](caf::scheduled_actor*,
-                                               caf::message_view&) {
-      requester->quit();
-      return caf::message{};
-    });
+    requester->set_default_handler(
+        [requester](caf::scheduled_actor*, caf::message_view&) {
+          requester->quit();
+          return caf::message{};
+        });
   });
   // Wait until the child runs, then until the requester's death stopped it.
   bool seen = false;
@@ -258,21 +271,28 @@ BOOST_FIXTURE_TEST_CASE(output_file_is_created_privately, real_fixture) {
   // A second run to the same name must not follow or overwrite it.
   caf::error error;
   self->request(reaper, caf::infinite, run_atom_v, req)
-    .receive([](run_result&) {}, [&](caf::error& err) { error = err; });
+      .receive([](run_result&) {},
+               [&](caf::error& err) {
+                 error = err;
+               });
   BOOST_CHECK(error);
   BOOST_CHECK_NE(describe(error).find("out.txt"), std::string::npos);
 }
 
 BOOST_FIXTURE_TEST_CASE(missing_program_is_reported, real_fixture) {
   caf::error error;
-  self->request(reaper, caf::infinite, run_atom_v,
-                cmd({"no-such-tool-gpa"}))
-    .receive([](run_result&) {}, [&](caf::error& err) { error = err; });
+  self->request(reaper, caf::infinite, run_atom_v, cmd({"no-such-tool-gpa"}))
+      .receive([](run_result&) {},
+               [&](caf::error& err) {
+                 error = err;
+               });
   BOOST_CHECK_NE(describe(error).find("not found in PATH"), std::string::npos);
   error = caf::error{};
-  self->request(reaper, caf::infinite, run_atom_v,
-                cmd({"/nonexistent/tool"}))
-    .receive([](run_result&) {}, [&](caf::error& err) { error = err; });
+  self->request(reaper, caf::infinite, run_atom_v, cmd({"/nonexistent/tool"}))
+      .receive([](run_result&) {},
+               [&](caf::error& err) {
+                 error = err;
+               });
   BOOST_CHECK_NE(describe(error).find("/nonexistent/tool"), std::string::npos);
   settle(*this);
   BOOST_CHECK_EQUAL(count_children(), 0);

@@ -50,7 +50,8 @@ public:
     handler_ = std::move(f);
   }
 
-  caf::expected<int32_t> start(uint64_t id, const rt::launch_spec& spec) override {
+  caf::expected<int32_t> start(uint64_t id,
+                               const rt::launch_spec& spec) override {
     if (auto i = missing.find(spec.argv.at(0)); i != missing.end())
       return make_gpa_error(ec::spawn_failed, i->second);
     fake_child c;

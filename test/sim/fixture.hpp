@@ -30,7 +30,9 @@ struct reply {
 /// A deterministic actor system.
 class sim_fixture {
 public:
-  sim_fixture() : sys(init(cfg)), sched(dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())) {
+  sim_fixture()
+      : sys(init(cfg)), sched(dynamic_cast<caf::scheduler::test_coordinator&>(
+                            sys.scheduler())) {
     // Actors with pending timers would otherwise keep ~actor_system waiting.
     sys.await_actors_before_shutdown(false);
   }
@@ -70,15 +72,15 @@ public:
     auto result = std::make_shared<reply<T>>();
     sys.spawn([=](caf::event_based_actor* self) {
       self->request(dest, caf::infinite, xs...)
-        .then(
-          [=](T& x) {
-            result->done = true;
-            result->value = std::move(x);
-          },
-          [=](caf::error& err) {
-            result->done = true;
-            result->error = std::move(err);
-          });
+          .then(
+              [=](T& x) {
+                result->done = true;
+                result->value = std::move(x);
+              },
+              [=](caf::error& err) {
+                result->done = true;
+                result->error = std::move(err);
+              });
     });
     return result;
   }

@@ -25,7 +25,7 @@ struct reaper_fixture : gpa::test::sim_fixture {
     cfg.max_queued = max_queued;
     cfg.temp_dir = "/tmp/sim";
     reaper = caf::actor_cast<reaper_actor>(
-      sys.spawn(process_reaper, launcher, cfg));
+        sys.spawn(process_reaper, launcher, cfg));
     run();
   }
 
@@ -126,7 +126,8 @@ BOOST_AUTO_TEST_CASE(cancel_by_tag) {
   reaper_fixture f{2, 4};
   auto a1 = f.run_one(reaper_fixture::make("a1", "snap-1"));
   auto b1 = f.run_one(reaper_fixture::make("b1", "snap-2"));
-  auto a2 = f.run_one(reaper_fixture::make("a2", "snap-1")); // queued: 2 slots taken
+  auto a2 = f.run_one(
+      reaper_fixture::make("a2", "snap-1")); // queued: 2 slots taken
   BOOST_CHECK_EQUAL(f.stats().queued, 1u);
   auto n = f.request<uint32_t>(f.reaper, cancel_atom_v, std::string{"snap-1"});
   f.run();
@@ -172,7 +173,7 @@ BOOST_FIXTURE_TEST_CASE(dead_requester_gets_its_children_stopped,
   auto dest = reaper;
   sys.spawn([=](caf::event_based_actor* self) {
     self->request(dest, caf::infinite, run_atom_v, req)
-      .then([](run_result&) {}, [](caf::error&) {});
+        .then([](run_result&) {}, [](caf::error&) {});
     self->quit(); // dies with the child still running
   });
   run();
