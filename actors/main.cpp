@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/agent.hpp"
+#include "actors/commands.hpp"
 #include "config/load.hpp"
 #include "config/version.hpp"
 #include "runtime/log.hpp"
@@ -49,13 +50,16 @@ int main(int argc, char** argv) {
     std::cout << gpa::config::to_json(inv.options);
     return 0;
   }
-  if (!inv.command.empty())
-    return fail_config("the " + inv.command
-                       + " command is not available in this build");
+  if (inv.command == "collapse-perf")
+    return gpa::run_collapse_perf(inv);
+  if (inv.command == "flamegraph")
+    return gpa::run_flamegraph(inv);
   if (auto err = gpa::log::setup(inv.options.log); !err.empty())
     gpa::log::get("agent")->warn("{}", err);
   for (auto& w : inv.warnings)
     gpa::log::get("agent")->warn("{}", w);
+  if (inv.command == "upload-file")
+    return gpa::run_upload_file(inv);
   int status = 1;
   try {
     std::unique_ptr<gpa::rt::pid_file> pid;

@@ -1,0 +1,21 @@
+#pragma once
+
+// The subcommands next to the agent itself. Each returns the process exit
+// status: 0 on success, 1 on a runtime failure, 2 on a usage mistake.
+
+#include "config/load.hpp"
+
+namespace gpa {
+
+/// `gprofiler-agent collapse-perf [FILE|-]`: perf script text in, collapsed
+/// stacks out (stdout).
+int run_collapse_perf(const config::invocation& inv);
+
+/// `gprofiler-agent flamegraph FILE`: the flame-graph page of a .col or
+/// folded file, to stdout.
+int run_flamegraph(const config::invocation& inv);
+
+/// `gprofiler-agent upload-file --file-path FILE`: uploads one .col file.
+int run_upload_file(const config::invocation& inv);
+
+} // namespace gpa
