@@ -1,4 +1,5 @@
 #include "messages/error.hpp"
+#include "messages/monitor.hpp"
 #include "messages/profile.hpp"
 #include "messages/reaper.hpp"
 #include "messages/registry.hpp"
@@ -27,6 +28,16 @@ std::string to_string(stdout_mode x) {
     case stdout_mode::capture: return "capture";
     case stdout_mode::file: return "file";
     case stdout_mode::discard: return "discard";
+  }
+  return "unknown";
+}
+
+std::string to_string(pressure_level x) {
+  switch (x) {
+    case pressure_level::normal: return "normal";
+    case pressure_level::warning: return "warning";
+    case pressure_level::critical: return "critical";
+    case pressure_level::emergency: return "emergency";
   }
   return "unknown";
 }
