@@ -255,6 +255,22 @@ reaper_stats reaper_state::stats() const {
   return result;
 }
 
+child_list reaper_state::children(const std::string& tag) const {
+  child_list result;
+  auto now = self->clock().now();
+  for (auto& [id, child] : live) {
+    if (!tag.empty() && child.job.req.tag != tag)
+      continue;
+    child_info info;
+    info.pid = child.pid;
+    info.tag = child.job.req.tag;
+    info.program = command_name(child.job.req);
+    info.running_for = now - child.started;
+    result.children.push_back(std::move(info));
+  }
+  return result;
+}
+
 void reaper_state::track(const caf::actor_addr& who) {
   if (!who)
     return;
@@ -311,6 +327,9 @@ process_reaper(reaper_impl::stateful_pointer<reaper_state> self,
       },
       [self](stats_atom) {
         return self->state.stats();
+      },
+      [self](list_atom, const std::string& tag) {
+        return self->state.children(tag);
       },
       [self](child_exit& report) {
         self->state.on_exit(report);

@@ -107,6 +107,9 @@ struct reaper_state {
   /// Current counts.
   reaper_stats stats() const;
 
+  /// The live children with `tag` ("" for all).
+  child_list children(const std::string& tag) const;
+
 private:
   void launch(reaper_job job);
   void start_queued();

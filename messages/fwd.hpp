@@ -11,29 +11,33 @@
 
 namespace gpa {
 
-// -- reaper protocol (messages/reaper.hpp)
-// -------------------------------------
+// -- reaper protocol (messages/reaper.hpp) --
 
 struct run_request;
 struct run_result;
 struct child_exit;
 struct reaper_stats;
+struct child_list;
 
-// -- profiles (messages/profile.hpp)
-// -------------------------------------------
+// -- profiles (messages/profile.hpp) --
 
 struct profile_part;
 struct profile;
 struct write_report;
 
-// -- scheduler and profilers (messages/scheduler.hpp)
-// --------------------------
+// -- scheduler and profilers (messages/scheduler.hpp) --
 
-// -- memory monitor (messages/monitor.hpp)
-// -------------------------------------
+struct window_info;
+struct snapshot_request;
+struct merge_job;
+struct merge_summary;
+struct scheduler_stats;
 
-// -- uploader (messages/uploader.hpp)
-// ------------------------------------------
+// -- memory monitor (messages/monitor.hpp) --
+
+struct pressure_event;
+
+// -- uploader (messages/uploader.hpp) --
 
 } // namespace gpa
 
@@ -44,6 +48,7 @@ CAF_ADD_TYPE_ID(gpa, (gpa::run_request))
 CAF_ADD_TYPE_ID(gpa, (gpa::run_result))
 CAF_ADD_TYPE_ID(gpa, (gpa::child_exit))
 CAF_ADD_TYPE_ID(gpa, (gpa::reaper_stats))
+CAF_ADD_TYPE_ID(gpa, (gpa::child_list))
 
 // -- profiles
 CAF_ADD_TYPE_ID(gpa, (gpa::profile_part))
@@ -51,8 +56,14 @@ CAF_ADD_TYPE_ID(gpa, (gpa::profile))
 CAF_ADD_TYPE_ID(gpa, (gpa::write_report))
 
 // -- scheduler and profilers
+CAF_ADD_TYPE_ID(gpa, (gpa::window_info))
+CAF_ADD_TYPE_ID(gpa, (gpa::snapshot_request))
+CAF_ADD_TYPE_ID(gpa, (gpa::merge_job))
+CAF_ADD_TYPE_ID(gpa, (gpa::merge_summary))
+CAF_ADD_TYPE_ID(gpa, (gpa::scheduler_stats))
 
 // -- memory monitor
+CAF_ADD_TYPE_ID(gpa, (gpa::pressure_event))
 
 // -- uploader
 
@@ -74,5 +85,9 @@ CAF_ADD_ATOM(gpa, gpa, pressure_atom, "gpa_press")
 CAF_ADD_ATOM(gpa, gpa, subscribe_atom, "gpa_sub")
 CAF_ADD_ATOM(gpa, gpa, start_atom, "gpa_start")
 CAF_ADD_ATOM(gpa, gpa, done_atom, "gpa_done")
+CAF_ADD_ATOM(gpa, gpa, list_atom, "gpa_list")
+CAF_ADD_ATOM(gpa, gpa, prepare_atom, "gpa_prep")
+CAF_ADD_ATOM(gpa, gpa, poll_atom, "gpa_poll")
+CAF_ADD_ATOM(gpa, gpa, restart_atom, "gpa_restrt")
 
 CAF_END_TYPE_ID_BLOCK(gpa)

@@ -159,6 +159,33 @@ typename Inspector::result_type inspect(Inspector& f, reaper_stats& x) {
            x.killed_total, x.rejected_total);
 }
 
+/// One live child, for introspection.
+struct child_info {
+  int32_t pid = 0;
+  std::string tag;
+  /// argv[0].
+  std::string program;
+  caf::timespan running_for{0};
+};
+
+/// @relates child_info
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, child_info& x) {
+  return f(caf::meta::type_name("child_info"), x.pid, x.tag, x.program,
+           x.running_for);
+}
+
+/// The live children with a tag (or all of them).
+struct child_list {
+  std::vector<child_info> children;
+};
+
+/// @relates child_list
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, child_list& x) {
+  return f(caf::meta::type_name("child_list"), x.children);
+}
+
 /// The reaper's public interface.
 using reaper_actor = caf::typed_actor<
     // Runs a child; the reply comes when it is reaped (or an error if it could
@@ -169,7 +196,8 @@ using reaper_actor = caf::typed_actor<
     // Stops every child with this tag (SIGTERM, grace, SIGKILL) and drops
     // queued requests with it. Replies with the number of children affected.
     caf::replies_to<cancel_atom, std::string>::with<uint32_t>,
-    // Introspection.
-    caf::replies_to<stats_atom>::with<reaper_stats>>;
+    // Introspection: counts, and the live children with a tag ("" for all).
+    caf::replies_to<stats_atom>::with<reaper_stats>,
+    caf::replies_to<list_atom, std::string>::with<child_list>>;
 
 } // namespace gpa

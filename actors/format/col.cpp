@@ -1,0 +1,247 @@
+#include "actors/format/col.hpp"
+
+#include <algorithm>
+#include <ctime>
+#include <map>
+#include <unordered_map>
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+namespace gpa::format {
+
+namespace {
+
+/// Scales `stacks` so that their counts add up to `target` (largest
+/// remainder method).
+void scale_to(std::vector<stack_count>& stacks, uint64_t target) {
+  uint64_t total = 0;
+  for (auto& s : stacks)
+    total += s.count;
+  if (total == 0 || total == target)
+    return;
+  struct share {
+    size_t index;
+    double remainder;
+  };
+  std::vector<share> shares;
+  shares.reserve(stacks.size());
+  uint64_t assigned = 0;
+  for (size_t i = 0; i < stacks.size(); ++i) {
+    double exact = static_cast<double>(stacks[i].count)
+                   * static_cast<double>(target) / static_cast<double>(total);
+    auto whole = static_cast<uint64_t>(exact);
+    shares.push_back({i, exact - static_cast<double>(whole)});
+    stacks[i].count = whole;
+    assigned += whole;
+  }
+  std::sort(shares.begin(), shares.end(), [](auto& a, auto& b) {
+    return a.remainder != b.remainder ? a.remainder > b.remainder
+                                      : a.index < b.index;
+  });
+  for (size_t k = 0; assigned < target && k < shares.size(); ++k, ++assigned)
+    ++stacks[shares[k].index].count;
+  stacks.erase(std::remove_if(stacks.begin(), stacks.end(),
+                              [](auto& s) {
+                                return s.count == 0;
+                              }),
+               stacks.end());
+}
+
+uint64_t total_of(const process_stacks& p) {
+  uint64_t n = 0;
+  for (auto& s : p.stacks)
+    n += s.count;
+  return n;
+}
+
+using json_writer = rapidjson::Writer<rapidjson::StringBuffer>;
+
+void kv(json_writer& w, const char* key, const std::string& value) {
+  w.Key(key);
+  if (value.empty())
+    w.String("unknown");
+  else
+    w.String(value.c_str(), static_cast<rapidjson::SizeType>(value.size()));
+}
+
+void kv(json_writer& w, const char* key, int64_t value) {
+  w.Key(key);
+  w.Int64(value);
+}
+
+} // namespace
+
+std::string sanitize_frame(std::string_view x) {
+  std::string result{x};
+  for (auto& c : result) {
+    if (c == ';')
+      c = '_';
+    else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      c = ' ';
+  }
+  return result;
+}
+
+std::vector<merged_stack> merge_parts(const std::vector<profile_part>& parts,
+                                      const std::string& system_profiler) {
+  // pid -> perf's samples of that pid.
+  std::unordered_map<int32_t, uint64_t> perf_samples;
+  for (auto& part : parts)
+    if (part.profiler == system_profiler)
+      for (auto& p : part.processes)
+        perf_samples[p.pid] += total_of(p);
+  // pids a runtime profiler covered: their perf stacks are replaced.
+  std::unordered_map<int32_t, bool> replaced;
+  for (auto& part : parts)
+    if (part.profiler != system_profiler)
+      for (auto& p : part.processes)
+        if (!p.stacks.empty())
+          replaced[p.pid] = true;
+  std::map<std::pair<std::string, std::string>, uint64_t> lines;
+  auto add = [&](const std::string& container, const std::string& stack,
+                 uint64_t count) {
+    if (count > 0)
+      lines[{sanitize_frame(container), stack}] += count;
+  };
+  for (auto& part : parts) {
+    bool is_system = part.profiler == system_profiler;
+    for (auto& p : part.processes) {
+      if (is_system) {
+        if (replaced.count(p.pid))
+          continue;
+        for (auto& s : p.stacks)
+          add(p.container, s.stack, s.count);
+        continue;
+      }
+      auto stacks = p.stacks;
+      if (auto i = perf_samples.find(p.pid);
+          i != perf_samples.end() && i->second > 0)
+        scale_to(stacks, i->second);
+      for (auto& s : stacks)
+        add(p.container, s.stack, s.count);
+    }
+    for (auto& e : part.errors) {
+      auto comm = e.comm.empty() ? part.profiler : e.comm;
+      std::string frame = "[Profiling " + e.what;
+      if (!e.reason.empty())
+        frame += ": " + e.reason;
+      frame += "]";
+      add({}, sanitize_frame(comm) + ";" + sanitize_frame(frame), 1);
+    }
+  }
+  std::vector<merged_stack> result;
+  result.reserve(lines.size());
+  for (auto& [key, count] : lines)
+    result.push_back({key.first, key.second, count});
+  return result;
+}
+
+std::string iso8601_ms(int64_t unix_ms) {
+  auto secs = static_cast<time_t>(unix_ms / 1000);
+  tm t{};
+  gmtime_r(&secs, &t);
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                t.tm_year + 1900, t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min,
+                t.tm_sec, static_cast<int>(unix_ms % 1000));
+  return buf;
+}
+
+std::string render_header(const col_header& h) {
+  rapidjson::StringBuffer buf;
+  json_writer w(buf);
+  w.StartObject();
+  w.Key("containers");
+  w.StartArray();
+  w.EndArray();
+  w.Key("container_names_enabled");
+  w.Bool(false);
+  w.Key("metadata");
+  w.StartObject();
+  kv(w, "cloud_provider", "unknown");
+  kv(w, "agent_version", h.agent_version);
+  w.Key("spawn_time");
+  w.Double(h.spawn_time);
+  kv(w, "run_mode", "standalone_executable");
+  kv(w, "deployment_type", "unknown");
+  kv(w, "kernel_release", h.host.kernel_release);
+  kv(w, "kernel_version", h.host.kernel_version);
+  kv(w, "system_name", h.host.system_name);
+  kv(w, "hypervisor", h.host.hypervisor);
+  kv(w, "processors", h.host.processors);
+  kv(w, "cpu_model_name", h.host.cpu_model_name);
+  kv(w, "cpu_flags", h.host.cpu_flags);
+  kv(w, "memory_capacity_mb", h.host.memory_capacity_mb);
+  kv(w, "hostname", h.host.hostname);
+  kv(w, "system", h.host.system_name);
+  kv(w, "os_name", h.host.os_name);
+  kv(w, "os_release", h.host.os_release);
+  kv(w, "os_codename", h.host.os_codename);
+  kv(w, "libc_type", h.host.libc_type);
+  kv(w, "libc_version", h.host.libc_version);
+  kv(w, "hardware_type", h.host.hardware_type);
+  kv(w, "pid", h.pid);
+  kv(w, "mac_address", h.host.mac_address);
+  kv(w, "private_ip", h.host.private_ip);
+  kv(w, "spawn_uptime_ms", h.host.spawn_uptime_ms);
+  w.Key("cloud_info");
+  w.StartObject();
+  kv(w, "provider", "unknown");
+  w.EndObject();
+  w.Key("run_arguments");
+  rapidjson::Document args;
+  args.Parse(h.run_arguments_json.c_str());
+  if (args.HasParseError() || !args.IsObject())
+    args.SetObject();
+  args.Accept(w);
+  w.Key("external_metadata");
+  w.StartObject();
+  w.EndObject();
+  kv(w, "current_time", iso8601_ms(h.end_ms));
+  kv(w, "profiling_mode", "cpu");
+  w.EndObject();
+  w.Key("metrics");
+  w.StartObject();
+  w.Key("cpu_avg");
+  w.Double(h.cpu_avg);
+  w.Key("mem_avg");
+  w.Double(h.mem_avg);
+  w.EndObject();
+  w.Key("application_metadata");
+  w.StartArray();
+  w.Null();
+  w.EndArray();
+  w.Key("application_metadata_enabled");
+  w.Bool(true);
+  kv(w, "profiling_mode", "cpu");
+  kv(w, "start_time", iso8601_ms(h.start_ms));
+  kv(w, "end_time", iso8601_ms(h.end_ms));
+  w.EndObject();
+  std::string line = "# ";
+  line.append(buf.GetString(), buf.GetSize());
+  line += '\n';
+  return line;
+}
+
+std::string render_col(const col_header& header,
+                       const std::vector<merged_stack>& stacks) {
+  auto out = render_header(header);
+  size_t size = out.size();
+  for (auto& s : stacks)
+    size += s.container.size() + s.stack.size() + 24;
+  out.reserve(size);
+  for (auto& s : stacks) {
+    out += "0;";
+    out += s.container;
+    out += ';';
+    out += s.stack;
+    out += ' ';
+    out += std::to_string(s.count);
+    out += '\n';
+  }
+  return out;
+}
+
+} // namespace gpa::format

@@ -1,0 +1,91 @@
+#include "actors/output_writer.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "actors/format/col.hpp"
+#include "messages/error.hpp"
+#include "runtime/log.hpp"
+
+namespace gpa {
+
+caf::error writer_state::write_one(const std::string& name,
+                                   std::string_view content,
+                                   const std::string& link) {
+  if (auto err = fs->write_atomic(cfg.dir, name, content, 0644))
+    return err;
+  return fs->link_atomic(cfg.dir, name, link);
+}
+
+void writer_state::rotate() {
+  auto entries = fs->list(cfg.dir, "profile_");
+  if (!entries)
+    return;
+  // Names hold the end time in ISO 8601, so name order is time order.
+  for (const char* ext : {".col", ".html"}) {
+    std::vector<std::string> names;
+    for (auto& e : *entries)
+      if (e.regular && e.name.size() > std::strlen(ext)
+          && e.name.compare(e.name.size() - std::strlen(ext), std::string::npos,
+                            ext)
+                 == 0)
+        names.push_back(e.name);
+    auto keep = static_cast<size_t>(cfg.keep);
+    for (size_t i = 0; i + keep < names.size(); ++i) {
+      fs->remove(cfg.dir + "/" + names[i]);
+      ++counts.removed;
+    }
+  }
+}
+
+write_report writer_state::write(const profile& p) {
+  write_report report;
+  report.snapshot_id = p.snapshot_id;
+  auto stem = "profile_" + format::iso8601_ms(p.end_ms);
+  auto fail = [&](const caf::error& err) {
+    report.error = describe(err);
+    ++counts.failed;
+    if (report.error != last_error)
+      log->error("cannot write profile {}: {}; going on", p.snapshot_id,
+                 report.error);
+    last_error = report.error;
+    return report;
+  };
+  if (auto err = fs->make_dirs(cfg.dir, 0755))
+    return fail(err);
+  if (auto err = write_one(stem + ".col", p.col, "last_profile.col"))
+    return fail(err);
+  report.col_path = cfg.dir + "/" + stem + ".col";
+  if (cfg.render_page) {
+    auto page = cfg.render_page(p.col);
+    if (auto err = write_one(stem + ".html", page, "last_flamegraph.html"))
+      return fail(err);
+    report.html_path = cfg.dir + "/" + stem + ".html";
+  }
+  if (cfg.rotating)
+    rotate();
+  if (!last_error.empty())
+    log->info("writing profiles works again");
+  last_error.clear();
+  ++counts.written;
+  log->info("wrote {}", report.col_path);
+  return report;
+}
+
+output_writer_actor::behavior_type
+output_writer(output_writer_actor::stateful_pointer<writer_state> self,
+              writer_config cfg, std::shared_ptr<rt::file_system> fs) {
+  self->state.cfg = std::move(cfg);
+  self->state.fs = std::move(fs);
+  self->state.log = log::get("output");
+  return {
+      [self](write_atom, const profile& p) {
+        self->state.write(p);
+      },
+      [self](stats_atom) {
+        auto& c = self->state.counts;
+        return caf::make_result(c.written, c.failed);
+      },
+  };
+}
+
+} // namespace gpa

@@ -1,0 +1,76 @@
+#pragma once
+
+// The output writer: puts each profile into the output directory as
+// profile_<ISO 8601 end time>.col (and .html unless --no-flamegraph),
+// replaces last_profile.col / last_flamegraph.html atomically, and with
+// --rotating-output keeps only the newest files. A missing, unwritable or
+// full directory is logged and the agent goes on. File writes block, so the
+// real system spawns it detached.
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "messages/profile.hpp"
+#include "runtime/files.hpp"
+
+namespace spdlog {
+class logger;
+} // namespace spdlog
+
+namespace gpa {
+
+/// Renders the flame-graph page of a .col text.
+using page_renderer = std::function<std::string(std::string_view col)>;
+
+/// Counters of the output writer.
+struct writer_counts {
+  uint64_t written = 0;
+  uint64_t failed = 0;
+  uint64_t removed = 0;
+};
+
+/// The output writer's interface: a profile sink plus a request that, being
+/// answered in mailbox order, tells that everything before it is written.
+using output_writer_actor = profile_sink_actor::extend<
+    caf::replies_to<stats_atom>::with<uint64_t, uint64_t>>;
+
+/// Settings of the output writer.
+struct writer_config {
+  std::string dir;
+  bool rotating = false;
+  int64_t keep = 10;
+  /// None: no .html files.
+  page_renderer render_page;
+};
+
+/// The writer's state.
+struct writer_state {
+  static inline const char* name = "output_writer";
+
+  writer_config cfg;
+  std::shared_ptr<rt::file_system> fs;
+  std::shared_ptr<spdlog::logger> log;
+  writer_counts counts;
+  /// The last error, logged once until a write succeeds again.
+  std::string last_error;
+
+  /// Writes one profile; returns what was written or the error.
+  write_report write(const profile& p);
+
+private:
+  caf::error write_one(const std::string& name, std::string_view content,
+                       const std::string& link);
+  void rotate();
+};
+
+/// Spawns as `sys.spawn<caf::detached>(output_writer, cfg, fs)`.
+output_writer_actor::behavior_type
+output_writer(output_writer_actor::stateful_pointer<writer_state> self,
+              writer_config cfg, std::shared_ptr<rt::file_system> fs);
+
+} // namespace gpa

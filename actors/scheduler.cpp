@@ -1,0 +1,346 @@
+#include "actors/scheduler.hpp"
+
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
+#include "messages/error.hpp"
+#include "runtime/log.hpp"
+
+namespace gpa {
+
+namespace {
+
+std::string join(const std::set<std::string>& xs) {
+  std::string result;
+  for (auto& x : xs)
+    result += (result.empty() ? "" : ", ") + x;
+  return result;
+}
+
+long long seconds_of(caf::timespan d) {
+  return std::chrono::duration_cast<std::chrono::seconds>(d).count();
+}
+
+profile_part error_part(uint64_t id, const std::string& profiler,
+                        std::string what, std::string reason) {
+  profile_part part;
+  part.snapshot_id = id;
+  part.profiler = profiler;
+  part.errors.push_back({0, profiler, std::move(what), std::move(reason)});
+  return part;
+}
+
+} // namespace
+
+// -- helpers ------------------------------------------------------------------
+
+int64_t scheduler_state::wall_now() const {
+  auto elapsed = self->clock().now() - t0;
+  return wall0_ms
+         + std::chrono::duration_cast<std::chrono::milliseconds>(elapsed)
+               .count();
+}
+
+profiler_slot* scheduler_state::find(const std::string& name) {
+  for (auto& p : profilers)
+    if (p.name == name)
+      return &p;
+  return nullptr;
+}
+
+bool scheduler_state::resting(const profiler_slot& p, uint64_t id) const {
+  return id < p.backoff_until;
+}
+
+void scheduler_state::count_failure(profiler_slot& p, uint64_t id,
+                                    bool failed) {
+  if (!failed) {
+    if (p.failures >= cfg.backoff_after)
+      log->info("profiler {} works again after {} failures", p.name,
+                p.failures);
+    p.failures = 0;
+    p.backoff_until = 0;
+    return;
+  }
+  ++p.failures;
+  if (p.failures < cfg.backoff_after)
+    return;
+  auto exponent = std::min<uint32_t>(p.failures - cfg.backoff_after, 30);
+  auto rest = std::min<uint64_t>(uint64_t{1} << exponent, cfg.backoff_max);
+  p.backoff_until = id + 1 + rest;
+  if (p.failures == cfg.backoff_after)
+    log->warn("profiler {} failed {} snapshots in a row; backing off "
+              "(resting {} window(s) now, at most {} later)",
+              p.name, p.failures, rest, cfg.backoff_max);
+  else
+    log->debug("profiler {} failed again; resting {} window(s)", p.name, rest);
+}
+
+// -- state machine
+// --------------------------------------------------------------
+
+void scheduler_state::start() {
+  if (started)
+    return;
+  started = true;
+  t0 = self->clock().now();
+  wall0_ms = cfg.wall_clock_ms ? cfg.wall_clock_ms() : 0;
+  open_window();
+  self->delayed_send(self, cfg.duration, tick_atom_v, uint64_t{1});
+}
+
+void scheduler_state::open_window() {
+  snapshot_rec rec;
+  rec.id = next_id++;
+  rec.start_ms = wall_now();
+  rec.opened = self->clock().now();
+  window_info info;
+  info.snapshot_id = rec.id;
+  info.start_ms = rec.start_ms;
+  info.duration = cfg.duration;
+  info.skip_runtime = skip_runtime;
+  for (auto& p : profilers) {
+    if (resting(p, rec.id) || (p.runtime && skip_runtime))
+      continue;
+    rec.participants.push_back(p.name);
+    self->send(p.handle, start_atom_v, info);
+  }
+  recording = std::move(rec);
+}
+
+void scheduler_state::on_tick(uint64_t n) {
+  if (done)
+    return;
+  auto schedule_next = [&] {
+    auto due = t0 + cfg.duration * static_cast<int64_t>(n + 1);
+    auto delay = due - self->clock().now();
+    if (delay < caf::timespan{0})
+      delay = caf::timespan{0};
+    self->delayed_send(self, delay, tick_atom_v, n + 1);
+  };
+  if (collecting) {
+    if (cfg.overlap == overlap_policy::skip) {
+      ++stats.ticks_skipped;
+      if (metrics)
+        metrics->add("gpa_ticks_skipped_total",
+                     "Ticks skipped because a snapshot was still collecting",
+                     1);
+      log->warn("snapshot {} is still collecting (waiting for {}); skipping "
+                "this tick: window {} goes on until the next one",
+                collecting->id, join(collecting->waiting),
+                recording ? recording->id : 0);
+      schedule_next();
+      return;
+    }
+    cut("the next window ended");
+  }
+  close_window();
+  if (cfg.continuous) {
+    open_window();
+    schedule_next();
+  }
+}
+
+void scheduler_state::close_window() {
+  if (!recording)
+    return;
+  auto rec = std::move(*recording);
+  recording.reset();
+  rec.end_ms = wall_now();
+  for (auto& p : profilers) {
+    bool asked
+        = std::find(rec.participants.begin(), rec.participants.end(), p.name)
+          != rec.participants.end();
+    if (!asked) {
+      if (resting(p, rec.id))
+        rec.parts.push_back(error_part(
+            rec.id, p.name, "skipped",
+            "backing off after " + std::to_string(p.failures) + " failures"));
+      continue;
+    }
+    snapshot_request req;
+    req.snapshot_id = rec.id;
+    req.start_ms = rec.start_ms;
+    req.end_ms = rec.end_ms;
+    req.tag = "snap-" + std::to_string(rec.id) + "/" + p.name;
+    req.budget = cfg.grace;
+    p.outstanding.insert(rec.id);
+    rec.waiting.insert(p.name);
+    auto id = rec.id;
+    auto name = p.name;
+    self->request(p.handle, caf::infinite, snapshot_atom_v, std::move(req))
+        .then(
+            [this, name, id](profile_part& part) {
+              on_part(name, id, std::move(part));
+            },
+            [this, name, id](caf::error& err) {
+              on_part(name, id, error_part(id, name, "failed", describe(err)));
+            });
+  }
+  collecting = std::move(rec);
+  if (collecting->waiting.empty()) {
+    finish_collecting();
+    return;
+  }
+  self->delayed_send(self, cfg.grace, deadline_atom_v, collecting->id);
+}
+
+void scheduler_state::on_part(const std::string& profiler, uint64_t id,
+                              profile_part part) {
+  auto slot = find(profiler);
+  if (slot)
+    slot->outstanding.erase(id);
+  if (!collecting || collecting->id != id
+      || collecting->waiting.count(profiler) == 0) {
+    ++stats.late_parts;
+    if (metrics)
+      metrics->add("gpa_late_parts_total",
+                   "Parts that arrived after their snapshot was done", 1,
+                   {{"profiler", profiler}});
+    log->info("dropping the part of {} for snapshot {}: it came after the "
+              "snapshot was done",
+              profiler, id);
+    return;
+  }
+  bool failed = part.processes.empty() && !part.errors.empty();
+  if (slot)
+    count_failure(*slot, id, failed);
+  part.snapshot_id = id;
+  part.profiler = profiler;
+  collecting->waiting.erase(profiler);
+  collecting->parts.push_back(std::move(part));
+  if (collecting->waiting.empty())
+    finish_collecting();
+}
+
+void scheduler_state::on_deadline(uint64_t id) {
+  if (collecting && collecting->id == id)
+    cut("its deadline passed");
+}
+
+void scheduler_state::cut(const char* why) {
+  auto& rec = *collecting;
+  for (auto& name : rec.waiting) {
+    ++stats.timeouts;
+    if (metrics)
+      metrics->add("gpa_profiler_timeouts_total",
+                   "Snapshots in which a profiler missed its deadline", 1,
+                   {{"profiler", name}});
+    log->warn("snapshot {}: profiler {} gave no part within {} s after the "
+              "window ({}); cutting it",
+              rec.id, name, seconds_of(cfg.grace), why);
+    rec.parts.push_back(error_part(rec.id, name, "timed out",
+                                   "no result within "
+                                       + std::to_string(seconds_of(cfg.grace))
+                                       + " s after the window"));
+    if (reaper) {
+      auto tag = "snap-" + std::to_string(rec.id) + "/" + name;
+      self->request(reaper, caf::infinite, cancel_atom_v, tag)
+          .then([](uint32_t) {}, [](caf::error&) {});
+    }
+    if (auto slot = find(name))
+      count_failure(*slot, rec.id, true);
+  }
+  rec.waiting.clear();
+  finish_collecting();
+}
+
+void scheduler_state::finish_collecting() {
+  auto rec = std::move(*collecting);
+  collecting.reset();
+  merge_job job;
+  job.snapshot_id = rec.id;
+  job.start_ms = rec.start_ms;
+  job.end_ms = rec.end_ms;
+  job.parts = std::move(rec.parts);
+  auto took = self->clock().now() - rec.opened;
+  ++merging;
+  auto id = rec.id;
+  self->request(merger, caf::infinite, merge_atom_v, std::move(job))
+      .then(
+          [this, took](merge_summary&) {
+            --merging;
+            ++stats.snapshots_done;
+            if (metrics) {
+              metrics->add("gpa_snapshots_total", "Snapshots merged", 1);
+              metrics->set("gpa_last_snapshot_duration_seconds",
+                           "Window plus collection time of the last snapshot",
+                           std::chrono::duration<double>(took).count());
+            }
+            if (!cfg.continuous && !done) {
+              done = true;
+              if (cfg.on_done)
+                cfg.on_done();
+            }
+          },
+          [this, id](caf::error& err) {
+            --merging;
+            log->error("merging snapshot {} failed: {}", id, describe(err));
+            if (!cfg.continuous && !done) {
+              done = true;
+              if (cfg.on_done)
+                cfg.on_done();
+            }
+          });
+}
+
+void scheduler_state::on_pressure(const pressure_event& ev) {
+  bool skip = ev.level >= pressure_level::critical;
+  if (skip != skip_runtime)
+    log->warn("memory pressure {}: runtime profilers {} from the next window",
+              to_string(ev.level), skip ? "sit out" : "are back");
+  skip_runtime = skip;
+  if (ev.level == pressure_level::emergency && collecting
+      && !collecting->waiting.empty()) {
+    log->warn("memory emergency: stopping the profilers still running for "
+              "snapshot {} ({})",
+              collecting->id, join(collecting->waiting));
+    cut("memory emergency");
+  }
+}
+
+scheduler_stats scheduler_state::current_stats() const {
+  auto result = stats;
+  result.recording = recording ? 1 : 0;
+  result.collecting = collecting ? 1 : 0;
+  result.merging = merging;
+  return result;
+}
+
+// -- behaviour
+// ------------------------------------------------------------------
+
+scheduler_impl::behavior_type
+scheduler(scheduler_impl::stateful_pointer<scheduler_state> self,
+          scheduler_config cfg, std::vector<profiler_slot> profilers,
+          merger_actor merger, reaper_actor reaper,
+          std::shared_ptr<rt::metrics> metrics) {
+  auto& st = self->state;
+  st.self = self;
+  st.cfg = std::move(cfg);
+  st.profilers = std::move(profilers);
+  st.merger = std::move(merger);
+  st.reaper = std::move(reaper);
+  st.metrics = std::move(metrics);
+  st.log = log::get("scheduler");
+  return {
+      [self](start_atom) {
+        self->state.start();
+      },
+      [self](stats_atom) {
+        return self->state.current_stats();
+      },
+      [self](pressure_atom, const pressure_event& ev) {
+        self->state.on_pressure(ev);
+      },
+      [self](tick_atom, uint64_t n) {
+        self->state.on_tick(n);
+      },
+      [self](deadline_atom, uint64_t id) {
+        self->state.on_deadline(id);
+      },
+  };
+}
+
+} // namespace gpa

@@ -1,0 +1,112 @@
+#include "runtime/host_info.hpp"
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+#include <arpa/inet.h>
+#include <gnu/libc-version.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netpacket/packet.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+namespace gpa::rt {
+
+namespace {
+
+std::string trim(std::string x) {
+  auto b = x.find_first_not_of(" \t\"'");
+  auto e = x.find_last_not_of(" \t\"'\n");
+  return b == std::string::npos ? std::string{} : x.substr(b, e - b + 1);
+}
+
+/// Reads "key<sep>value" lines of a small text file.
+std::string field(const std::string& path, const std::string& key, char sep) {
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    auto pos = line.find(sep);
+    if (pos == std::string::npos)
+      continue;
+    if (trim(line.substr(0, pos)) == key)
+      return trim(line.substr(pos + 1));
+  }
+  return {};
+}
+
+void read_network(host_info& info) {
+  ifaddrs* addrs = nullptr;
+  if (::getifaddrs(&addrs) != 0)
+    return;
+  for (auto a = addrs; a != nullptr; a = a->ifa_next) {
+    if (!a->ifa_addr || (a->ifa_flags & IFF_LOOPBACK))
+      continue;
+    if (a->ifa_addr->sa_family == AF_INET && info.private_ip.empty()) {
+      char buf[INET_ADDRSTRLEN] = {};
+      auto sin = reinterpret_cast<sockaddr_in*>(a->ifa_addr);
+      if (::inet_ntop(AF_INET, &sin->sin_addr, buf, sizeof(buf)))
+        info.private_ip = buf;
+    } else if (a->ifa_addr->sa_family == AF_PACKET
+               && info.mac_address.empty()) {
+      auto ll = reinterpret_cast<sockaddr_ll*>(a->ifa_addr);
+      if (ll->sll_halen == 6) {
+        char buf[18];
+        std::snprintf(buf, sizeof(buf), "%02x:%02x:%02x:%02x:%02x:%02x",
+                      ll->sll_addr[0], ll->sll_addr[1], ll->sll_addr[2],
+                      ll->sll_addr[3], ll->sll_addr[4], ll->sll_addr[5]);
+        info.mac_address = buf;
+      }
+    }
+  }
+  ::freeifaddrs(addrs);
+}
+
+} // namespace
+
+host_info read_host_info() {
+  host_info info;
+  char host[256] = {};
+  if (::gethostname(host, sizeof(host) - 1) == 0)
+    info.hostname = host;
+  utsname u{};
+  if (::uname(&u) == 0) {
+    info.kernel_release = u.release;
+    info.kernel_version = u.version;
+    info.system_name = u.sysname;
+    info.hardware_type = u.machine;
+  }
+  info.processors = ::sysconf(_SC_NPROCESSORS_ONLN);
+  info.cpu_model_name = field("/proc/cpuinfo", "model name", ':');
+  info.cpu_flags = field("/proc/cpuinfo", "flags", ':');
+  info.hypervisor = info.cpu_flags.find("hypervisor") != std::string::npos
+                        ? "unknown-hypervisor"
+                        : "none";
+  auto mem = field("/proc/meminfo", "MemTotal", ':');
+  info.memory_capacity_mb = std::atoll(mem.c_str()) / 1024;
+  info.os_name = field("/etc/os-release", "NAME", '=');
+  info.os_release = field("/etc/os-release", "VERSION_ID", '=');
+  info.os_codename = field("/etc/os-release", "VERSION_CODENAME", '=');
+  info.libc_type = "glibc";
+  info.libc_version = ::gnu_get_libc_version();
+  std::ifstream uptime("/proc/uptime");
+  double up = 0;
+  if (uptime >> up)
+    info.spawn_uptime_ms = static_cast<int64_t>(up * 1000);
+  read_network(info);
+  return info;
+}
+
+int64_t wall_clock_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t process_rss_kb(int32_t pid) {
+  auto rss = field("/proc/" + std::to_string(pid) + "/status", "VmRSS", ':');
+  return std::atoll(rss.c_str());
+}
+
+} // namespace gpa::rt

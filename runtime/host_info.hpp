@@ -1,0 +1,44 @@
+#pragma once
+
+// Facts about the host for the .col header's "metadata" object, read once at
+// start (uname, /proc/cpuinfo, /proc/meminfo, /etc/os-release, network).
+
+#include <cstdint>
+#include <string>
+
+namespace gpa::rt {
+
+/// The host as gProfiler's metadata describes it.
+struct host_info {
+  std::string hostname;
+  std::string kernel_release;
+  std::string kernel_version;
+  std::string system_name;
+  std::string hardware_type;
+  int64_t processors = 0;
+  std::string cpu_model_name;
+  std::string cpu_flags;
+  int64_t memory_capacity_mb = 0;
+  std::string hypervisor;
+  std::string os_name;
+  std::string os_release;
+  std::string os_codename;
+  std::string libc_type;
+  std::string libc_version;
+  std::string mac_address;
+  std::string private_ip;
+  /// Host uptime at agent start, milliseconds.
+  int64_t spawn_uptime_ms = 0;
+};
+
+/// Reads the real host. Missing facts stay empty ("unknown" in the header);
+/// nothing here fails.
+host_info read_host_info();
+
+/// Wall clock, milliseconds since the Unix epoch.
+int64_t wall_clock_ms();
+
+/// Resident set size of process `pid` in KiB (VmRSS), or 0 if it is gone.
+int64_t process_rss_kb(int32_t pid);
+
+} // namespace gpa::rt
