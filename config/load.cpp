@@ -447,10 +447,10 @@ std::string to_json(const agent_options& opts) {
 std::string help_text() {
   std::ostringstream out;
   out << "Usage: gprofiler-agent [OPTIONS]\n"
-         "       gprofiler-agent collapse-perf [FILE|-]   perf script text to "
-         "collapsed stacks\n"
-         "       gprofiler-agent flamegraph FILE.col      flame-graph page of "
-         "a profile, to stdout\n"
+         "       gprofiler-agent collapse-perf [FILE|-]  (perf script text to "
+         "stacks)\n"
+         "       gprofiler-agent flamegraph FILE.col     (flame-graph page to "
+         "stdout)\n"
          "       gprofiler-agent upload-file --file-path FILE [OPTIONS]\n"
          "\n"
          "Profiles the whole host, window after window, and writes the "

@@ -1,0 +1,87 @@
+"""Helpers of the end-to-end tests: build the hot program, run the agent,
+read and validate .col files."""
+import json
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LINE = re.compile(r"^(\d+);([^;]*);([^;]+)((?:;[^;]*)*) (\d+)$")
+
+
+def build_hot(workdir):
+    """Compiles hot.c with frame pointers; returns the binary's path."""
+    out = os.path.join(workdir, "hot")
+    subprocess.run(["gcc", "-O0", "-fno-omit-frame-pointer", "-mno-omit-leaf-frame-pointer",
+                    "-o", out, os.path.join(HERE, "hot.c")], check=True)
+    return out
+
+
+def agent_env():
+    return {k: v for k, v in os.environ.items() if not k.startswith("GPROFILER_")}
+
+
+def start_agent(agent, args, log_path):
+    log = open(log_path, "w")
+    return subprocess.Popen([agent, "--pid-file", "", "--log-file", ""] + args,
+                            stdout=log, stderr=subprocess.STDOUT, env=agent_env())
+
+
+def children_of(pid):
+    """PIDs whose parent is pid, from /proc."""
+    result = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        if int(fields[1]) == pid:
+            result.append(int(entry))
+    return result
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    except OSError:
+        return False
+
+
+def parse_col(path):
+    """Reads a .col file; returns (header dict, [(index, container, comm,
+    frames, count)]). Raises AssertionError on any malformed line."""
+    with open(path) as f:
+        text = f.read()
+    assert text.endswith("\n"), f"{path}: does not end with a newline"
+    lines = text.split("\n")[:-1]
+    assert lines[0].startswith("# "), f"{path}: first line is not '# ' + JSON"
+    header = json.loads(lines[0][2:])
+    stacks = []
+    for n, line in enumerate(lines[1:], start=2):
+        m = LINE.match(line)
+        assert m, f"{path}:{n}: malformed line {line!r}"
+        frames = [f for f in m.group(4).split(";") if f != ""] if m.group(4) else []
+        stacks.append((int(m.group(1)), m.group(2), m.group(3), frames, int(m.group(5))))
+    return header, stacks
+
+
+HEADER_KEYS = ["containers", "container_names_enabled", "metadata", "metrics",
+               "application_metadata", "application_metadata_enabled",
+               "profiling_mode"]
+METADATA_KEYS = ["cloud_provider", "agent_version", "spawn_time", "run_mode",
+                 "deployment_type", "kernel_release", "kernel_version",
+                 "system_name", "hypervisor", "processors", "cpu_model_name",
+                 "cpu_flags", "memory_capacity_mb", "hostname", "system",
+                 "os_name", "os_release", "os_codename", "libc_type",
+                 "libc_version", "hardware_type", "pid", "mac_address",
+                 "private_ip", "spawn_uptime_ms", "cloud_info", "run_arguments",
+                 "external_metadata", "current_time", "profiling_mode"]

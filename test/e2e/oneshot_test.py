@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""As root: one window of the real agent while a CPU-bound program runs
+gives one .col in gProfiler's format with the program's hot functions under
+its comm, kernel frames marked _[k], and as many samples as perf takes.
+
+Usage: oneshot_test.py /path/to/gprofiler-agent
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+from common import (HEADER_KEYS, METADATA_KEYS, build_hot, parse_col,
+                    start_agent)
+
+AGENT = None
+
+
+class OneShot(unittest.TestCase):
+    def test_one_window_profile(self):
+        work = tempfile.mkdtemp(prefix="gpa-e2e-")
+        out = os.path.join(work, "out")
+        hot = subprocess.Popen([build_hot(work), "60"])
+        try:
+            freq, secs = 99, 5
+            agent = start_agent(AGENT, ["-o", out, "-d", str(secs), "-f", str(freq)],
+                                os.path.join(work, "agent.log"))
+            rc = agent.wait(timeout=120)
+            log = open(os.path.join(work, "agent.log")).read()
+            self.assertEqual(rc, 0, log)
+        finally:
+            hot.kill()
+            hot.wait()
+        cols = [f for f in os.listdir(out) if f.startswith("profile_") and f.endswith(".col")]
+        self.assertEqual(len(cols), 1, os.listdir(out))
+        self.assertEqual(os.readlink(os.path.join(out, "last_profile.col")), cols[0])
+        header, stacks = parse_col(os.path.join(out, cols[0]))
+        for key in HEADER_KEYS:
+            self.assertIn(key, header)
+        for key in METADATA_KEYS:
+            self.assertIn(key, header["metadata"])
+        self.assertTrue(header["application_metadata_enabled"])
+        self.assertEqual(header["application_metadata"], [None])
+        self.assertEqual(header["metadata"]["run_arguments"]["profiling_duration"], secs)
+        self.assertIn("cpu_avg", header["metrics"])
+        self.assertIn("mem_avg", header["metrics"])
+        self.assertGreater(len(stacks), 0)
+        for index, container, comm, frames, count in stacks:
+            self.assertEqual(index, 0)
+            self.assertGreater(count, 0)
+        # The hot program's functions, root first, under its comm.
+        hot_stacks = [s for s in stacks if s[2] == "hot"]
+        self.assertTrue(hot_stacks, "no stack of the hot program")
+        hot_samples = sum(s[4] for s in hot_stacks)
+        chained = sum(s[4] for s in hot_stacks
+                      if "hot_middle" in s[3] and "hot_leaf" in s[3]
+                      and s[3].index("hot_middle") < s[3].index("hot_leaf"))
+        self.assertGreater(chained, hot_samples // 2, hot_stacks[:5])
+        # Kernel frames are marked.
+        kernel = [f for s in stacks for f in s[3] if f.endswith("_[k]")]
+        self.assertTrue(kernel, "no kernel frame")
+        # perf samples every CPU at the frequency (cpu-clock counts idle
+        # time too): the counts add up to what perf took, within 10%.
+        total = sum(s[4] for s in stacks
+                    if not (s[3] and s[3][0].startswith("[Profiling")))
+        expected = freq * secs * os.cpu_count()
+        self.assertGreater(total, expected * 0.9, f"{total} samples, expected ~{expected}")
+        self.assertLess(total, expected * 1.1, f"{total} samples, expected ~{expected}")
+        # No error stack: perf worked.
+        errors = [s for s in stacks if s[3] and s[3][0].startswith("[Profiling")]
+        self.assertEqual(errors, [])
+        shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    AGENT = os.path.abspath(sys.argv.pop(1))
+    unittest.main(verbosity=2)

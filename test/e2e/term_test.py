@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""As root: SIGTERM to a running agent makes it exit 0 within 5 s, with no
+child process left behind and its private temporary directory removed.
+
+Usage: term_test.py /path/to/gprofiler-agent
+"""
+import glob
+import os
+import signal
+import sys
+import tempfile
+import time
+import unittest
+
+from common import alive, children_of, start_agent
+
+AGENT = None
+
+
+class Term(unittest.TestCase):
+    def run_and_stop(self, sig):
+        work = tempfile.mkdtemp(prefix="gpa-term-")
+        out = os.path.join(work, "out")
+        temp_root = os.path.join(work, "tmp")
+        os.mkdir(temp_root)
+        agent = start_agent(AGENT, ["-o", out, "-c", "-d", "2", "--temp-dir", temp_root],
+                            os.path.join(work, "agent.log"))
+        # Wait until it profiles (perf record running, a profile written).
+        deadline = time.time() + 60
+        while time.time() < deadline and not glob.glob(os.path.join(out, "profile_*.col")):
+            time.sleep(0.2)
+        log = lambda: open(os.path.join(work, "agent.log")).read()
+        self.assertTrue(glob.glob(os.path.join(out, "profile_*.col")), log())
+        children = children_of(agent.pid)
+        self.assertTrue(children, "perf record should be running")
+        self.assertEqual(len(glob.glob(os.path.join(temp_root, "gprofiler-agent.*"))), 1)
+        t0 = time.time()
+        agent.send_signal(sig)
+        rc = agent.wait(timeout=10)
+        took = time.time() - t0
+        self.assertEqual(rc, 0, log())
+        self.assertLess(took, 5.0)
+        time.sleep(0.5)
+        left = [pid for pid in children if alive(pid)]
+        self.assertEqual(left, [], "children left behind")
+        self.assertEqual(glob.glob(os.path.join(temp_root, "gprofiler-agent.*")), [])
+        self.assertIn("shutting down", log())
+
+    def test_sigterm(self):
+        self.run_and_stop(signal.SIGTERM)
+
+    def test_sigint(self):
+        self.run_and_stop(signal.SIGINT)
+
+
+if __name__ == "__main__":
+    AGENT = os.path.abspath(sys.argv.pop(1))
+    unittest.main(verbosity=2)
