@@ -42,27 +42,16 @@ using namespace std::chrono_literals;
 /// How long the ordered shutdown may take before the agent stops waiting.
 constexpr auto shutdown_budget = 4s;
 
-/// The actors of a running agent, in spawn order, and what is needed to
-/// stop them in the right order.
-struct running_agent {
+/// Stops the actors last-spawned first, waiting for each. The output
+/// writer first finishes what is in its mailbox (it answers a request in
+/// mailbox order).
+struct shutdown_state {
   caf::actor_system& sys;
-  /// Spawn order; stopped last-first.
-  std::vector<caf::actor> actors;
-  /// Sinks to drain before they stop (answer a request in mailbox order).
-  output_writer_actor writer;
+  const agent_actors& actors;
   uint64_t written = 0;
   uint64_t write_failures = 0;
 
-  explicit running_agent(caf::actor_system& sys) : sys(sys) {}
-
-  template <class Handle>
-  void add(const Handle& h) {
-    actors.push_back(caf::actor_cast<caf::actor>(h));
-  }
-
-  /// Stops the actors last-spawned first, waiting for each. Sinks first
-  /// finish what is in their mailboxes.
-  void shutdown() {
+  void run() {
     caf::scoped_actor self{sys};
     auto deadline = std::chrono::steady_clock::now() + shutdown_budget;
     auto left = [&] {
@@ -70,9 +59,10 @@ struct running_agent {
       return std::chrono::duration_cast<std::chrono::milliseconds>(d < 0s ? 0s
                                                                           : d);
     };
-    for (auto i = actors.rbegin(); i != actors.rend(); ++i) {
-      if (writer && *i == caf::actor_cast<caf::actor>(writer)) {
-        self->request(writer, left(), stats_atom_v)
+    auto writer = caf::actor_cast<caf::actor>(actors.writer);
+    for (auto i = actors.order.rbegin(); i != actors.order.rend(); ++i) {
+      if (writer && *i == writer) {
+        self->request(actors.writer, left(), stats_atom_v)
             .receive(
                 [&](uint64_t ok, uint64_t failed) {
                   written = ok;
@@ -94,11 +84,133 @@ struct running_agent {
   }
 };
 
-std::string run_arguments_json(const agent_options& opts) {
-  return config::to_json(opts);
+} // namespace
+
+agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
+                         const agent_runtime& rt,
+                         std::function<void()> on_done) {
+  agent_actors a;
+  auto add = [&](const auto& handle) {
+    a.order.push_back(caf::actor_cast<caf::actor>(handle));
+  };
+
+  reaper_config rcfg;
+  rcfg.max_children = static_cast<uint32_t>(opts.reaper.max_children);
+  rcfg.max_queued = static_cast<uint32_t>(opts.reaper.max_queued);
+  rcfg.temp_dir = rt.temp_dir;
+  a.reaper = caf::actor_cast<reaper_actor>(
+      sys.spawn(process_reaper, rt.launcher, rcfg));
+  add(a.reaper);
+
+  std::vector<profile_sink_actor> sinks;
+  if (!opts.output.dir.empty()) {
+    writer_config wcfg;
+    wcfg.dir = opts.output.dir;
+    wcfg.rotating = opts.output.rotating;
+    wcfg.keep = opts.output.rotating_keep;
+    a.writer = rt.detach_blocking
+                   ? sys.spawn<caf::detached>(output_writer, wcfg, rt.fs)
+                   : sys.spawn(output_writer, wcfg, rt.fs);
+    add(a.writer);
+    sinks.push_back(caf::actor_cast<profile_sink_actor>(a.writer));
+  }
+
+  merger_config mcfg;
+  mcfg.header.host = rt.host;
+  mcfg.header.agent_version = agent_version;
+  mcfg.header.spawn_time = static_cast<double>(rt.spawn_ms) / 1000.0;
+  mcfg.header.pid = rt.pid;
+  mcfg.header.run_arguments_json = config::to_json(opts);
+  a.merger = sys.spawn(merger, mcfg, sinks);
+  add(a.merger);
+
+  if (opts.perf.mode != "disabled") {
+    perf_config pcfg;
+    pcfg.perf_path = opts.perf.path;
+    pcfg.mode = opts.perf.mode;
+    pcfg.frequency = opts.scheduler.frequency;
+    pcfg.dwarf_stack_size = opts.perf.dwarf_stack_size;
+    pcfg.pids = opts.scheduler.pids;
+    pcfg.mmap_pages = opts.perf.mmap_pages;
+    pcfg.rss_limit_kb = opts.perf.rss_limit_mb * 1024;
+    pcfg.temp_dir = rt.temp_dir;
+    pcfg.kill_grace = opts.reaper.kill_grace;
+    pcfg.probe_timeout = opts.perf.start_timeout;
+    pcfg.rss_kb = rt.rss_kb;
+    auto perf
+        = sys.spawn(perf_profiler, pcfg, a.reaper, rt.fs, rt.work, rt.metrics);
+    add(perf);
+    profiler_slot slot;
+    slot.name = "perf";
+    slot.handle = caf::actor_cast<profiler_actor>(perf);
+    a.profilers.push_back(std::move(slot));
+  }
+
+  scheduler_config scfg;
+  scfg.duration = opts.scheduler.duration;
+  scfg.grace = opts.scheduler.profiler_grace;
+  scfg.overlap = opts.scheduler.overlap;
+  scfg.continuous = opts.scheduler.continuous;
+  scfg.wall_clock_ms = rt.wall_clock_ms;
+  scfg.backoff_after
+      = static_cast<uint32_t>(opts.scheduler.backoff_after_failures);
+  scfg.backoff_max
+      = static_cast<uint32_t>(opts.scheduler.backoff_max_snapshots);
+  scfg.on_done = std::move(on_done);
+  a.scheduler = caf::actor_cast<scheduler_actor>(
+      sys.spawn(scheduler, scfg, a.profilers, a.merger, a.reaper, rt.metrics));
+  add(a.scheduler);
+  return a;
 }
 
-} // namespace
+void start_agent(caf::actor_system& sys, const agent_actors& actors,
+                 caf::timespan bound) {
+  auto profilers = actors.profilers;
+  auto sched = actors.scheduler;
+  sys.spawn([profilers, sched, bound](caf::event_based_actor* self) {
+    auto lg = log::get("agent");
+    auto pending = std::make_shared<size_t>(profilers.size());
+    auto started = std::make_shared<bool>(false);
+    auto start = [self, sched, started] {
+      if (!*started) {
+        *started = true;
+        self->send(sched, start_atom_v);
+      }
+    };
+    if (profilers.empty()) {
+      lg->warn("no profiler is enabled: profiles will be empty");
+      start();
+      return;
+    }
+    for (auto& p : profilers) {
+      auto name = p.name;
+      self->request(p.handle, bound, prepare_atom_v)
+          .then(
+              [=](const std::string& status) {
+                if (status.empty())
+                  lg->info("profiler {} is ready", name);
+                else
+                  lg->error("profiler {} cannot profile: {}", name, status);
+                if (--*pending == 0)
+                  start();
+              },
+              [=](caf::error& err) {
+                if (err == caf::sec::request_timeout)
+                  lg->warn(
+                      "profiler {} is not ready after {} s; starting "
+                      "without it",
+                      name,
+                      std::chrono::duration_cast<std::chrono::seconds>(bound)
+                          .count());
+                else
+                  lg->error("profiler {} failed to prepare: {}", name,
+                            describe(err));
+                if (--*pending == 0)
+                  start();
+              });
+    }
+  });
+}
 
 int run_agent(const agent_options& opts) {
   auto lg = log::get("agent");
@@ -114,116 +226,24 @@ int run_agent(const agent_options& opts) {
     lg->critical("{}", ex.what());
     return 1;
   }
-  auto spawn_ms = rt::wall_clock_ms();
-  std::shared_ptr<rt::process_launcher> launcher = rt::make_posix_launcher();
-  auto fs = rt::make_posix_file_system();
-  auto work = rt::make_thread_work_queue();
-  auto metrics = std::make_shared<rt::metrics>();
+  agent_runtime rt;
+  rt.spawn_ms = rt::wall_clock_ms();
+  rt.launcher = rt::make_posix_launcher();
+  rt.fs = rt::make_posix_file_system();
+  rt.work = rt::make_thread_work_queue();
+  rt.metrics = std::make_shared<rt::metrics>();
+  rt.wall_clock_ms = rt::wall_clock_ms;
+  rt.rss_kb = rt::process_rss_kb;
+  rt.host = rt::read_host_info();
+  rt.temp_dir = temp->path();
+  rt.pid = static_cast<int32_t>(::getpid());
   std::atomic<bool> done{false};
-  running_agent agent{sys};
-
-  // -- spawn and wire, dependencies first ------------------------------------
-
-  reaper_config rcfg;
-  rcfg.max_children = static_cast<uint32_t>(opts.reaper.max_children);
-  rcfg.max_queued = static_cast<uint32_t>(opts.reaper.max_queued);
-  rcfg.temp_dir = temp->path();
-  auto reaper = caf::actor_cast<reaper_actor>(
-      sys.spawn(process_reaper, launcher, rcfg));
-  agent.add(reaper);
-
-  std::vector<profile_sink_actor> sinks;
-  if (!opts.output.dir.empty()) {
-    writer_config wcfg;
-    wcfg.dir = opts.output.dir;
-    wcfg.rotating = opts.output.rotating;
-    wcfg.keep = opts.output.rotating_keep;
-    auto writer = sys.spawn<caf::detached>(output_writer, wcfg, fs);
-    agent.writer = writer;
-    agent.add(writer);
-    sinks.push_back(caf::actor_cast<profile_sink_actor>(writer));
-  }
-
-  merger_config mcfg;
-  mcfg.header.host = rt::read_host_info();
-  mcfg.header.agent_version = agent_version;
-  mcfg.header.spawn_time = static_cast<double>(spawn_ms) / 1000.0;
-  mcfg.header.pid = static_cast<int32_t>(::getpid());
-  mcfg.header.run_arguments_json = run_arguments_json(opts);
-  auto merger_handle = sys.spawn(merger, mcfg, sinks);
-  agent.add(merger_handle);
-
-  std::vector<profiler_slot> profilers;
-  if (opts.perf.mode != "disabled") {
-    perf_config pcfg;
-    pcfg.perf_path = opts.perf.path;
-    pcfg.mode = opts.perf.mode;
-    pcfg.frequency = opts.scheduler.frequency;
-    pcfg.dwarf_stack_size = opts.perf.dwarf_stack_size;
-    pcfg.pids = opts.scheduler.pids;
-    pcfg.mmap_pages = opts.perf.mmap_pages;
-    pcfg.rss_limit_kb = opts.perf.rss_limit_mb * 1024;
-    pcfg.temp_dir = temp->path();
-    pcfg.kill_grace = opts.reaper.kill_grace;
-    pcfg.rss_kb = rt::process_rss_kb;
-    auto perf = sys.spawn(perf_profiler, pcfg, reaper, fs, work, metrics);
-    agent.add(perf);
-    profiler_slot slot;
-    slot.name = "perf";
-    slot.handle = caf::actor_cast<profiler_actor>(perf);
-    profilers.push_back(std::move(slot));
-  }
-
-  scheduler_config scfg;
-  scfg.duration = opts.scheduler.duration;
-  scfg.grace = opts.scheduler.profiler_grace;
-  scfg.overlap = opts.scheduler.overlap;
-  scfg.continuous = opts.scheduler.continuous;
-  scfg.wall_clock_ms = rt::wall_clock_ms;
-  scfg.backoff_after
-      = static_cast<uint32_t>(opts.scheduler.backoff_after_failures);
-  scfg.backoff_max
-      = static_cast<uint32_t>(opts.scheduler.backoff_max_snapshots);
-  scfg.on_done = [&done] {
+  auto actors = spawn_agent(sys, opts, rt, [&done] {
     done = true;
-  };
-  auto sched = caf::actor_cast<scheduler_actor>(
-      sys.spawn(scheduler, scfg, profilers, merger_handle, reaper, metrics));
-  agent.add(sched);
-
-  // -- get the profilers ready, then start the cadence
-  // -------------------------
-
-  sys.spawn([profilers, sched, lg](caf::event_based_actor* self) {
-    auto pending = std::make_shared<size_t>(profilers.size());
-    if (profilers.empty()) {
-      lg->warn("no profiler is enabled: profiles will be empty");
-      self->send(sched, start_atom_v);
-      return;
-    }
-    for (auto& p : profilers) {
-      auto name = p.name;
-      self->request(p.handle, caf::infinite, prepare_atom_v)
-          .then(
-              [=](const std::string& status) {
-                if (status.empty())
-                  lg->info("profiler {} is ready", name);
-                else
-                  lg->error("profiler {} cannot profile: {}", name, status);
-                if (--*pending == 0)
-                  self->send(sched, start_atom_v);
-              },
-              [=](caf::error& err) {
-                lg->error("profiler {} failed to prepare: {}", name,
-                          describe(err));
-                if (--*pending == 0)
-                  self->send(sched, start_atom_v);
-              });
-    }
   });
-
+  start_agent(sys, actors, opts.perf.start_timeout);
   lg->info("gprofiler-agent {} running (PID {}), {} window(s) of {} s",
-           agent_version, ::getpid(),
+           agent_version, rt.pid,
            opts.scheduler.continuous ? "continuous" : "one",
            opts.scheduler.duration.count());
 
@@ -235,23 +255,24 @@ int run_agent(const agent_options& opts) {
     sig = rt::wait_termination_signal(200ms);
   if (sig != 0)
     lg->info("received {}; shutting down", strsignal(sig));
+  shutdown_state stop{sys, actors};
   std::atomic<bool> stopped{false};
   std::thread stopper([&] {
-    agent.shutdown();
+    stop.run();
     stopped = true;
   });
   while (!stopped) {
     if (int again = rt::wait_termination_signal(100ms); again != 0) {
       lg->warn("received {} again; forcing the exit", strsignal(again));
-      launcher->kill_all();
+      rt.launcher->kill_all();
       log::shutdown();
       std::_Exit(1);
     }
   }
   stopper.join();
   int status = 0;
-  if (!opts.scheduler.continuous && sig == 0 && agent.writer
-      && agent.written == 0) {
+  if (!opts.scheduler.continuous && sig == 0 && actors.writer
+      && stop.written == 0) {
     lg->error("the profile could not be written to {}", opts.output.dir);
     status = 1;
   }

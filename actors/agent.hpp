@@ -1,10 +1,73 @@
 #pragma once
 
 // The one place where the agent's actors are spawned, wired and shut down.
+// spawn_agent() is used by the real agent and by the deterministic
+// simulation alike; only the runtime (the OS effects) differs.
 
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+
+#include "actors/output_writer.hpp"
+#include "actors/scheduler.hpp"
 #include "config/options.hpp"
+#include "messages/reaper.hpp"
+#include "messages/scheduler.hpp"
+#include "runtime/files.hpp"
+#include "runtime/host_info.hpp"
+#include "runtime/metrics.hpp"
+#include "runtime/process_launcher.hpp"
+#include "runtime/work_queue.hpp"
 
 namespace gpa {
+
+/// Every OS effect the agent's actors use, handed to them at spawn.
+struct agent_runtime {
+  std::shared_ptr<rt::process_launcher> launcher;
+  std::shared_ptr<rt::file_system> fs;
+  std::shared_ptr<rt::work_queue> work;
+  std::shared_ptr<rt::metrics> metrics;
+  /// Wall clock, milliseconds since the Unix epoch.
+  std::function<int64_t()> wall_clock_ms;
+  /// RSS of a process in KiB.
+  std::function<int64_t(int32_t)> rss_kb;
+  rt::host_info host;
+  /// The agent's private temporary directory.
+  std::string temp_dir;
+  int32_t pid = 0;
+  /// Agent start, milliseconds since the Unix epoch.
+  int64_t spawn_ms = 0;
+  /// Actors that block (file writes) get their own thread. Off in the
+  /// simulation, where nothing blocks.
+  bool detach_blocking = true;
+};
+
+/// The spawned actors.
+struct agent_actors {
+  reaper_actor reaper;
+  output_writer_actor writer;
+  merger_actor merger;
+  std::vector<profiler_slot> profilers;
+  scheduler_actor scheduler;
+  /// Everything, in spawn order (stopped in reverse).
+  std::vector<caf::actor> order;
+};
+
+/// Spawns and wires the agent's actors. `on_done` is called once a one-shot
+/// run has merged its snapshot.
+agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
+                         const agent_runtime& rt,
+                         std::function<void()> on_done);
+
+/// Asks every profiler to get ready, then starts the scheduler: when all are
+/// ready, or after `bound`, whichever comes first (profilers that are not
+/// ready yet get timeout stacks until they are).
+void start_agent(caf::actor_system& sys, const agent_actors& actors,
+                 caf::timespan bound);
 
 /// Runs the agent with `opts` until its work is done (one window without
 /// --continuous) or SIGINT/SIGTERM arrives. Shuts the actors down in order,

@@ -293,9 +293,16 @@ void perf_state::on_snapshot(
     fail_window(req.snapshot_id, "failed", fatal);
     return;
   }
-  if (segment_window != req.snapshot_id || !ready) {
-    fail_window(req.snapshot_id, "failed",
-                "perf was not recording during this window");
+  if (!ready) {
+    // perf is starting, restarting or hung: the window waits for data that
+    // may still come; the scheduler's deadline decides when to stop waiting.
+    // Only the newest few windows wait.
+    waiting_for_perf.push_back(req.snapshot_id);
+    while (waiting_for_perf.size() > max_waiting_windows) {
+      fail_window(waiting_for_perf.front(), "failed",
+                  "perf record was not running");
+      waiting_for_perf.pop_front();
+    }
     segment_window = 0;
     return;
   }
@@ -352,6 +359,10 @@ void perf_state::on_poll() {
       ready = true;
       warming = false;
       log->info("perf record is running");
+      // Windows that waited for perf have no data of it.
+      for (auto id : waiting_for_perf)
+        fail_window(id, "failed", "perf record was not running");
+      waiting_for_perf.clear();
       for (auto& p : prepare_waiters)
         p.deliver(std::string{});
       prepare_waiters.clear();

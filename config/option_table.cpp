@@ -263,6 +263,10 @@ std::vector<option_spec> build_table() {
             1 << 20, "perf is restarted once its RSS passes this many MB");
   t.integer("perf-mmap-pages", 0, &ao::perf, &perf_options::mmap_pages, 1,
             1 << 20, "perf's ring buffer size, in pages");
+  t.integer("perf-start-timeout", 0, &ao::perf, &perf_options::start_timeout, 1,
+            3600,
+            "Seconds perf gets to start; a perf that hangs longer is "
+            "restarted");
 
   t.group = "Runtime profilers";
   t.runtime("java", &runtime_options::java_mode, {"perf-map", "ap", "disabled"},

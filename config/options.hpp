@@ -70,6 +70,9 @@ struct perf_options {
   int64_t rss_limit_mb = 512;
   /// perf's ring buffer, in pages (-m).
   int64_t mmap_pages = 129;
+  /// Time perf gets for each start-up step (test recording, getting ready);
+  /// a perf record that is not ready by then is restarted.
+  std::chrono::seconds start_timeout{30};
 };
 
 /// Options shared by the runtime profilers (Java, Python, ...).
