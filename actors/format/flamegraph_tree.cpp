@@ -367,9 +367,10 @@ bool flame_tree::add_stack(std::string_view container,
     }
     at = child(at, intern(frame));
     nodes_[at].total += count;
-    if (depth > 1 && !error_seen && starts_with(frame, "[Profiling")) {
+    if (!error_seen && starts_with(frame, "[Profiling")) {
+      // "comm;[Profiling ...]"; a stack that is only the error has no comm.
       error_seen = true;
-      note_error(comm, frame, count);
+      note_error(depth > 1 ? comm : std::string_view{}, frame, count);
     }
   }
   return true;

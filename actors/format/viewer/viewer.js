@@ -1,5 +1,5 @@
 /* gprofiler-agent's flame-graph viewer: the glue between the profile that
-   the agent embeds in the page (JSON in <script id="gpa-profile">, written by
+   the agent embeds in the page (the JSON block "gpa-profile", written by
    actors/format/flamegraph_tree.cpp) and d3-flame-graph. It builds the tree
    to draw (one child of "all" per process, filtered by process and
    container), and wires search, zoom, tooltips, colours and the header.
