@@ -310,28 +310,99 @@ flame_tree::flame_tree(std::string_view text, tree_options opts) : opts_(opts) {
   parse(text);
 }
 
+namespace {
+
+// Spreads the bits of an edge key over the table (splitmix64's finaliser).
+uint64_t mix(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  x ^= x >> 31;
+  return x;
+}
+
+constexpr size_t arena_chunk = 1 << 20;
+
+} // namespace
+
+std::string_view flame_tree::store(std::string_view name) {
+  if (name.size() > arena_left_) {
+    auto size = std::max(arena_chunk, name.size());
+    arena_.emplace_back(new char[size]);
+    arena_next_ = arena_.back().get();
+    arena_left_ = size;
+  }
+  std::copy(name.begin(), name.end(), arena_next_);
+  std::string_view copy{arena_next_, name.size()};
+  arena_next_ += name.size();
+  arena_left_ -= name.size();
+  return copy;
+}
+
+void flame_tree::grow_names() {
+  std::vector<name_slot> slots(std::max<size_t>(1024, name_slots_.size() * 2));
+  auto mask = slots.size() - 1;
+  for (auto& old : name_slots_) {
+    if (old.id == 0)
+      continue;
+    auto i = old.hash & mask;
+    while (slots[i].id != 0)
+      i = (i + 1) & mask;
+    slots[i] = old;
+  }
+  name_slots_.swap(slots);
+}
+
 uint32_t flame_tree::intern(std::string_view name) {
   std::string fixed;
   if (!is_valid_utf8(name)) {
     fixed = sanitize_utf8(name);
     name = fixed;
   }
-  if (auto it = name_ids_.find(name); it != name_ids_.end())
-    return it->second;
+  if ((names_.size() + 1) * 2 > name_slots_.size())
+    grow_names();
+  auto hash = std::hash<std::string_view>{}(name);
+  auto mask = name_slots_.size() - 1;
+  auto i = hash & mask;
+  for (; name_slots_[i].id != 0; i = (i + 1) & mask) {
+    auto& slot = name_slots_[i];
+    if (slot.hash == hash && names_[slot.id - 1] == name)
+      return slot.id - 1;
+  }
   auto id = static_cast<uint32_t>(names_.size());
-  names_.emplace_back(name);
-  kinds_.push_back(classify_frame(names_.back()));
-  name_ids_.emplace(names_.back(), id);
+  names_.push_back(store(name));
+  kinds_.push_back(classify_frame(name));
+  name_slots_[i] = name_slot{hash, id + 1};
   return id;
 }
 
+void flame_tree::grow_children() {
+  std::vector<edge_slot> slots(std::max<size_t>(1024, child_slots_.size() * 2));
+  auto mask = slots.size() - 1;
+  for (auto& old : child_slots_) {
+    if (old.key == 0)
+      continue;
+    auto i = mix(old.key) & mask;
+    while (slots[i].key != 0)
+      i = (i + 1) & mask;
+    slots[i] = old;
+  }
+  child_slots_.swap(slots);
+}
+
 flame_tree::node_id flame_tree::child(node_id parent, uint32_t name) {
-  auto key = (static_cast<uint64_t>(parent) << 32) | name;
-  auto [it, added] = children_.try_emplace(key, 0);
-  if (!added)
-    return it->second;
+  if ((child_count_ + 1) * 2 > child_slots_.size())
+    grow_children();
+  auto key = ((static_cast<uint64_t>(parent) << 32) | name) + 1;
+  auto mask = child_slots_.size() - 1;
+  auto i = mix(key) & mask;
+  for (; child_slots_[i].key != 0; i = (i + 1) & mask)
+    if (child_slots_[i].key == key)
+      return child_slots_[i].child;
   auto id = static_cast<node_id>(nodes_.size());
-  it->second = id;
+  child_slots_[i] = edge_slot{key, id};
+  ++child_count_;
   node n;
   n.name = name;
   n.parent = parent;

@@ -12,7 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -129,7 +129,7 @@ public:
   }
 
   /// The distinct names, valid UTF-8; names()[0] is "all".
-  const std::deque<std::string>& names() const {
+  const std::vector<std::string_view>& names() const {
     return names_;
   }
 
@@ -211,6 +211,15 @@ private:
   /// Returns the child of `parent` named `name`, adding it if new.
   node_id child(node_id parent, uint32_t name);
 
+  /// Copies `name` into the arena and returns the copy.
+  std::string_view store(std::string_view name);
+
+  /// Doubles name_slots_ and re-inserts every name.
+  void grow_names();
+
+  /// Doubles the edge table and re-inserts every edge.
+  void grow_children();
+
   /// Adds `count` samples to the error (`comm`, `text`).
   void note_error(std::string_view comm, std::string_view text, uint64_t count);
 
@@ -222,14 +231,31 @@ private:
   tree_options opts_;
   /// The trie; nodes_[0] is the root.
   std::vector<node> nodes_;
-  /// Interned names; a deque so that name_ids_' keys stay valid.
-  std::deque<std::string> names_;
+  /// Interned names, pointing into arena_.
+  std::vector<std::string_view> names_;
+  /// Storage of the names' bytes, in chunks that never move.
+  std::vector<std::unique_ptr<char[]>> arena_;
+  /// Bytes left in the last chunk of arena_, and where they start.
+  size_t arena_left_ = 0;
+  char* arena_next_ = nullptr;
   /// kinds_[i] is classify_frame(names_[i]).
   std::vector<frame_kind> kinds_;
-  /// Name to id.
-  std::unordered_map<std::string_view, uint32_t> name_ids_;
-  /// (parent << 32 | name) to child.
-  std::unordered_map<uint64_t, node_id> children_;
+  /// A slot of the name index: the name's hash and id + 1 (0: free).
+  struct name_slot {
+    size_t hash = 0;
+    uint32_t id = 0;
+  };
+  /// Open-addressing index of names_.
+  std::vector<name_slot> name_slots_;
+  /// A slot of the edge index: (parent << 32 | name) + 1 (0: free), child.
+  struct edge_slot {
+    uint64_t key = 0;
+    node_id child = 0;
+  };
+  /// Open-addressing index of the trie's edges.
+  std::vector<edge_slot> child_slots_;
+  /// Edges in child_slots_.
+  size_t child_count_ = 0;
   /// The fields of the line being read.
   std::vector<std::string_view> scratch_;
   /// (comm, NUL, text) to index in errors_.
