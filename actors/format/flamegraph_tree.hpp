@@ -235,21 +235,26 @@ private:
   std::vector<std::string_view> names_;
   /// Storage of the names' bytes, in chunks that never move.
   std::vector<std::unique_ptr<char[]>> arena_;
-  /// Bytes left in the last chunk of arena_, and where they start.
+  /// Bytes left in the last chunk of arena_.
   size_t arena_left_ = 0;
+  /// Where the bytes left in the last chunk start.
   char* arena_next_ = nullptr;
   /// kinds_[i] is classify_frame(names_[i]).
   std::vector<frame_kind> kinds_;
   /// A slot of the name index: the name's hash and id + 1 (0: free).
   struct name_slot {
+    /// std::hash of the name.
     size_t hash = 0;
+    /// The name's id + 1; 0 marks a free slot.
     uint32_t id = 0;
   };
   /// Open-addressing index of names_.
   std::vector<name_slot> name_slots_;
   /// A slot of the edge index: (parent << 32 | name) + 1 (0: free), child.
   struct edge_slot {
+    /// (parent << 32 | name) + 1; 0 marks a free slot.
     uint64_t key = 0;
+    /// The child node.
     node_id child = 0;
   };
   /// Open-addressing index of the trie's edges.
@@ -266,17 +271,21 @@ private:
   std::vector<std::pair<std::string, std::string>> meta_;
   /// See header_error().
   std::string header_error_;
-  /// Name ids of "[pruned]" and "[truncated]".
+  /// Name id of "[pruned]".
   uint32_t pruned_name_ = 0;
+  /// Name id of "[truncated]".
   uint32_t truncated_name_ = 0;
   /// See is_col().
   bool is_col_ = false;
   /// Whether .col lines start with an application-metadata index.
   bool app_metadata_field_ = true;
-  /// Counters, see their accessors.
+  /// See stack_lines().
   uint64_t stack_lines_ = 0;
+  /// See skipped_lines().
   uint64_t skipped_lines_ = 0;
+  /// See truncated_stacks().
   uint64_t truncated_stacks_ = 0;
+  /// See dropped_errors().
   uint64_t dropped_errors_ = 0;
 };
 
