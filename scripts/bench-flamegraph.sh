@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Flame-graph page benchmark: generates a 50,000-stack .col (once, in
+# build/bench/), renders it with gprofiler-agent, and measures in headless
+# chromium the time from navigation start until the flame graph is drawn.
+# Installs what is missing and builds only the agent. Usage:
+#   scripts/bench-flamegraph.sh [STACKS] [RUNS]      (defaults: 50000 5)
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+gpa_ensure_packages "${GPA_BUILD_PACKAGES[@]}" chromium
+gpa_ensure_npm "${GPA_BUILD_NPM_DIRS[@]}" "${GPA_TEST_NPM_DIRS[@]}"
+if [ ! -f "$GPA_BUILD/CMakeCache.txt" ]; then
+  cmake -S "$GPA_ROOT" -B "$GPA_BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DGPA_WERROR=ON >&2
+fi
+cmake --build "$GPA_BUILD" -j "$(nproc)" --target gprofiler-agent >&2
+exec node "$GPA_ROOT/test/bench/flamegraph_bench.js" "$GPA_BUILD/gprofiler-agent" \
+  "$GPA_BUILD/bench" "${1:-50000}" "${2:-5}"
