@@ -32,8 +32,12 @@ struct write_report;
 // -- memory monitor (messages/monitor.hpp)
 // -------------------------------------
 
+struct pressure_event;
+
 // -- uploader (messages/uploader.hpp)
 // ------------------------------------------
+
+struct uploader_stats;
 
 } // namespace gpa
 
@@ -53,8 +57,10 @@ CAF_ADD_TYPE_ID(gpa, (gpa::write_report))
 // -- scheduler and profilers
 
 // -- memory monitor
+CAF_ADD_TYPE_ID(gpa, (gpa::pressure_event))
 
 // -- uploader
+CAF_ADD_TYPE_ID(gpa, (gpa::uploader_stats))
 
 // -- atoms (at most 10 characters; prefixed so none equals one of CAF's)
 CAF_ADD_ATOM(gpa, gpa, run_atom, "gpa_run")

@@ -3,6 +3,7 @@
 #include "messages/profile.hpp"
 #include "messages/reaper.hpp"
 #include "messages/registry.hpp"
+#include "messages/uploader.hpp"
 
 #include <caf/message.hpp>
 
