@@ -8,6 +8,7 @@
 #include <caf/spawn_options.hpp>
 #include <spdlog/spdlog.h>
 
+#include "config/version.hpp"
 #include "messages/error.hpp"
 #include "runtime/log.hpp"
 
@@ -288,6 +289,50 @@ uploader(uploader_impl::stateful_pointer<uploader_state> self,
         return self->state.stats();
       },
   };
+}
+
+uploader_config make_uploader_config(const agent_options& opts,
+                                     std::string hostname,
+                                     int64_t spawn_time_ms) {
+  auto& up = opts.upload;
+  uploader_config cfg;
+  cfg.studio_enabled = up.enabled;
+  auto& s = cfg.studio;
+  s.identity.server_host = up.server_host;
+  s.identity.token = up.token;
+  s.identity.service_name = up.service_name;
+  s.identity.hostname = std::move(hostname);
+  s.identity.version = agent_version;
+  s.identity.spawn_time_ms = spawn_time_ms;
+  s.timeout = up.timeout;
+  s.session_max_uploads
+      = static_cast<uint64_t>(std::max<int64_t>(1, up.session_max_uploads));
+  s.pyroscope_url = up.pyroscope_url;
+  s.pyroscope_app = up.pyroscope_app;
+  s.pyroscope_tags = up.pyroscope_tags;
+  s.sample_rate_hz = opts.scheduler.frequency;
+  s.now_ms = [] {
+    return static_cast<int64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::system_clock::now().time_since_epoch())
+            .count());
+  };
+  return cfg;
+}
+
+rt::http_client_options make_http_options(const upload_options& opts) {
+  rt::http_client_options result;
+  result.verify = !opts.no_verify;
+  result.ca_bundle = opts.ca_bundle;
+  if (!opts.token.empty())
+    result.secrets.push_back(opts.token);
+  result.user_agent = std::string{"gprofiler-agent/"} + agent_version;
+  if (opts.no_verify)
+    log::get("uploader")
+        ->warn(
+            "--no-verify: the server's TLS certificate is NOT verified; anyone "
+            "on the path can read the profiles and the API token");
+  return result;
 }
 
 uploader_actor spawn_uploader(caf::actor_system& sys,

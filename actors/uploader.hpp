@@ -28,6 +28,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/studio_client.hpp"
+#include "config/options.hpp"
 #include "messages/uploader.hpp"
 #include "runtime/http_client.hpp"
 #include "runtime/metrics.hpp"
@@ -127,6 +128,19 @@ uploader(uploader_impl::stateful_pointer<uploader_state> self,
          std::shared_ptr<rt::http_client> http,
          std::shared_ptr<rt::spool> spool, std::shared_ptr<rt::metrics> metrics,
          uploader_config cfg);
+
+/// Builds the uploader's settings from the agent's options: server, token,
+/// service, timeouts, session schedule, Pyroscope, sampling frequency.
+/// `hostname` and `spawn_time_ms` (ms since the epoch) identify this agent;
+/// the wall clock for the "timestamp" query is std::chrono::system_clock.
+uploader_config make_uploader_config(const agent_options& opts,
+                                     std::string hostname,
+                                     int64_t spawn_time_ms);
+
+/// The HTTP client's settings from the upload options (TLS verification,
+/// CA bundle, the token as a secret to redact). Logs a warning when
+/// --no-verify turns verification off.
+rt::http_client_options make_http_options(const upload_options& opts);
 
 /// Spawns the uploader detached (its own thread: HTTP calls block).
 /// To stop it quickly while a request may be in flight, call
