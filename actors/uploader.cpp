@@ -271,11 +271,11 @@ uploader(uploader_impl::stateful_pointer<uploader_state> self,
   st.rng.seed(st.cfg.rng_seed);
   st.client
       = std::make_unique<studio_client>(std::move(http), st.cfg.studio, st.log);
-  self->send(self, start_atom_v);
+  // The behaviour function runs when the actor first runs (on its own thread
+  // when detached), before any message: the health check and the previous
+  // run's spool come before the first new profile.
+  st.on_start();
   return {
-      [self](start_atom) {
-        self->state.on_start();
-      },
       [self](write_atom, profile& p) {
         self->state.on_profile(p);
       },

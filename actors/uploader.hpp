@@ -42,8 +42,6 @@ namespace gpa {
 
 /// The uploader's full interface: the public one plus its own timers.
 using uploader_impl = uploader_actor::extend<
-    // Initial step: health check, then the spool of a previous run.
-    caf::reacts_to<start_atom>,
     // A retry timer or the next step of draining the spool; the number is a
     // generation, so that a stale timer does nothing.
     caf::reacts_to<upload_atom, uint64_t>>;
