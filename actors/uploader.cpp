@@ -320,6 +320,15 @@ uploader_config make_uploader_config(const agent_options& opts,
   return cfg;
 }
 
+rt::spool_limits make_spool_limits(const upload_options& opts) {
+  rt::spool_limits result;
+  result.max_bytes
+      = static_cast<uint64_t>(std::max<int64_t>(0, opts.spool_max_bytes));
+  result.max_files
+      = static_cast<uint64_t>(std::max<int64_t>(0, opts.spool_max_files));
+  return result;
+}
+
 rt::http_client_options make_http_options(const upload_options& opts) {
   rt::http_client_options result;
   result.verify = !opts.no_verify;

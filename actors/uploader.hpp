@@ -135,6 +135,10 @@ uploader_config make_uploader_config(const agent_options& opts,
                                      std::string hostname,
                                      int64_t spawn_time_ms);
 
+/// The spool's bounds from the upload options (--spool-max-size,
+/// --spool-max-files).
+rt::spool_limits make_spool_limits(const upload_options& opts);
+
 /// The HTTP client's settings from the upload options (TLS verification,
 /// CA bundle, the token as a secret to redact). Logs a warning when
 /// --no-verify turns verification off.

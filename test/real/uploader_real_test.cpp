@@ -318,21 +318,26 @@ BOOST_FIXTURE_TEST_CASE(server_error_500_is_retried, upload_fixture) {
 }
 
 BOOST_FIXTURE_TEST_CASE(too_slow_is_a_timeout_and_retried, upload_fixture) {
-  server.configure(4 << 20, 3.0);
+  // The server sits on the first upload for 5 s; the client gives up after
+  // 1.5 s, spools it, and the retry goes through.
+  server.configure(4 << 20, 5.0);
   server.faults({"slow"});
   auto cfg = config();
-  cfg.studio.timeout = 1000ms;
+  cfg.studio.timeout = 1500ms;
   auto up = start(cfg);
   up->send(make_profile(1));
   BOOST_REQUIRE(wait_until([&] {
     return up->stats().sent == 1;
   }));
   auto posts = profile_posts(*server.requests());
-  BOOST_REQUIRE_EQUAL(posts.size(), 2u);
+  BOOST_REQUIRE(posts.size() >= 2u);
   BOOST_CHECK_EQUAL(str(*posts[0], "fault"), "slow");
-  BOOST_CHECK_EQUAL((*posts[1])["status"].GetInt(), 200);
+  BOOST_CHECK_EQUAL((*posts.back())["status"].GetInt(), 200);
+  BOOST_CHECK((accepted(*server.requests()) == std::vector<uint64_t>{1}));
   BOOST_CHECK(logged->text().find("timed out") != std::string::npos);
-  BOOST_CHECK_EQUAL(up->stats().failed, 1u);
+  auto st = up->stats();
+  BOOST_CHECK(st.failed >= 1u);
+  BOOST_CHECK_EQUAL(st.failed, posts.size() - 1);
 }
 
 BOOST_FIXTURE_TEST_CASE(connection_reset_is_retried, upload_fixture) {
