@@ -86,6 +86,8 @@ struct submit_outcome {
 /// One Performance Studio (and Pyroscope) session. Not thread-safe.
 class studio_client {
 public:
+  /// Sends through `http` (shared, so that its owner can interrupt it) and
+  /// logs to `log`.
   studio_client(std::shared_ptr<rt::http_client> http, studio_settings cfg,
                 std::shared_ptr<spdlog::logger> log);
 
@@ -151,9 +153,13 @@ private:
   std::shared_ptr<rt::http_client> http_;
   studio_settings cfg_;
   std::shared_ptr<spdlog::logger> log_;
+  /// The gpid to send with the next upload.
   std::string gpid_;
+  /// The body limit now (body_limit, lowered by 413 answers).
   uint64_t limit_;
+  /// Requests on the current session.
   uint64_t uses_ = 0;
+  /// Sessions recycled so far.
   uint64_t recycles_ = 0;
   /// Reused between uploads: the JSON text and its gzip.
   std::string json_;

@@ -69,12 +69,17 @@ struct uploader_state {
   static inline const char* name = "uploader";
 
   uploader_impl::pointer self = nullptr;
+  /// The HTTP session (shared with the studio client).
   std::shared_ptr<rt::http_client> http;
+  /// Pending profiles; null: none are kept.
   std::shared_ptr<rt::spool> spool;
+  /// Where the upload counters go; may be null.
   std::shared_ptr<rt::metrics> metrics;
   uploader_config cfg;
   std::shared_ptr<spdlog::logger> log;
+  /// The protocols over `http`.
   std::unique_ptr<studio_client> client;
+  /// The jitter's generator, seeded with cfg.rng_seed.
   std::mt19937_64 rng;
 
   /// Failures in a row (sets the back-off).

@@ -58,6 +58,7 @@ struct spool_push_result {
   uint32_t dropped = 0;
 };
 
+/// A durable, bounded spool directory (see the top of this file).
 class spool {
 public:
   /// Opens the spool at `dir`, creating it (and missing parents) if needed,
@@ -66,6 +67,7 @@ public:
   static caf::expected<std::shared_ptr<spool>> open(const std::string& dir,
                                                     spool_limits limits);
 
+  /// Closes the directory; the entries stay on disk.
   ~spool();
   spool(const spool&) = delete;
   spool& operator=(const spool&) = delete;
@@ -109,15 +111,21 @@ public:
   }
 
 private:
+  /// Takes ownership of `dir_fd`, the open directory.
   spool(std::string path, int dir_fd, spool_limits limits);
+
+  /// Indexes the entries on disk and removes crash leftovers.
   caf::error scan();
 
+  /// The directory's path (for messages) and descriptor (for every access).
   std::string path_;
   int dir_fd_ = -1;
   spool_limits limits_;
   /// seq -> bytes.
   std::map<uint64_t, uint64_t> entries_;
+  /// Sum of the entries' sizes.
   uint64_t bytes_ = 0;
+  /// Sequence number of the next entry.
   uint64_t next_seq_ = 1;
 };
 

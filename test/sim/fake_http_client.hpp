@@ -17,6 +17,7 @@
 
 namespace gpa::test {
 
+/// The scripted client (see the top of this file).
 class fake_http_client : public rt::http_client {
 public:
   /// One request as the fake saw it.
@@ -42,6 +43,7 @@ public:
   uint64_t resets = 0;
   uint64_t next_gpid = 100;
 
+  /// Records the request and answers from the script, or by default.
   caf::expected<rt::http_response> send(const rt::http_request& req) override {
     ++stats_.requests;
     call c;
@@ -91,16 +93,19 @@ public:
     return resp;
   }
 
+  /// Counts the reset; the next request opens a connection.
   void reset() override {
     connected_ = false;
     ++resets;
     ++stats_.resets;
   }
 
+  /// Like the real client: every later request fails.
   void interrupt() override {
     down = true;
   }
 
+  /// Requests, transport errors, connections opened, resets.
   rt::http_stats stats() const override {
     return stats_;
   }

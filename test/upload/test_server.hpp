@@ -23,6 +23,8 @@ public:
   /// Starts the server that expects `token` and `service`. Throws
   /// std::runtime_error if it does not come up.
   test_server(std::string token, std::string service);
+
+  /// Kills and reaps the server.
   ~test_server();
   test_server(const test_server&) = delete;
   test_server& operator=(const test_server&) = delete;
@@ -53,6 +55,7 @@ private:
   /// Kills and reaps the server.
   void stop();
 
+  /// POSTs `body` to the control port's `path`; throws on failure.
   void control(const std::string& path, const std::string& body);
 
   int pid_ = -1;
