@@ -1,13 +1,124 @@
+// `gprofiler-agent upload-file --file-path FILE`: uploads one .col file to
+// Performance Studio through the uploader's own protocol code (health check,
+// size rule, gpid), without a spool: it succeeds or says why and exits 1.
+
 #include "actors/commands.hpp"
 
+#include <chrono>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include <unistd.h>
+
+#include <rapidjson/document.h>
+#include <spdlog/spdlog.h>
+
+#include "actors/studio_client.hpp"
+#include "actors/upload_format.hpp"
+#include "actors/uploader.hpp"
+#include "messages/error.hpp"
+#include "runtime/log.hpp"
 
 namespace gpa {
 
-int run_upload_file(const config::invocation&) {
-  std::fprintf(stderr, "gprofiler-agent: error: this command is not "
-                       "implemented yet\n");
+namespace {
+
+int64_t wall_ms() {
+  return static_cast<int64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count());
+}
+
+std::string host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof(buf) - 1) != 0)
+    return "unknown";
+  return buf;
+}
+
+int fail(const std::string& msg) {
+  std::fprintf(stderr, "gprofiler-agent: error: %s\n", msg.c_str());
   return 1;
+}
+
+/// Reads the header of a .col file: times and metrics, as gProfiler's
+/// upload-file does (start_time/end_time keys if present, else now).
+bool read_header(const std::string& col, profile& p, std::string& error) {
+  if (col.empty() || col[0] != '#') {
+    error = "its first line must be the '# {json}' header of a .col file";
+    return false;
+  }
+  auto nl = col.find('\n');
+  auto header
+      = col.substr(1, nl == std::string::npos ? std::string::npos : nl - 1);
+  rapidjson::Document doc;
+  doc.Parse(header.data(), header.size());
+  if (doc.HasParseError() || !doc.IsObject()) {
+    error = "its header line is not a JSON object";
+    return false;
+  }
+  auto time_of = [&](const char* key) -> std::optional<int64_t> {
+    auto i = doc.FindMember(key);
+    if (i == doc.MemberEnd() || !i->value.IsString())
+      return std::nullopt;
+    return upload::parse_iso8601_utc(i->value.GetString());
+  };
+  auto start = time_of("start_time");
+  auto end = time_of("end_time");
+  auto now = wall_ms();
+  p.start_ms = start && end ? *start : now;
+  p.end_ms = start && end ? *end : now;
+  auto m = doc.FindMember("metrics");
+  if (m != doc.MemberEnd() && m->value.IsObject()) {
+    auto num = [&](const char* key, double& out) {
+      auto i = m->value.FindMember(key);
+      if (i != m->value.MemberEnd() && i->value.IsNumber())
+        out = i->value.GetDouble();
+    };
+    num("cpu_avg", p.cpu_avg);
+    num("mem_avg", p.mem_avg);
+  }
+  return true;
+}
+
+} // namespace
+
+int run_upload_file(const config::invocation& inv) {
+  auto& path = inv.file_path;
+  std::ifstream in{path, std::ios::binary};
+  if (!in)
+    return fail("cannot read " + path + ": no such file or no permission");
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  profile p;
+  p.col = buf.str();
+  std::string error;
+  if (!read_header(p.col, p, error))
+    return fail(path + " is not a .col profile: " + error);
+  auto cfg = make_uploader_config(inv.options, host_name(), wall_ms());
+  auto http = std::shared_ptr<rt::http_client>{
+      rt::make_curl_http_client(make_http_options(inv.options.upload))};
+  auto lg = log::get("uploader");
+  studio_client client{http, cfg.studio, lg};
+  if (auto err = client.health_check())
+    lg->warn("{}", describe(err));
+  if (client.pyroscope_enabled()) {
+    if (auto err = client.send_pyroscope(p))
+      lg->warn("{}", describe(err));
+  }
+  auto out = client.submit(p);
+  if (out.status != submit_status::sent)
+    return fail("upload of " + path + " failed: " + out.reason
+                + (out.status == submit_status::retry
+                       ? " (the server may be down; try again later)"
+                       : ""));
+  std::printf("uploaded %s (%llu bytes gzipped%s, gpid %s)\n", path.c_str(),
+              static_cast<unsigned long long>(out.body_bytes),
+              out.folded ? ", smallest stacks folded to fit" : "",
+              client.gpid().empty() ? "none" : client.gpid().c_str());
+  return 0;
 }
 
 } // namespace gpa

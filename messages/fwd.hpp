@@ -39,6 +39,8 @@ struct pressure_event;
 
 // -- uploader (messages/uploader.hpp) --
 
+struct uploader_stats;
+
 } // namespace gpa
 
 CAF_BEGIN_TYPE_ID_BLOCK(gpa, caf::first_custom_type_id)
@@ -66,6 +68,7 @@ CAF_ADD_TYPE_ID(gpa, (gpa::scheduler_stats))
 CAF_ADD_TYPE_ID(gpa, (gpa::pressure_event))
 
 // -- uploader
+CAF_ADD_TYPE_ID(gpa, (gpa::uploader_stats))
 
 // -- atoms (at most 10 characters; prefixed so none equals one of CAF's)
 CAF_ADD_ATOM(gpa, gpa, run_atom, "gpa_run")

@@ -4,6 +4,7 @@
 #include "messages/reaper.hpp"
 #include "messages/registry.hpp"
 #include "messages/scheduler.hpp"
+#include "messages/uploader.hpp"
 
 #include <caf/message.hpp>
 

@@ -1,0 +1,72 @@
+#pragma once
+
+// The uploader's protocol: it takes finished profiles (like the output
+// writer), acts on memory pressure, and reports what it did. See
+// actors/uploader.hpp for the behaviour.
+
+#include <cstdint>
+#include <string>
+
+#include <caf/meta/type_name.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "messages/fwd.hpp"
+#include "messages/monitor.hpp"
+#include "messages/profile.hpp"
+
+namespace gpa {
+
+/// What the uploader did since it started. Counters only grow.
+struct uploader_stats {
+  /// Profiles Performance Studio accepted.
+  uint64_t sent = 0;
+  /// Upload attempts that failed (transport error or HTTP error status).
+  uint64_t failed = 0;
+  /// Profiles written to the spool to be sent later.
+  uint64_t spooled = 0;
+  /// Profiles given up: refused for good by the server (4xx), too large
+  /// even after folding, unreadable in the spool, or pushed out of a full
+  /// spool.
+  uint64_t dropped = 0;
+  /// Retries scheduled after a failure.
+  uint64_t retries = 0;
+  /// TCP connections the HTTP session opened (1 while one is reused).
+  uint64_t connections_opened = 0;
+  /// Times the HTTP session was recycled (schedule, error, pressure).
+  uint64_t session_recycles = 0;
+  /// Profiles whose smallest stacks were folded to fit the size limit.
+  uint64_t folded = 0;
+  /// Profiles Pyroscope accepted, and attempts that failed.
+  uint64_t pyroscope_sent = 0;
+  uint64_t pyroscope_failed = 0;
+  /// Entries in the spool now, and their bytes.
+  uint64_t spool_files = 0;
+  uint64_t spool_bytes = 0;
+  /// Whether a retry is scheduled (back-off active).
+  bool backing_off = false;
+  /// The gpid Performance Studio gave us last; empty before the first.
+  std::string gpid;
+};
+
+/// @relates uploader_stats
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, uploader_stats& x) {
+  return f(caf::meta::type_name("uploader_stats"), x.sent, x.failed, x.spooled,
+           x.dropped, x.retries, x.connections_opened, x.session_recycles,
+           x.folded, x.pyroscope_sent, x.pyroscope_failed, x.spool_files,
+           x.spool_bytes, x.backing_off, x.gpid);
+}
+
+/// The uploader's public interface. It is a profile_sink_actor and a
+/// pressure_listener_actor (both convert implicitly from this handle).
+using uploader_actor = caf::typed_actor<
+    // A finished profile: send it, or spool it if it cannot go now.
+    caf::reacts_to<write_atom, profile>,
+    // Memory pressure: at warning or above, recycle the HTTP session and drop
+    // reusable buffers.
+    caf::reacts_to<pressure_atom, pressure_event>,
+    // Introspection.
+    caf::replies_to<stats_atom>::with<uploader_stats>>;
+
+} // namespace gpa

@@ -1,0 +1,464 @@
+#!/usr/bin/env python3
+"""A test backend for gprofiler-agent's uploader: gProfiler Performance Studio
+and Pyroscope's ingest, on 127.0.0.1, stdlib only.
+
+It checks every header, query field and the gzip JSON body of gProfiler's
+upload protocol, hands out gpids, records every request with the identity of
+its TCP connection (to prove keep-alive reuse), and can be told to fail.
+
+Started by the tests as a child process:
+
+    server.py --token T --service S
+
+prints one line "READY <data port> <control port>" on stdout once both
+listen, and exits when its standard input closes (so it never outlives the
+test that started it).
+
+Data port (what the agent talks to):
+    GET  /api/v1/health_check   -> {"message": "ok"}
+    POST /api/v2/profiles       -> {"message": "ok", "gpid": N}
+    POST /ingest                -> Pyroscope ingest (folded)
+
+Control port (what the test talks to):
+    GET  /requests              -> every recorded request, JSON list
+    POST /faults   ["500", ...] -> the next profile uploads fail so, in order:
+                                   "500", "400" (echoes the key), "413",
+                                   "slow" (answers after slow_seconds),
+                                   "reset" (TCP RST, no answer)
+    POST /config   {...}        -> max_body (bytes; larger bodies get 413),
+                                   slow_seconds
+    POST /down                  -> stop listening, cut open connections
+    POST /up                    -> listen again on the same port
+    POST /clear                 -> forget the recorded requests
+"""
+
+import argparse
+import collections
+import gzip
+import json
+import os
+import re
+import socket
+import struct
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
+FOLDED_LINE = re.compile(r"^[^ #].* \d+$")
+BODY_KEYS = {
+    "start_time",
+    "end_time",
+    "hostname",
+    "profile",
+    "cpu_avg",
+    "mem_avg",
+    "spawn_time",
+    "gpid",
+}
+
+
+class State:
+    def __init__(self, token, service):
+        self.lock = threading.Lock()
+        self.token = token
+        self.service = service
+        self.records = []
+        self.faults = collections.deque()
+        self.max_body = 4 * 1024 * 1024
+        self.slow_seconds = 3.0
+        self.next_conn = 1
+        self.next_gpid = 1000
+        self.gpids = set()
+        self.connections = set()
+
+    def new_connection(self, sock):
+        with self.lock:
+            conn = self.next_conn
+            self.next_conn += 1
+            self.connections.add(sock)
+            return conn
+
+    def record(self, rec):
+        with self.lock:
+            rec["seq"] = len(self.records) + 1
+            self.records.append(rec)
+
+    def pop_fault(self):
+        with self.lock:
+            return self.faults.popleft() if self.faults else None
+
+    def new_gpid(self):
+        with self.lock:
+            self.next_gpid += 1
+            self.gpids.add(self.next_gpid)
+            return self.next_gpid
+
+
+STATE = None
+
+
+def single_query(query, errors):
+    parsed = parse_qs(query, keep_blank_values=True)
+    result = {}
+    for name, values in parsed.items():
+        if len(values) != 1:
+            errors.append(f"query parameter {name!r} given {len(values)} times")
+        result[name] = values[-1]
+    return result
+
+
+def is_number(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+class DataHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def setup(self):
+        super().setup()
+        self.conn_id = STATE.new_connection(self.connection)
+
+    def finish(self):
+        try:
+            super().finish()
+        except (OSError, ValueError):
+            pass  # the connection was reset on purpose, or by the client
+        finally:
+            with STATE.lock:
+                STATE.connections.discard(self.connection)
+
+    def log_message(self, fmt, *args):
+        pass
+
+    # -- helpers -------------------------------------------------------------
+
+    def reply(self, status, obj):
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        self.wfile.flush()
+
+    def read_body(self, errors):
+        length = self.headers.get("Content-Length")
+        if length is None:
+            errors.append("no Content-Length header")
+            self.close_connection = True
+            return b""
+        try:
+            n = int(length)
+        except ValueError:
+            errors.append(f"bad Content-Length {length!r}")
+            self.close_connection = True
+            return b""
+        data = self.rfile.read(n)
+        if len(data) != n:
+            errors.append(f"body has {len(data)} bytes, Content-Length says {n}")
+        return data
+
+    def base_record(self):
+        url = urlsplit(self.path)
+        errors = []
+        return (
+            {
+                "conn": self.conn_id,
+                "method": self.command,
+                "path": url.path,
+                "query": single_query(url.query, errors),
+                "headers": {k.lower(): v for k, v in self.headers.items()},
+                "errors": errors,
+                "fault": None,
+                "status": 0,
+                "answered": False,
+            },
+            errors,
+        )
+
+    def check_auth(self, rec, errors, with_version):
+        q = rec["query"]
+        h = rec["headers"]
+        names = ["key", "service", "hostname", "timestamp"]
+        if with_version:
+            names.append("version")
+        for name in names:
+            if name not in q:
+                errors.append(f"query parameter {name!r} missing")
+        if q.get("key") != STATE.token:
+            errors.append("query parameter 'key' is not the token")
+        if q.get("service") != STATE.service:
+            errors.append("query parameter 'service' is not the service name")
+        if not q.get("hostname"):
+            errors.append("query parameter 'hostname' is empty")
+        if not ISO_TIME.match(q.get("timestamp", "")):
+            errors.append(f"timestamp {q.get('timestamp')!r} is not ISO 8601")
+        if with_version and not q.get("version"):
+            errors.append("query parameter 'version' is empty")
+        if h.get("gprofiler-api-key") != STATE.token:
+            errors.append("header GPROFILER-API-KEY is not the token")
+        if h.get("gprofiler-service-name") != STATE.service:
+            errors.append("header GPROFILER-SERVICE-NAME is not the service name")
+
+    # -- routes --------------------------------------------------------------
+
+    def do_GET(self):
+        rec, errors = self.base_record()
+        if rec["path"] != "/api/v1/health_check":
+            rec["status"] = 404
+            STATE.record(rec)
+            self.reply(404, {"message": "not found"})
+            return
+        self.check_auth(rec, errors, with_version=False)
+        rec["status"] = 400 if errors else 200
+        rec["answered"] = True
+        STATE.record(rec)
+        self.reply(rec["status"], {"message": "; ".join(errors) or "ok"})
+
+    def do_POST(self):
+        rec, errors = self.base_record()
+        body = self.read_body(errors)
+        rec["body_bytes"] = len(body)
+        if rec["path"] == "/api/v2/profiles":
+            self.profiles(rec, errors, body)
+        elif rec["path"] == "/ingest":
+            self.ingest(rec, errors, body)
+        else:
+            rec["status"] = 404
+            STATE.record(rec)
+            self.reply(404, {"message": "not found"})
+
+    def profiles(self, rec, errors, body):
+        fault = STATE.pop_fault()
+        rec["fault"] = fault
+        if fault == "reset":
+            STATE.record(rec)
+            # SO_LINGER with a zero timeout: close() sends a RST.
+            self.connection.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+            )
+            self.close_connection = True
+            self.connection.close()
+            return
+        if fault == "slow":
+            STATE.record(rec)
+            time.sleep(STATE.slow_seconds)
+            try:
+                self.reply(200, {"message": "ok", "gpid": 1})
+            except OSError:
+                pass
+            self.close_connection = True
+            return
+        if fault == "500":
+            rec["status"] = 500
+            STATE.record(rec)
+            self.reply(500, {"message": "internal error (injected)"})
+            return
+        if fault == "400":
+            rec["status"] = 400
+            STATE.record(rec)
+            # Servers echo what they refuse: the client must not log it.
+            self.reply(400, {"message": f"invalid key {STATE.token}"})
+            return
+        if fault == "413" or len(body) > STATE.max_body:
+            rec["status"] = 413
+            STATE.record(rec)
+            self.reply(413, {"message": "request entity too large"})
+            return
+
+        self.check_auth(rec, errors, with_version=True)
+        h = rec["headers"]
+        if h.get("content-encoding") != "gzip":
+            errors.append("Content-Encoding is not gzip")
+        if h.get("content-type") != "application/json":
+            errors.append("Content-Type is not application/json")
+        doc = None
+        try:
+            doc = json.loads(gzip.decompress(body).decode("utf-8"))
+        except Exception as ex:  # noqa: BLE001 - any failure is a finding
+            errors.append(f"body is not gzip JSON: {ex}")
+        gpid_out = None
+        if isinstance(doc, dict):
+            keys = set(doc)
+            if keys != BODY_KEYS:
+                errors.append(
+                    f"body keys {sorted(keys)} are not {sorted(BODY_KEYS)}"
+                )
+            for name in ("start_time", "end_time", "spawn_time"):
+                if not ISO_TIME.match(str(doc.get(name, ""))):
+                    errors.append(f"{name} {doc.get(name)!r} is not ISO 8601")
+            if doc.get("hostname") != rec["query"].get("hostname"):
+                errors.append("body hostname differs from the query's")
+            for name in ("cpu_avg", "mem_avg"):
+                if not is_number(doc.get(name)):
+                    errors.append(f"{name} is not a number")
+            prof = doc.get("profile")
+            if not isinstance(prof, str) or not prof.startswith("#"):
+                errors.append("profile is not a .col text with a '#' header")
+            else:
+                try:
+                    json.loads(prof.split("\n", 1)[0][1:])
+                except ValueError:
+                    errors.append("profile header line is not JSON")
+            gpid = doc.get("gpid")
+            rec["gpid_in"] = gpid
+            if gpid in ("", None):
+                gpid_out = STATE.new_gpid()
+            else:
+                try:
+                    gpid_out = int(gpid)
+                except (TypeError, ValueError):
+                    errors.append(f"gpid {gpid!r} is not a number")
+                else:
+                    if gpid_out not in STATE.gpids:
+                        errors.append(f"gpid {gpid_out} was never issued")
+            rec["body"] = doc
+        elif doc is not None:
+            errors.append("body is not a JSON object")
+        if errors:
+            rec["status"] = 400
+            rec["answered"] = True
+            STATE.record(rec)
+            self.reply(400, {"message": "; ".join(errors)})
+            return
+        rec["status"] = 200
+        rec["answered"] = True
+        rec["gpid_out"] = gpid_out
+        STATE.record(rec)
+        self.reply(200, {"message": "ok", "gpid": gpid_out})
+
+    def ingest(self, rec, errors, body):
+        q = rec["query"]
+        if not q.get("name"):
+            errors.append("query parameter 'name' missing")
+        try:
+            start, until = int(q.get("from", "")), int(q.get("until", ""))
+            if start > until:
+                errors.append("from is after until")
+        except ValueError:
+            errors.append("from/until are not Unix seconds")
+        if q.get("format") != "folded":
+            errors.append("format is not 'folded'")
+        if not q.get("sampleRate", "").isdigit() or int(q["sampleRate"]) <= 0:
+            errors.append("sampleRate is not a positive integer")
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            errors.append("body is not UTF-8")
+            text = ""
+        for line in text.splitlines():
+            if not FOLDED_LINE.match(line):
+                errors.append(f"body line {line!r} is not 'stack count'")
+                break
+        rec["body"] = text
+        rec["status"] = 400 if errors else 200
+        rec["answered"] = True
+        STATE.record(rec)
+        self.reply(rec["status"], {"message": "; ".join(errors) or "ok"})
+
+
+class DataServer:
+    """The data listener, which the control port can take down and up."""
+
+    def __init__(self):
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), DataHandler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = None
+        self.start()
+
+    def start(self):
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def down(self):
+        if self.server is None:
+            return
+        self.server.shutdown()
+        self.server.server_close()
+        self.server = None
+        with STATE.lock:
+            conns = list(STATE.connections)
+        for sock in conns:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def up(self):
+        if self.server is not None:
+            return
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), DataHandler)
+        self.server.daemon_threads = True
+        self.start()
+
+
+DATA = None
+
+
+class ControlHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def reply(self, obj):
+        data = json.dumps(obj).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        if self.path == "/requests":
+            with STATE.lock:
+                self.reply(list(STATE.records))
+        else:
+            self.send_error(404)
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", "0"))
+        arg = json.loads(self.rfile.read(n) or b"null")
+        if self.path == "/faults":
+            with STATE.lock:
+                STATE.faults.extend(arg)
+        elif self.path == "/config":
+            with STATE.lock:
+                STATE.max_body = int(arg.get("max_body", STATE.max_body))
+                STATE.slow_seconds = float(arg.get("slow_seconds", STATE.slow_seconds))
+        elif self.path == "/down":
+            DATA.down()
+        elif self.path == "/up":
+            DATA.up()
+        elif self.path == "/clear":
+            with STATE.lock:
+                STATE.records.clear()
+        else:
+            self.send_error(404)
+            return
+        self.reply({"message": "ok"})
+
+
+def main():
+    global STATE, DATA
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--token", required=True)
+    parser.add_argument("--service", required=True)
+    args = parser.parse_args()
+    STATE = State(args.token, args.service)
+    DATA = DataServer()
+    control = ThreadingHTTPServer(("127.0.0.1", 0), ControlHandler)
+    control.daemon_threads = True
+    threading.Thread(target=control.serve_forever, daemon=True).start()
+    print(f"READY {DATA.port} {control.server_address[1]}", flush=True)
+    # Exit with the test: its end of our stdin closes when it exits.
+    sys.stdin.read()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
