@@ -4,6 +4,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstring>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -17,6 +18,7 @@
 #include <caf/send.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/format/flamegraph.hpp"
 #include "actors/merger.hpp"
 #include "actors/output_writer.hpp"
 #include "actors/perf_profiler.hpp"
@@ -48,6 +50,8 @@ constexpr auto shutdown_budget = 4s;
 struct shutdown_state {
   caf::actor_system& sys;
   const agent_actors& actors;
+  /// The uploader's HTTP session, interrupted if draining takes too long.
+  std::shared_ptr<rt::http_client> http;
   uint64_t written = 0;
   uint64_t write_failures = 0;
 
@@ -60,7 +64,26 @@ struct shutdown_state {
                                                                           : d);
     };
     auto writer = caf::actor_cast<caf::actor>(actors.writer);
+    auto uploader = caf::actor_cast<caf::actor>(actors.uploader);
     for (auto i = actors.order.rbegin(); i != actors.order.rend(); ++i) {
+      if (uploader && *i == uploader) {
+        // Profiles in its mailbox are sent or spooled, not dropped. A
+        // request that takes too long is interrupted: its profile and the
+        // ones behind it go to the spool.
+        bool drained = false;
+        auto budget = left() > 1s ? left() - 1s : left() / 2;
+        self->request(actors.uploader, budget, stats_atom_v)
+            .receive(
+                [&](const uploader_stats&) {
+                  drained = true;
+                },
+                [&](caf::error&) {});
+        if (!drained && http) {
+          http->interrupt();
+          self->request(actors.uploader, left(), stats_atom_v)
+              .receive([](const uploader_stats&) {}, [](caf::error&) {});
+        }
+      }
       if (writer && *i == writer) {
         self->request(actors.writer, left(), stats_atom_v)
             .receive(
@@ -108,11 +131,26 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
     wcfg.dir = opts.output.dir;
     wcfg.rotating = opts.output.rotating;
     wcfg.keep = opts.output.rotating_keep;
+    if (!opts.output.no_flamegraph)
+      wcfg.render_page = [](std::string_view col) {
+        return format::render_flamegraph(col);
+      };
     a.writer = rt.detach_blocking
                    ? sys.spawn<caf::detached>(output_writer, wcfg, rt.fs)
                    : sys.spawn(output_writer, wcfg, rt.fs);
     add(a.writer);
     sinks.push_back(caf::actor_cast<profile_sink_actor>(a.writer));
+  }
+
+  if (rt.http) {
+    auto ucfg = make_uploader_config(opts, rt.host.hostname, rt.spawn_ms);
+    ucfg.rng_seed = rt.seed;
+    a.uploader = rt.detach_blocking
+                     ? spawn_uploader(sys, rt.http, rt.spool, rt.metrics, ucfg)
+                     : caf::actor_cast<uploader_actor>(sys.spawn(
+                         uploader, rt.http, rt.spool, rt.metrics, ucfg));
+    add(a.uploader);
+    sinks.push_back(a.uploader);
   }
 
   merger_config mcfg;
@@ -237,6 +275,16 @@ int run_agent(const agent_options& opts) {
   rt.host = rt::read_host_info();
   rt.temp_dir = temp->path();
   rt.pid = static_cast<int32_t>(::getpid());
+  rt.seed = std::random_device{}();
+  if (opts.upload.enabled || !opts.upload.pyroscope_url.empty()) {
+    rt.http = rt::make_curl_http_client(make_http_options(opts.upload));
+    if (auto sp = rt::spool::open(opts.upload.spool_dir,
+                                  make_spool_limits(opts.upload)))
+      rt.spool = *sp;
+    else
+      lg->error("{}; profiles that cannot be uploaded will be lost",
+                describe(sp.error()));
+  }
   std::atomic<bool> done{false};
   auto actors = spawn_agent(sys, opts, rt, [&done] {
     done = true;
@@ -255,7 +303,7 @@ int run_agent(const agent_options& opts) {
     sig = rt::wait_termination_signal(200ms);
   if (sig != 0)
     lg->info("received {}; shutting down", strsignal(sig));
-  shutdown_state stop{sys, actors};
+  shutdown_state stop{sys, actors, rt.http};
   std::atomic<bool> stopped{false};
   std::thread stopper([&] {
     stop.run();

@@ -14,13 +14,16 @@
 
 #include "actors/output_writer.hpp"
 #include "actors/scheduler.hpp"
+#include "actors/uploader.hpp"
 #include "config/options.hpp"
 #include "messages/reaper.hpp"
 #include "messages/scheduler.hpp"
 #include "runtime/files.hpp"
 #include "runtime/host_info.hpp"
+#include "runtime/http_client.hpp"
 #include "runtime/metrics.hpp"
 #include "runtime/process_launcher.hpp"
+#include "runtime/spool.hpp"
 #include "runtime/work_queue.hpp"
 
 namespace gpa {
@@ -41,7 +44,13 @@ struct agent_runtime {
   int32_t pid = 0;
   /// Agent start, milliseconds since the Unix epoch.
   int64_t spawn_ms = 0;
-  /// Actors that block (file writes) get their own thread. Off in the
+  /// The HTTP session and the spool of the uploader (null: no uploads; a
+  /// null spool keeps nothing across failures).
+  std::shared_ptr<rt::http_client> http;
+  std::shared_ptr<rt::spool> spool;
+  /// Seed of the uploader's back-off jitter.
+  uint64_t seed = 0;
+  /// Actors that block (file writes, HTTP) get their own thread. Off in the
   /// simulation, where nothing blocks.
   bool detach_blocking = true;
 };
@@ -50,6 +59,7 @@ struct agent_runtime {
 struct agent_actors {
   reaper_actor reaper;
   output_writer_actor writer;
+  uploader_actor uploader;
   merger_actor merger;
   std::vector<profiler_slot> profilers;
   scheduler_actor scheduler;
