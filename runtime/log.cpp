@@ -68,6 +68,7 @@ void silence() {
   auto& r = reg();
   std::lock_guard<std::mutex> guard{r.mtx};
   r.sinks = {std::make_shared<spdlog::sinks::null_sink_mt>()};
+  r.level = spdlog::level::off;
   r.configured = true;
   apply_to_all(r);
 }
