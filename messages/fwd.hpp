@@ -7,7 +7,9 @@
 // Each protocol header (reaper.hpp, profiler.hpp, ...) defines the structs
 // declared here, their `inspect` overloads and the `typed_actor` alias.
 
+#include <caf/replies_to.hpp>
 #include <caf/type_id.hpp>
+#include <caf/typed_actor.hpp>
 
 namespace gpa {
 
@@ -32,6 +34,12 @@ struct write_report;
 // -- memory monitor (messages/monitor.hpp)
 // -------------------------------------
 
+struct child_usage;
+struct pressure_event;
+struct resource_sample;
+struct usage_range;
+struct window_stats;
+
 // -- uploader (messages/uploader.hpp)
 // ------------------------------------------
 
@@ -52,7 +60,10 @@ CAF_ADD_TYPE_ID(gpa, (gpa::write_report))
 
 // -- scheduler and profilers
 
-// -- memory monitor
+// -- memory monitor (its actor handles are at the end: they name atoms)
+CAF_ADD_TYPE_ID(gpa, (gpa::pressure_event))
+CAF_ADD_TYPE_ID(gpa, (gpa::resource_sample))
+CAF_ADD_TYPE_ID(gpa, (gpa::window_stats))
 
 // -- uploader
 
@@ -74,5 +85,23 @@ CAF_ADD_ATOM(gpa, gpa, pressure_atom, "gpa_press")
 CAF_ADD_ATOM(gpa, gpa, subscribe_atom, "gpa_sub")
 CAF_ADD_ATOM(gpa, gpa, start_atom, "gpa_start")
 CAF_ADD_ATOM(gpa, gpa, done_atom, "gpa_done")
+
+// -- memory monitor: atoms and actor handles
+CAF_ADD_ATOM(gpa, gpa, window_atom, "gpa_window")
+
+namespace gpa {
+
+/// Anything that acts on memory pressure (see messages/monitor.hpp).
+using pressure_listener_actor
+    = caf::typed_actor<caf::reacts_to<pressure_atom, pressure_event>>;
+
+/// Anything that wants every footprint sample (see messages/monitor.hpp).
+using sample_listener_actor
+    = caf::typed_actor<caf::reacts_to<sample_atom, resource_sample>>;
+
+} // namespace gpa
+
+CAF_ADD_TYPE_ID(gpa, (gpa::pressure_listener_actor))
+CAF_ADD_TYPE_ID(gpa, (gpa::sample_listener_actor))
 
 CAF_END_TYPE_ID_BLOCK(gpa)
