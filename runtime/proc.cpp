@@ -79,6 +79,13 @@ bool parse_proc_stat(std::string_view text, proc_stat& out) {
   return true;
 }
 
+bool parse_proc_statm(std::string_view text, uint64_t& resident_pages) {
+  std::string_view f[2];
+  if (split_fields(text, f, 2) < 2)
+    return false;
+  return parse_num(f[1], resident_pages);
+}
+
 bool parse_proc_cpu(std::string_view text, cpu_times& out) {
   auto eol = text.find('\n');
   auto line = text.substr(0, eol);
@@ -237,6 +244,18 @@ public:
     return parse_proc_stat(buf_, out);
   }
 
+  bool read_rss_kb(int32_t pid, uint64_t& kb) override {
+    char path[512];
+    auto len = std::snprintf(path, sizeof(path), "%s/%d/statm", root_.c_str(),
+                             static_cast<int>(pid));
+    uint64_t pages = 0;
+    if (len < 0 || static_cast<size_t>(len) >= sizeof(path)
+        || !read_small_file(path, buf_, 512) || !parse_proc_statm(buf_, pages))
+      return false;
+    kb = pages * page_size_ / 1024;
+    return true;
+  }
+
   int64_t count_fds(int32_t pid) override {
     auto path = root_ + "/" + std::to_string(pid) + "/fd";
     auto dir = ::opendir(path.c_str());
@@ -311,7 +330,13 @@ tree_usage scan_tree(proc_source& src, int32_t root, size_t top_k) {
     root_it = procs.end() - 1;
   }
   result.found = true;
-  result.root_rss_kb = to_kb(root_it->rss_pages);
+  // The exact RSS from statm, for the few processes of the tree only; the
+  // stat figure if the process went away in between.
+  auto rss_of = [&](const proc_stat& p) {
+    uint64_t kb = 0;
+    return src.read_rss_kb(p.pid, kb) ? kb : to_kb(p.rss_pages);
+  };
+  result.root_rss_kb = rss_of(*root_it);
   result.root_threads = root_it->threads;
   result.tree_rss_kb = result.root_rss_kb;
   // Index the processes by parent, then walk down from the root.
@@ -347,19 +372,24 @@ tree_usage scan_tree(proc_source& src, int32_t root, size_t top_k) {
     }
   }
   result.descendants = static_cast<uint32_t>(members.size());
-  for (auto i : members)
-    result.tree_rss_kb += to_kb(procs[i].rss_pages);
-  auto k = std::min(top_k, members.size());
-  std::partial_sort(members.begin(), members.begin() + k, members.end(),
-                    [&](uint32_t a, uint32_t b) {
-                      if (procs[a].rss_pages != procs[b].rss_pages)
-                        return procs[a].rss_pages > procs[b].rss_pages;
-                      return procs[a].pid < procs[b].pid;
+  std::vector<std::pair<uint64_t, uint32_t>> sized; // (KiB, index)
+  sized.reserve(members.size());
+  for (auto i : members) {
+    auto kb = rss_of(procs[i]);
+    result.tree_rss_kb += kb;
+    sized.emplace_back(kb, i);
+  }
+  auto k = std::min(top_k, sized.size());
+  std::partial_sort(sized.begin(), sized.begin() + k, sized.end(),
+                    [&](const auto& a, const auto& b) {
+                      if (a.first != b.first)
+                        return a.first > b.first;
+                      return procs[a.second].pid < procs[b.second].pid;
                     });
   for (size_t j = 0; j < k; ++j) {
-    auto& p = procs[members[j]];
+    auto& p = procs[sized[j].second];
     result.largest.push_back(
-        process_usage{p.pid, p.ppid, to_kb(p.rss_pages), p.comm});
+        process_usage{p.pid, p.ppid, sized[j].first, p.comm});
   }
   return result;
 }

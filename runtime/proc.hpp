@@ -41,7 +41,8 @@ struct proc_stat {
   /// Start time after boot in clock ticks (field 22); a child never starts
   /// before its parent, which exposes a reused parent PID.
   uint64_t start_time = 0;
-  /// Resident set size in pages (field 24).
+  /// Resident set size in pages (field 24). Approximate on recent kernels
+  /// (per-CPU counters not summed); read_rss_kb() gives the exact figure.
   uint64_t rss_pages = 0;
 };
 
@@ -57,6 +58,10 @@ struct cpu_times {
   /// is already counted in user and nice).
   uint64_t total = 0;
 };
+
+/// Parses the text of /proc/<pid>/statm: returns the resident pages (its
+/// second field), or false if malformed.
+bool parse_proc_statm(std::string_view text, uint64_t& resident_pages);
 
 /// Parses the text of /proc/stat. Returns false if its first line is not a
 /// "cpu " line with at least four numbers.
@@ -99,6 +104,10 @@ public:
 
   /// Reads /proc/<pid>/stat; false if the process is gone or unreadable.
   virtual bool read_stat(int32_t pid, proc_stat& out) = 0;
+
+  /// Reads the resident set size of `pid` in KiB from /proc/<pid>/statm
+  /// (exact: the same figure as VmRSS); false if the process is gone.
+  virtual bool read_rss_kb(int32_t pid, uint64_t& kb) = 0;
 
   /// Open descriptors of `pid` (entries of /proc/<pid>/fd), or -1 if they
   /// cannot be read.
@@ -152,7 +161,8 @@ struct tree_usage {
 /// ppid links (the `pstree -p | ps -o rss` total, built in). A process that
 /// vanishes mid-scan is skipped; a descendant that started before its parent
 /// (the parent's PID was reused) is not counted. Keeps the `top_k` largest
-/// descendants. Cost: one read per process on the host.
+/// descendants. Cost: one stat read per process on the host, plus one statm
+/// read per member of the tree (for its exact RSS).
 tree_usage scan_tree(proc_source& src, int32_t root, size_t top_k = 5);
 
 // -- host CPU and memory over a window
