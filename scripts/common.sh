@@ -16,9 +16,13 @@ GPA_BUILD_PACKAGES=(
   linux-perf procps
 )
 
-# Further packages the tests need (python3 for the test HTTP server).
+# Further packages the tests need (python3 for the test HTTP server;
+# prometheus for promtool, which checks the metrics endpoint's output: about
+# 22 MB to download, 100 MB installed; on a host with systemd it also enables
+# a Prometheus server on :9090).
 GPA_TEST_PACKAGES=(
   python3
+  prometheus
 )
 
 # Installs the Debian packages among "$@" that are not installed yet.
