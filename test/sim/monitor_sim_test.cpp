@@ -10,6 +10,7 @@
 
 #include <caf/actor_cast.hpp>
 #include <caf/send.hpp>
+#include <spdlog/sinks/ringbuffer_sink.h>
 
 #include "actors/memory_monitor.hpp"
 #include "runtime/metric_names.hpp"
@@ -45,7 +46,23 @@ struct monitor_fixture : gpa::test::sim_fixture {
   pressure_listener_actor plistener;
   sample_listener_actor slistener;
 
+  /// Captures what the monitor logs.
+  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> ring
+      = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(1000);
+
+  monitor_fixture() {
+    auto lg = log::get("monitor");
+    lg->sinks().push_back(ring);
+    lg->set_level(spdlog::level::info);
+  }
+
+  std::vector<std::string> log_lines() {
+    return ring->last_formatted();
+  }
+
   ~monitor_fixture() override {
+    auto& sinks = log::get("monitor")->sinks();
+    sinks.erase(std::remove(sinks.begin(), sinks.end(), ring), sinks.end());
     caf::anon_send_exit(mon, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(plistener, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(slistener, caf::exit_reason::user_shutdown);
@@ -235,7 +252,22 @@ BOOST_FIXTURE_TEST_CASE(each_level_action_is_due_once_per_episode,
       BOOST_CHECK_EQUAL(int{ev.actions_due}, int{want[i].due});
     }
   }
-  // Each level's action was due exactly once per episode.
+  // Each level's action was logged once per episode, and due once.
+  std::vector<std::string> actions;
+  for (auto& line : log_lines())
+    if (line.find("action:") != std::string::npos)
+      actions.push_back(line);
+  BOOST_REQUIRE_EQUAL(actions.size(), 4u);
+  BOOST_CHECK_NE(actions[0].find("memory pressure warning (episode 1)"),
+                 std::string::npos);
+  BOOST_CHECK_NE(actions[1].find("memory pressure critical (episode 1)"),
+                 std::string::npos);
+  BOOST_CHECK_NE(actions[2].find("memory pressure emergency (episode 1)"),
+                 std::string::npos);
+  BOOST_CHECK_NE(actions[3].find("memory pressure warning (episode 2)"),
+                 std::string::npos);
+  BOOST_CHECK_NE(actions[0].find("agent RSS 45.0 MB (threshold 40.0 MB"),
+                 std::string::npos);
   for (auto l : {level::warning, level::critical, level::emergency}) {
     int ep1 = 0;
     for (auto& ev : *events)
