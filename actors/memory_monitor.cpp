@@ -182,8 +182,10 @@ resource_sample monitor_state::take_sample() {
   s.time_ns = now_ns();
   s.pid = proc->self_pid();
   auto tree = rt::scan_tree(*proc, s.pid, cfg.top_children);
-  if (!tree.found)
+  if (!tree.found && !warned_unreadable) {
     log->warn("cannot read /proc/{}/stat; the footprint is unknown", s.pid);
+    warned_unreadable = true;
+  }
   s.agent_rss_kb = tree.root_rss_kb;
   s.threads = tree.root_threads;
   s.tree_rss_kb = tree.tree_rss_kb;

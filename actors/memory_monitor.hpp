@@ -37,6 +37,7 @@
 #include "runtime/proc.hpp"
 
 namespace spdlog {
+/// spdlog's logger (only held by pointer here).
 class logger;
 } // namespace spdlog
 
@@ -49,8 +50,11 @@ using monitor_impl = memory_monitor_actor::extend<
 
 /// RSS thresholds of one measure, in KiB, strictly rising.
 struct rss_thresholds {
+  /// Threshold of the warning level.
   uint64_t warning_kb = 0;
+  /// Threshold of the critical level.
   uint64_t critical_kb = 0;
+  /// Threshold of the emergency level.
   uint64_t emergency_kb = 0;
 
   /// Returns the threshold of `x` (0 for normal).
@@ -122,10 +126,12 @@ public:
   }
 
 private:
+  /// Thresholds and hysteresis settings (see monitor_config).
   rss_thresholds agent_;
   rss_thresholds tree_;
   double margin_;
   uint32_t down_samples_;
+  /// The state as of the last change.
   pressure_level level_ = pressure_level::normal;
   pressure_level previous_ = pressure_level::normal;
   pressure_cause cause_ = pressure_cause::none;
@@ -133,6 +139,7 @@ private:
   uint64_t episode_ = 0;
   /// Levels whose actions were done in this episode (bit per level).
   uint8_t done_ = 0;
+  /// Levels whose actions the last change made due (bit per level).
   uint8_t due_ = 0;
   /// Consecutive samples below the current level, and the highest level
   /// they held.
@@ -142,8 +149,10 @@ private:
 
 /// Running min/sum/max of one measure.
 struct range_accumulator {
+  /// Smallest and largest value so far.
   double min = 0;
   double max = 0;
+  /// Sum and number of the values.
   double sum = 0;
   uint32_t n = 0;
 
@@ -156,24 +165,35 @@ struct range_accumulator {
 
 /// The monitor's state; the handlers of memory_monitor() delegate here.
 struct monitor_state {
+  /// The actor's name in CAF.
   static inline const char* name = "memory_monitor";
 
+  /// The actor.
   monitor_impl::pointer self = nullptr;
+  /// Where /proc comes from (real, or scripted in the simulation).
   std::shared_ptr<rt::proc_source> proc;
   /// Self-metrics registry; may be null.
   std::shared_ptr<rt::metrics> metrics;
+  /// Settings.
   monitor_config cfg;
+  /// The "monitor" logger.
   std::shared_ptr<spdlog::logger> log;
 
+  /// Pressure level with hysteresis.
   pressure_tracker pressure{monitor_config{}};
+  /// Subscribers, each once, until they terminate.
   std::vector<pressure_listener_actor> pressure_listeners;
   std::vector<sample_listener_actor> sample_listeners;
   /// The last sample and the last published event (for late subscribers).
   resource_sample last;
   pressure_event last_event;
+  /// Samples taken so far.
   uint64_t seq = 0;
+  /// Set once an unreadable /proc was logged (it is logged once).
+  bool warned_unreadable = false;
 
-  /// The current window.
+  /// The current window: its start, the ranges of each measure, the highest
+  /// level, and the host's CPU and memory readings.
   int64_t window_start_ns = 0;
   range_accumulator agent_rss;
   range_accumulator tree_rss;
@@ -209,9 +229,13 @@ struct monitor_state {
   void on_down(const caf::actor_addr& who);
 
 private:
+  /// The actor clock's time in nanoseconds since its epoch.
   int64_t now_ns() const;
+  /// Builds the event of a level change and sends it to every listener.
   void publish_pressure(const rt::tree_usage& tree);
+  /// Logs a level change: the actions that became due, once per episode.
   void log_change(const pressure_event& ev);
+  /// Sets the footprint gauges from a sample.
   void update_gauges(const resource_sample& s);
 };
 

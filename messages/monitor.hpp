@@ -48,7 +48,9 @@ std::string to_string(pressure_cause x);
 
 /// One process of the agent's tree (a child, grandchild, ...).
 struct child_usage {
+  /// Process ID.
   int32_t pid = 0;
+  /// Parent process ID.
   int32_t ppid = 0;
   /// Resident set size in KiB.
   uint64_t rss_kb = 0;
@@ -75,7 +77,9 @@ typename Inspector::result_type inspect(Inspector& f, child_usage& x) {
 /// first rise to that level or above (a jump from normal to emergency makes
 /// warning, critical and emergency due at once).
 struct pressure_event {
+  /// The new level.
   pressure_level level = pressure_level::normal;
+  /// The level before this change.
   pressure_level previous = pressure_level::normal;
   /// RSS of the agent process and of its whole process tree, in KiB.
   uint64_t agent_rss_kb = 0;
@@ -124,17 +128,19 @@ struct resource_sample {
   int64_t time_ns = 0;
   /// The agent process.
   int32_t pid = 0;
+  /// RSS of the agent process, in KiB.
   uint64_t agent_rss_kb = 0;
   /// Open descriptors (-1 if /proc/<pid>/fd could not be read).
   int64_t fds = 0;
+  /// Threads of the agent process.
   int64_t threads = 0;
-  /// The agent plus every descendant.
+  /// RSS of the agent plus every descendant, in KiB.
   uint64_t tree_rss_kb = 0;
   /// Live descendants (children, grandchildren, ...), zombies included.
   uint32_t children = 0;
   /// Direct children only.
   uint32_t direct_children = 0;
-  /// The largest descendant (PID 0 if none).
+  /// The largest descendant (PID 0 if none) and its RSS in KiB.
   int32_t largest_child_pid = 0;
   uint64_t largest_child_rss_kb = 0;
   /// Host CPU busy percent since the previous sample, -1 if unknown.
@@ -156,8 +162,11 @@ typename Inspector::result_type inspect(Inspector& f, resource_sample& x) {
 
 /// Minimum, mean and maximum of one measure over a window.
 struct usage_range {
+  /// Smallest value.
   double min = 0;
+  /// Mean of the samples.
   double avg = 0;
+  /// Largest value.
   double max = 0;
 };
 
@@ -175,8 +184,10 @@ struct window_stats {
   /// Window start and end on the actor clock, nanoseconds since its epoch.
   int64_t start_ns = 0;
   int64_t end_ns = 0;
+  /// RSS of the agent and of its tree, in KiB.
   usage_range agent_rss_kb;
   usage_range tree_rss_kb;
+  /// Descriptors, threads and live descendants of the agent.
   usage_range fds;
   usage_range threads;
   usage_range children;

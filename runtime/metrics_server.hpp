@@ -70,14 +70,21 @@ public:
   }
 
 private:
+  /// The server thread: poll, accept, read, answer, time out.
   void loop();
 
+  /// What is served.
   std::shared_ptr<const metrics> reg_;
+  /// The listening socket, and an eventfd that wakes the thread to stop.
   int listen_fd_ = -1;
   int wake_fd_ = -1;
+  /// The bound port.
   uint16_t port_ = 0;
+  /// Set by the destructor.
   std::atomic<bool> stop_{false};
+  /// Responses sent.
   std::atomic<uint64_t> responses_{0};
+  /// The server thread.
   std::thread thread_;
 };
 

@@ -53,6 +53,7 @@ bool parse_proc_stat(std::string_view text, proc_stat& out);
 /// Cumulative CPU time of the whole host, from the "cpu" line of /proc/stat,
 /// in clock ticks. `busy` = total - idle - iowait, like psutil's cpu_percent.
 struct cpu_times {
+  /// Ticks spent working: total - idle - iowait.
   uint64_t busy = 0;
   /// user + nice + system + idle + iowait + irq + softirq + steal (guest time
   /// is already counted in user and nice).
@@ -69,6 +70,7 @@ bool parse_proc_cpu(std::string_view text, cpu_times& out);
 
 /// Memory of the whole host from /proc/meminfo, in KiB.
 struct mem_info {
+  /// MemTotal.
   uint64_t total_kb = 0;
   /// MemAvailable (kernels before 3.14: MemFree + Buffers + Cached).
   uint64_t available_kb = 0;
@@ -91,6 +93,7 @@ double cpu_busy_percent(const cpu_times& from, const cpu_times& to);
 /// (no waiting on I/O); a process that is gone is a `false`, not an error.
 class proc_source {
 public:
+  /// Releases whatever the reader holds.
   virtual ~proc_source() = default;
 
   /// The process ID of the agent itself.
@@ -129,10 +132,13 @@ std::unique_ptr<proc_source> make_proc_source(std::string proc_root = "/proc");
 
 /// One process of the agent's tree.
 struct process_usage {
+  /// Process ID.
   int32_t pid = 0;
+  /// Parent process ID.
   int32_t ppid = 0;
   /// Resident set size in KiB.
   uint64_t rss_kb = 0;
+  /// Command name from /proc/<pid>/stat (may hold any character).
   std::string comm;
 };
 
@@ -140,8 +146,9 @@ struct process_usage {
 struct tree_usage {
   /// False if the root itself could not be read (then all else is zero).
   bool found = false;
-  /// The root process (the agent).
+  /// RSS of the root process (the agent), in KiB.
   uint64_t root_rss_kb = 0;
+  /// Threads of the root process.
   int64_t root_threads = 0;
   /// RSS of the root plus every descendant, in KiB.
   uint64_t tree_rss_kb = 0;
@@ -195,10 +202,12 @@ public:
   void restart();
 
 private:
+  /// The CPU reading that starts the window, and the latest one.
   bool has_first_ = false;
   bool has_last_ = false;
   cpu_times first_;
   cpu_times last_;
+  /// Sum and number of the memory readings of the window.
   double mem_sum_ = 0;
   uint32_t mem_n_ = 0;
 };
