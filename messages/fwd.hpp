@@ -7,7 +7,9 @@
 // Each protocol header (reaper.hpp, profiler.hpp, ...) defines the structs
 // declared here, their `inspect` overloads and the `typed_actor` alias.
 
+#include <caf/replies_to.hpp>
 #include <caf/type_id.hpp>
+#include <caf/typed_actor.hpp>
 
 namespace gpa {
 
@@ -35,7 +37,11 @@ struct scheduler_stats;
 
 // -- memory monitor (messages/monitor.hpp) --
 
+struct child_usage;
 struct pressure_event;
+struct resource_sample;
+struct usage_range;
+struct window_stats;
 
 // -- uploader (messages/uploader.hpp) --
 
@@ -64,8 +70,10 @@ CAF_ADD_TYPE_ID(gpa, (gpa::merge_job))
 CAF_ADD_TYPE_ID(gpa, (gpa::merge_summary))
 CAF_ADD_TYPE_ID(gpa, (gpa::scheduler_stats))
 
-// -- memory monitor
+// -- memory monitor (its actor handles are at the end: they name atoms)
 CAF_ADD_TYPE_ID(gpa, (gpa::pressure_event))
+CAF_ADD_TYPE_ID(gpa, (gpa::resource_sample))
+CAF_ADD_TYPE_ID(gpa, (gpa::window_stats))
 
 // -- uploader
 CAF_ADD_TYPE_ID(gpa, (gpa::uploader_stats))
@@ -92,5 +100,23 @@ CAF_ADD_ATOM(gpa, gpa, list_atom, "gpa_list")
 CAF_ADD_ATOM(gpa, gpa, prepare_atom, "gpa_prep")
 CAF_ADD_ATOM(gpa, gpa, poll_atom, "gpa_poll")
 CAF_ADD_ATOM(gpa, gpa, restart_atom, "gpa_restrt")
+
+// -- memory monitor: atoms and actor handles
+CAF_ADD_ATOM(gpa, gpa, window_atom, "gpa_window")
+
+namespace gpa {
+
+/// Anything that acts on memory pressure (see messages/monitor.hpp).
+using pressure_listener_actor
+    = caf::typed_actor<caf::reacts_to<pressure_atom, pressure_event>>;
+
+/// Anything that wants every footprint sample (see messages/monitor.hpp).
+using sample_listener_actor
+    = caf::typed_actor<caf::reacts_to<sample_atom, resource_sample>>;
+
+} // namespace gpa
+
+CAF_ADD_TYPE_ID(gpa, (gpa::pressure_listener_actor))
+CAF_ADD_TYPE_ID(gpa, (gpa::sample_listener_actor))
 
 CAF_END_TYPE_ID_BLOCK(gpa)

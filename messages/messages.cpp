@@ -44,6 +44,16 @@ std::string to_string(pressure_level x) {
   return "unknown";
 }
 
+std::string to_string(pressure_cause x) {
+  switch (x) {
+    case pressure_cause::none: return "none";
+    case pressure_cause::agent: return "agent";
+    case pressure_cause::tree: return "tree";
+    case pressure_cause::both: return "both";
+  }
+  return "unknown";
+}
+
 caf::error make_gpa_error(ec code, std::string context) {
   return caf::make_error(code, std::move(context));
 }

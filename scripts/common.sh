@@ -16,10 +16,14 @@ GPA_BUILD_PACKAGES=(
   linux-perf procps
 )
 
-# Further packages the tests need (python3 for the test HTTP server).
+# Further packages the tests need (python3 for the test HTTP server;
+# prometheus for promtool, which checks the metrics endpoint's output: about
+# 22 MB to download, 100 MB installed; on a host with systemd it also enables
+# a Prometheus server on :9090).
 GPA_TEST_PACKAGES=(
   python3
   chromium # the flame-graph page's browser tests (headless)
+  prometheus
 )
 
 # npm package folders (package.json + committed package-lock.json) that

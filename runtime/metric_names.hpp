@@ -1,0 +1,138 @@
+#pragma once
+
+// Every self-metric of the agent, named once with its help text and kind, and
+// the helpers that update them. The memory monitor sets the footprint gauges;
+// the scheduler counts snapshots; the uploader counts uploads. declare_all()
+// puts every series in the registry at 0 at start, so the metrics endpoint
+// shows them before the first increment (a counter that appears only later
+// breaks Prometheus' rate()).
+//
+// Names follow Prometheus conventions (promtool check metrics is clean):
+// "gpa_" prefix, base units (bytes, seconds), counters end in "_total".
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "runtime/metrics.hpp"
+
+namespace gpa::rt::metric {
+
+/// A metric's name, help text and kind.
+struct info {
+  /// Prometheus metric name.
+  const char* name;
+  /// One line for "# HELP".
+  const char* help;
+  /// True for a counter (only goes up), false for a gauge.
+  bool counter;
+};
+
+// -- the agent's footprint (set by the memory monitor every sample)
+// ------------
+
+/// RSS of the agent's main process.
+inline constexpr info agent_rss{
+    "gpa_agent_resident_memory_bytes",
+    "Resident set size of the agent's main process, in bytes.", false};
+
+/// RSS of the agent and every descendant (the pstree | ps -o rss total).
+inline constexpr info tree_rss{
+    "gpa_agent_tree_resident_memory_bytes",
+    "Resident set size of the agent and all its descendant processes, in "
+    "bytes.",
+    false};
+
+/// Open descriptors of the agent's main process.
+inline constexpr info open_fds{
+    "gpa_agent_open_fds", "Open file descriptors of the agent's main process.",
+    false};
+
+/// Threads of the agent's main process.
+inline constexpr info threads{"gpa_agent_threads",
+                              "Threads of the agent's main process.", false};
+
+/// Live descendants of the agent (children, grandchildren, ...).
+inline constexpr info children{
+    "gpa_agent_child_processes",
+    "Live descendant processes of the agent (children, grandchildren, ...).",
+    false};
+
+/// The memory monitor's pressure level.
+inline constexpr info pressure_level{
+    "gpa_memory_pressure_level",
+    "Memory pressure level: 0 normal, 1 warning, 2 critical, 3 emergency.",
+    false};
+
+/// Samples the memory monitor took.
+inline constexpr info monitor_samples{
+    "gpa_monitor_samples_total",
+    "Footprint samples taken by the memory monitor.", true};
+
+// -- snapshots (counted by the scheduler)
+// ----------------------------------------
+
+/// Snapshot parts per profiler and result; labels `profiler` and `result`
+/// (done, skipped, timed_out).
+inline constexpr info snapshots{
+    "gpa_profiler_snapshots_total",
+    "Snapshots per profiler by result: done, skipped or timed_out.", true};
+
+/// Wall time of the last snapshot, from its start to the merged profile.
+inline constexpr info last_snapshot_duration{
+    "gpa_last_snapshot_duration_seconds",
+    "Wall time of the last snapshot, from its start to the merged profile, in "
+    "seconds.",
+    false};
+
+// -- uploads (counted by the uploader)
+// ---------------------------------------------
+
+/// Profiles by upload result; label `result` (sent, failed, spooled).
+inline constexpr info uploads{
+    "gpa_uploads_total",
+    "Profile uploads by result: sent, failed, or spooled for a later retry.",
+    true};
+
+// -- helpers
+// ------------------------------------------------------------------------
+
+/// What became of one profiler's part of a snapshot.
+enum class snapshot_result { done, skipped, timed_out };
+
+/// Returns "done", "skipped" or "timed_out".
+const char* to_string(snapshot_result x);
+
+/// What became of one upload attempt of a profile.
+enum class upload_result { sent, failed, spooled };
+
+/// Returns "sent", "failed" or "spooled".
+const char* to_string(upload_result x);
+
+/// The profilers the agent knows, as they appear in the `profiler` label.
+const std::vector<std::string>& known_profilers();
+
+/// Sets gauge `m` to `value`.
+void set(metrics& reg, const info& m, double value,
+         const metric_labels& labels = {});
+
+/// Adds `delta` to counter `m`.
+void add(metrics& reg, const info& m, double delta,
+         const metric_labels& labels = {});
+
+/// Counts one snapshot part of `profiler`.
+void count_snapshot(metrics& reg, const std::string& profiler,
+                    snapshot_result result);
+
+/// Counts one upload.
+void count_upload(metrics& reg, upload_result result);
+
+/// Sets the duration of the last snapshot.
+void set_last_snapshot_duration(metrics& reg, std::chrono::duration<double> d);
+
+/// Puts every metric above in `reg` at 0, with one series per profiler in
+/// `profilers` and per result. Call once at start, before the endpoint opens.
+void declare_all(metrics& reg,
+                 const std::vector<std::string>& profilers = known_profilers());
+
+} // namespace gpa::rt::metric
