@@ -1,0 +1,846 @@
+#include "actors/format/collapse.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <unordered_map>
+#include <utility>
+
+// The hot path is process_line(): memchr splits lines, frame lines are parsed
+// in place without copying, (symbol, dso) pairs are hashed with a
+// wyhash-style function and interned in an open-addressing table. A record's
+// frames are kept as IDs and counted in a second table keyed by the ID
+// sequence. Text is rendered only once per unique frame, when asked for.
+
+namespace gpa::format {
+
+namespace {
+
+// -- hashing ------------------------------------------------------------------
+
+constexpr uint64_t k0 = 0xa0761d6478bd642full;
+constexpr uint64_t k1 = 0xe7037ed1a0b428dbull;
+constexpr uint64_t k2 = 0x8ebc6af09c88c6e3ull;
+constexpr uint64_t k3 = 0x589965cc75374cc3ull;
+
+/// 64x64 -> 128 multiply, folded: the mixing step of wyhash.
+inline uint64_t mum(uint64_t a, uint64_t b) {
+  __uint128_t r = static_cast<__uint128_t>(a) * b;
+  return static_cast<uint64_t>(r) ^ static_cast<uint64_t>(r >> 64);
+}
+
+inline uint64_t rd8(const char* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+
+inline uint64_t rd4(const char* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+/// A wyhash-style hash of `n` bytes at `p`. Reads only inside [p, p + n).
+inline uint64_t hash_bytes(const char* p, size_t n, uint64_t seed) {
+  seed ^= k0;
+  uint64_t a;
+  uint64_t b;
+  if (n <= 16) {
+    if (n >= 4) {
+      size_t q = (n >> 3) << 2;
+      a = (rd4(p) << 32) | rd4(p + q);
+      b = (rd4(p + n - 4) << 32) | rd4(p + n - 4 - q);
+    } else if (n > 0) {
+      a = (uint64_t{static_cast<uint8_t>(p[0])} << 16)
+          | (uint64_t{static_cast<uint8_t>(p[n >> 1])} << 8)
+          | static_cast<uint8_t>(p[n - 1]);
+      b = 0;
+    } else {
+      a = b = 0;
+    }
+  } else {
+    size_t i = n;
+    if (i > 48) {
+      uint64_t s1 = seed;
+      uint64_t s2 = seed;
+      do {
+        seed = mum(rd8(p) ^ k1, rd8(p + 8) ^ seed);
+        s1 = mum(rd8(p + 16) ^ k2, rd8(p + 24) ^ s1);
+        s2 = mum(rd8(p + 32) ^ k3, rd8(p + 40) ^ s2);
+        p += 48;
+        i -= 48;
+      } while (i > 48);
+      seed ^= s1 ^ s2;
+    }
+    while (i > 16) {
+      seed = mum(rd8(p) ^ k1, rd8(p + 8) ^ seed);
+      p += 16;
+      i -= 16;
+    }
+    a = rd8(p + i - 16);
+    b = rd8(p + i - 8);
+  }
+  return mum(k1 ^ n, mum(a ^ k1, b ^ seed));
+}
+
+// -- character classes --------------------------------------------------------
+
+struct char_table {
+  bool hex[256] = {};
+  constexpr char_table() {
+    for (int c = '0'; c <= '9'; ++c)
+      hex[c] = true;
+    for (int c = 'a'; c <= 'f'; ++c)
+      hex[c] = true;
+    for (int c = 'A'; c <= 'F'; ++c)
+      hex[c] = true;
+  }
+};
+
+constexpr char_table chars;
+
+inline bool is_hex(char c) {
+  return chars.hex[static_cast<uint8_t>(c)];
+}
+
+inline bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+
+inline bool is_blank(char c) {
+  return c == ' ' || c == '\t';
+}
+
+// -- open addressing ----------------------------------------------------------
+
+/// One slot of an open-addressing table: the full hash and the ID + 1 of the
+/// entry (0: empty). Probing compares hashes first, keys only on a match.
+struct slot {
+  uint64_t hash;
+  uint32_t id;
+};
+
+/// Linear-probing index over entries stored elsewhere; grows at half load.
+class id_index {
+public:
+  id_index() {
+    reset();
+  }
+
+  void reset() {
+    slots_.assign(16, slot{0, 0});
+    mask_ = 15;
+    size_ = 0;
+  }
+
+  /// Returns the ID of the entry with hash `h` for which `eq(id)` holds, or
+  /// inserts `next_id` and returns it (the caller then stores the entry).
+  template <class Eq>
+  uint32_t find_or_insert(uint64_t h, uint32_t next_id, Eq&& eq,
+                          bool& inserted) {
+    size_t i = h & mask_;
+    for (;;) {
+      auto& s = slots_[i];
+      if (s.id == 0)
+        break;
+      if (s.hash == h && eq(s.id - 1)) {
+        inserted = false;
+        return s.id - 1;
+      }
+      i = (i + 1) & mask_;
+    }
+    slots_[i] = slot{h, next_id + 1};
+    inserted = true;
+    if (++size_ * 2 > slots_.size())
+      grow();
+    return next_id;
+  }
+
+  size_t size() const {
+    return size_;
+  }
+
+private:
+  void grow() {
+    std::vector<slot> old(slots_.size() * 2, slot{0, 0});
+    old.swap(slots_);
+    mask_ = slots_.size() - 1;
+    for (auto& s : old) {
+      if (s.id == 0)
+        continue;
+      size_t i = s.hash & mask_;
+      while (slots_[i].id != 0)
+        i = (i + 1) & mask_;
+      slots_[i] = s;
+    }
+  }
+
+  std::vector<slot> slots_;
+  size_t mask_ = 0;
+  size_t size_ = 0;
+};
+
+/// Appends `name` to `out` made safe for a folded line.
+void append_sanitized(std::string& out, std::string_view name) {
+  for (char c : name) {
+    auto u = static_cast<unsigned char>(c);
+    if (c == ';')
+      out += '_';
+    else if (u < 0x20 || u == 0x7f)
+      out += ' ';
+    else
+      out += c;
+  }
+}
+
+/// The basename of a dso for `(<dso>)` frames: after the last '/', without
+/// a " (deleted)" tag and without enclosing brackets.
+std::string_view dso_basename(std::string_view dso) {
+  constexpr std::string_view deleted = " (deleted)";
+  if (dso.size() > deleted.size()
+      && dso.substr(dso.size() - deleted.size()) == deleted)
+    dso.remove_suffix(deleted.size());
+  if (auto slash = dso.rfind('/');
+      slash != std::string_view::npos && slash + 1 < dso.size())
+    dso.remove_prefix(slash + 1);
+  if (dso.size() >= 2 && dso.front() == '[' && dso.back() == ']')
+    dso = dso.substr(1, dso.size() - 2);
+  return dso;
+}
+
+constexpr std::string_view unknown = "[unknown]";
+
+} // namespace
+
+std::string sanitize_frame(std::string_view name) {
+  std::string out;
+  out.reserve(name.size());
+  append_sanitized(out, name);
+  return out;
+}
+
+// -- the converter ------------------------------------------------------------
+
+struct perf_collapser::impl {
+  explicit impl(collapse_limits lim) : limits(lim) {}
+
+  // -- state of the parser
+
+  enum class state : uint8_t {
+    /// Between records: expecting a header, a comment or a blank line.
+    between,
+    /// Inside a record with a valid header: collecting frames.
+    in_record,
+    /// Inside a malformed record: ignoring lines up to its end.
+    skipping,
+  };
+
+  collapse_limits limits;
+  uint64_t samples = 0;
+  uint64_t malformed = 0;
+  uint64_t bytes = 0;
+  state st = state::between;
+  /// An incomplete line carried to the next feed().
+  std::string carry;
+  /// Inside a line longer than the limit: drop input up to the next '\n'.
+  bool skip_line = false;
+
+  // The current record.
+  int32_t pid = 0;
+  int32_t tid = 0;
+  uint32_t comm_id = 0;
+  std::vector<uint32_t> cur;
+
+  // -- frames: (symbol, dso) -> ID
+
+  /// Where a frame's symbol and dso are in `frame_text`.
+  struct frame_rec {
+    size_t off;
+    uint32_t sym_len;
+    uint32_t dso_len;
+  };
+  std::string frame_text;
+  std::vector<frame_rec> frames;
+  id_index frame_index;
+
+  // -- comms: text -> ID
+
+  std::string comm_text;
+  std::vector<std::pair<size_t, uint32_t>> comms;
+  id_index comm_index;
+
+  // -- stacks: (pid, comm, frame IDs) -> count
+
+  /// Where a stack's key is in `stack_words`: [pid, comm, n, frames...].
+  struct stack_rec {
+    size_t off;
+    uint64_t count;
+  };
+  std::vector<uint32_t> stack_words;
+  std::vector<stack_rec> stacks;
+  id_index stack_index;
+
+  /// Comm of each pid's main thread (tid == pid), when sampled.
+  std::unordered_map<int32_t, uint32_t> main_comm;
+  int32_t last_main_pid = -2;
+  uint32_t last_main_comm = 0;
+
+  // -- input
+
+  void feed(const char* p, const char* end) {
+    bytes += static_cast<uint64_t>(end - p);
+    if (skip_line) {
+      auto nl = static_cast<const char*>(std::memchr(p, '\n', end - p));
+      if (nl == nullptr)
+        return;
+      skip_line = false;
+      p = nl + 1;
+    }
+    if (!carry.empty()) {
+      auto nl = static_cast<const char*>(std::memchr(p, '\n', end - p));
+      if (nl == nullptr) {
+        if (carry.size() + static_cast<size_t>(end - p) > limits.max_line) {
+          carry.clear();
+          skip_line = true;
+          overlong_line();
+        } else {
+          carry.append(p, end);
+        }
+        return;
+      }
+      carry.append(p, nl);
+      process_line(carry.data(), carry.data() + carry.size());
+      carry.clear();
+      p = nl + 1;
+    }
+    for (;;) {
+      auto nl = static_cast<const char*>(std::memchr(p, '\n', end - p));
+      if (nl == nullptr)
+        break;
+      process_line(p, nl);
+      p = nl + 1;
+    }
+    if (p < end) {
+      if (static_cast<size_t>(end - p) > limits.max_line) {
+        skip_line = true;
+        overlong_line();
+      } else {
+        carry.assign(p, end);
+      }
+    }
+  }
+
+  void finish() {
+    skip_line = false;
+    if (!carry.empty()) {
+      std::string last;
+      last.swap(carry);
+      finish_line(last.data(), last.data() + last.size());
+    }
+    end_record();
+  }
+
+  /// An unterminated last line: used only if it is visibly complete.
+  void finish_line(const char* b, const char* e) {
+    if (b < e && (*b == '\t' || *b == ' ')) {
+      // A frame line is complete when it ends with its dso group.
+      if (st == state::in_record && e[-1] == ')') {
+        process_line(b, e);
+      } else if (st == state::in_record) {
+        ++malformed;
+        st = state::skipping;
+      }
+      return;
+    }
+    // A header cut anywhere may still look like a header: drop it.
+    bool blank = std::all_of(b, e, [](char c) {
+      return is_blank(c);
+    });
+    if (blank)
+      return;
+    end_record();
+    ++malformed;
+    st = state::skipping;
+  }
+
+  void overlong_line() {
+    if (st != state::skipping)
+      ++malformed;
+    st = state::skipping;
+  }
+
+  // -- lines
+
+  void process_line(const char* b, const char* e) {
+    if (static_cast<size_t>(e - b) > limits.max_line) {
+      overlong_line();
+      return;
+    }
+    if (b == e) {
+      end_record();
+      return;
+    }
+    if (*b == '\t' || *b == ' ') {
+      if (st == state::in_record) {
+        if (add_frame(b, e))
+          return;
+        if (std::all_of(b, e, [](char c) {
+              return is_blank(c);
+            })) {
+          end_record();
+          return;
+        }
+        // Not a frame: maybe the next header (perf without a blank line).
+        if (start_record(b, e))
+          return;
+        ++malformed;
+        st = state::skipping;
+        return;
+      }
+      if (std::all_of(b, e, [](char c) {
+            return is_blank(c);
+          })) {
+        end_record();
+        return;
+      }
+      if (start_record(b, e))
+        return;
+      if (st == state::between)
+        ++malformed; // a frame line outside any record
+      st = state::skipping;
+      return;
+    }
+    if (start_record(b, e))
+      return;
+    if (st == state::in_record) {
+      ++malformed;
+      st = state::skipping;
+      return;
+    }
+    if (st == state::between && *b == '#')
+      return; // perf's comments
+    if (st == state::between)
+      ++malformed;
+    st = state::skipping;
+  }
+
+  /// Parses a frame line into the current record. False if it is not one.
+  bool add_frame(const char* b, const char* e) {
+    const char* p = b + 1;
+    while (p < e && *p == ' ')
+      ++p;
+    const char* h = p;
+    while (p < e && is_hex(*p))
+      ++p;
+    if (p == h || p == e || *p != ' ')
+      return false;
+    ++p;
+    const char* sym_e = e;
+    const char* dso_b = e;
+    const char* dso_e = e;
+    if (e[-1] == ')' && e - p >= 2) {
+      const char* lp = find_dso_open(p, e);
+      if (lp != nullptr) {
+        dso_b = lp + 1;
+        dso_e = e - 1;
+        sym_e = lp;
+      }
+    }
+    while (sym_e > p && sym_e[-1] == ' ')
+      --sym_e;
+    // Strip a trailing +0x<hex> offset.
+    const char* q = sym_e;
+    while (q > p && is_hex(q[-1]))
+      --q;
+    if (q < sym_e && q - p >= 3 && q[-1] == 'x' && q[-2] == '0' && q[-3] == '+')
+      sym_e = q - 3;
+    if (cur.size() >= limits.max_frames) {
+      ++malformed;
+      st = state::skipping;
+      return true;
+    }
+    cur.push_back(intern_frame(p, static_cast<size_t>(sym_e - p), dso_b,
+                               static_cast<size_t>(dso_e - dso_b)));
+    return true;
+  }
+
+  /// The '(' that opens the group ending at e[-1], or null.
+  static const char* find_dso_open(const char* p, const char* e) {
+    auto lp = static_cast<const char*>(memrchr(p, '(', e - 1 - p));
+    if (lp == nullptr)
+      return nullptr;
+    if (std::memchr(lp + 1, ')', e - 1 - (lp + 1)) == nullptr)
+      return lp;
+    // A ')' inside the candidate: the group nests, match from the end.
+    int depth = 0;
+    for (const char* c = e - 1; c >= p; --c) {
+      if (*c == ')') {
+        ++depth;
+      } else if (*c == '(') {
+        if (--depth == 0)
+          return c;
+      }
+    }
+    return lp;
+  }
+
+  uint32_t intern_frame(const char* sym, size_t sym_len, const char* dso,
+                        size_t dso_len) {
+    uint64_t h = hash_bytes(dso, dso_len, hash_bytes(sym, sym_len, 0));
+    bool inserted = false;
+    auto next = static_cast<uint32_t>(frames.size());
+    auto id = frame_index.find_or_insert(
+        h, next,
+        [&](uint32_t i) {
+          auto& f = frames[i];
+          return f.sym_len == sym_len && f.dso_len == dso_len
+                 && std::memcmp(frame_text.data() + f.off, sym, sym_len) == 0
+                 && std::memcmp(frame_text.data() + f.off + sym_len, dso,
+                                dso_len)
+                        == 0;
+        },
+        inserted);
+    if (inserted) {
+      frames.push_back(frame_rec{frame_text.size(),
+                                 static_cast<uint32_t>(sym_len),
+                                 static_cast<uint32_t>(dso_len)});
+      frame_text.append(sym, sym_len);
+      frame_text.append(dso, dso_len);
+    }
+    return id;
+  }
+
+  uint32_t intern_comm(const char* b, size_t n) {
+    uint64_t h = hash_bytes(b, n, 1);
+    bool inserted = false;
+    auto next = static_cast<uint32_t>(comms.size());
+    auto id = comm_index.find_or_insert(
+        h, next,
+        [&](uint32_t i) {
+          auto& c = comms[i];
+          return c.second == n
+                 && std::memcmp(comm_text.data() + c.first, b, n) == 0;
+        },
+        inserted);
+    if (inserted) {
+      comms.emplace_back(comm_text.size(), static_cast<uint32_t>(n));
+      comm_text.append(b, n);
+    }
+    return id;
+  }
+
+  // -- records
+
+  /// Parses `pid` or `pid/tid` (each maybe negative) in [b, e).
+  static bool parse_pid_token(const char* b, const char* e, int32_t& pid,
+                              int32_t& tid) {
+    auto num = [](const char*& p, const char* end, int32_t& out) {
+      bool neg = false;
+      if (p < end && *p == '-') {
+        neg = true;
+        ++p;
+      }
+      const char* start = p;
+      int64_t v = 0;
+      while (p < end && is_digit(*p)) {
+        v = v * 10 + (*p - '0');
+        if (v > INT32_MAX)
+          return false;
+        ++p;
+      }
+      if (p == start)
+        return false;
+      out = static_cast<int32_t>(neg ? -v : v);
+      return true;
+    };
+    const char* p = b;
+    if (!num(p, e, pid))
+      return false;
+    if (p == e) {
+      tid = pid;
+      return true;
+    }
+    if (*p != '/')
+      return false;
+    ++p;
+    return num(p, e, tid) && p == e;
+  }
+
+  /// True if [b, e) is `[digits]`.
+  static bool is_cpu_token(const char* b, const char* e) {
+    if (e - b < 3 || *b != '[' || e[-1] != ']')
+      return false;
+    return std::all_of(b + 1, e - 1, is_digit);
+  }
+
+  /// True if [b, e) is `digits.digits:`.
+  static bool is_time_token(const char* b, const char* e) {
+    if (e - b < 4 || e[-1] != ':')
+      return false;
+    const char* p = b;
+    while (p < e && is_digit(*p))
+      ++p;
+    if (p == b || p == e || *p != '.')
+      return false;
+    const char* f = ++p;
+    while (p < e && is_digit(*p))
+      ++p;
+    return p > f && p == e - 1;
+  }
+
+  /// Parses a header line and starts a record. False if it is not one.
+  bool start_record(const char* b, const char* e) {
+    auto next_token = [e](const char*& p) {
+      while (p < e && is_blank(*p))
+        ++p;
+      const char* s = p;
+      while (p < e && !is_blank(*p))
+        ++p;
+      return s;
+    };
+    const char* p = b;
+    for (;;) {
+      const char* tb = next_token(p);
+      const char* te = p;
+      if (tb == te)
+        return false;
+      int32_t new_pid = 0;
+      int32_t new_tid = 0;
+      if (!parse_pid_token(tb, te, new_pid, new_tid))
+        continue;
+      const char* r = p;
+      const char* nb = next_token(r);
+      if (!is_cpu_token(nb, r) && !is_time_token(nb, r))
+        continue;
+      // A header: the comm is everything before the token, trimmed.
+      end_record();
+      const char* cb = b;
+      const char* ce = tb;
+      while (cb < ce && is_blank(*cb))
+        ++cb;
+      while (ce > cb && is_blank(ce[-1]))
+        --ce;
+      pid = new_pid;
+      tid = new_tid;
+      comm_id = intern_comm(cb, static_cast<size_t>(ce - cb));
+      cur.clear();
+      st = state::in_record;
+      return true;
+    }
+  }
+
+  /// Closes the current record: counts its stack if it is a valid one.
+  void end_record() {
+    if (st == state::in_record)
+      count_stack();
+    st = state::between;
+  }
+
+  void count_stack() {
+    ++samples;
+    if (tid == pid && (pid != last_main_pid || comm_id != last_main_comm)) {
+      main_comm[pid] = comm_id;
+      last_main_pid = pid;
+      last_main_comm = comm_id;
+    }
+    uint64_t seed
+        = (static_cast<uint64_t>(static_cast<uint32_t>(pid)) << 32) | comm_id;
+    auto n = cur.size();
+    uint64_t h = hash_bytes(reinterpret_cast<const char*>(cur.data()),
+                            n * sizeof(uint32_t), seed);
+    bool inserted = false;
+    auto next = static_cast<uint32_t>(stacks.size());
+    auto id = stack_index.find_or_insert(
+        h, next,
+        [&](uint32_t i) {
+          const uint32_t* w = stack_words.data() + stacks[i].off;
+          return w[0] == static_cast<uint32_t>(pid) && w[1] == comm_id
+                 && w[2] == n
+                 && std::memcmp(w + 3, cur.data(), n * sizeof(uint32_t)) == 0;
+        },
+        inserted);
+    if (inserted) {
+      stacks.push_back(stack_rec{stack_words.size(), 1});
+      stack_words.push_back(static_cast<uint32_t>(pid));
+      stack_words.push_back(comm_id);
+      stack_words.push_back(static_cast<uint32_t>(n));
+      stack_words.insert(stack_words.end(), cur.begin(), cur.end());
+    } else {
+      ++stacks[id].count;
+    }
+  }
+
+  // -- results
+
+  std::string_view comm_view(uint32_t id) const {
+    auto& c = comms[id];
+    return {comm_text.data() + c.first, c.second};
+  }
+
+  std::string render_comm(uint32_t id) const {
+    auto v = comm_view(id);
+    return v.empty() ? std::string{unknown} : sanitize_frame(v);
+  }
+
+  std::string render_frame(uint32_t id) const {
+    auto& f = frames[id];
+    std::string_view sym{frame_text.data() + f.off, f.sym_len};
+    std::string_view dso{frame_text.data() + f.off + f.sym_len, f.dso_len};
+    std::string out;
+    if (sym.empty() || (sym == unknown && (dso.empty() || dso == unknown))) {
+      out = unknown;
+    } else if (sym == unknown) {
+      out += '(';
+      append_sanitized(out, dso_basename(dso));
+      out += ')';
+    } else {
+      append_sanitized(out, sym);
+    }
+    if (dso.find("kernel") != std::string_view::npos
+        || dso.find("vmlinux") != std::string_view::npos)
+      out += "_[k]";
+    return out;
+  }
+
+  /// Renders every unique stack without its pid, in table order.
+  std::vector<std::string> render_stacks() const {
+    std::vector<std::string> names(frames.size());
+    for (uint32_t i = 0; i < frames.size(); ++i)
+      names[i] = render_frame(i);
+    std::vector<std::string> comm_names(comms.size());
+    for (uint32_t i = 0; i < comms.size(); ++i)
+      comm_names[i] = render_comm(i);
+    std::vector<std::string> out;
+    out.reserve(stacks.size());
+    for (auto& s : stacks) {
+      const uint32_t* w = stack_words.data() + s.off;
+      std::string line = comm_names[w[1]];
+      for (uint32_t i = w[2]; i > 0; --i) {
+        line += ';';
+        line += names[w[3 + i - 1]];
+      }
+      out.push_back(std::move(line));
+    }
+    return out;
+  }
+
+  static void sort_and_merge(std::vector<stack_count>& xs) {
+    std::sort(xs.begin(), xs.end(),
+              [](const stack_count& a, const stack_count& b) {
+                return a.stack < b.stack;
+              });
+    size_t out = 0;
+    for (size_t i = 0; i < xs.size(); ++i) {
+      if (out > 0 && xs[out - 1].stack == xs[i].stack) {
+        xs[out - 1].count += xs[i].count;
+      } else {
+        if (out != i)
+          xs[out] = std::move(xs[i]);
+        ++out;
+      }
+    }
+    xs.resize(out);
+  }
+
+  std::vector<stack_count> merged() const {
+    auto texts = render_stacks();
+    std::vector<stack_count> out;
+    out.reserve(texts.size());
+    for (size_t i = 0; i < texts.size(); ++i)
+      out.push_back(stack_count{std::move(texts[i]), stacks[i].count});
+    sort_and_merge(out);
+    return out;
+  }
+
+  std::vector<process_stacks> per_process() const {
+    auto texts = render_stacks();
+    // Stack indices ordered by pid, then by first appearance.
+    std::vector<uint32_t> order(stacks.size());
+    for (uint32_t i = 0; i < order.size(); ++i)
+      order[i] = i;
+    auto pid_of = [this](uint32_t i) {
+      return static_cast<int32_t>(stack_words[stacks[i].off]);
+    };
+    std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+      return pid_of(a) < pid_of(b);
+    });
+    std::vector<process_stacks> out;
+    for (size_t i = 0; i < order.size();) {
+      int32_t p = pid_of(order[i]);
+      process_stacks ps;
+      ps.pid = p;
+      auto mc = main_comm.find(p);
+      ps.comm = render_comm(mc != main_comm.end()
+                                ? mc->second
+                                : stack_words[stacks[order[i]].off + 1]);
+      for (; i < order.size() && pid_of(order[i]) == p; ++i)
+        ps.stacks.push_back(
+            stack_count{std::move(texts[order[i]]), stacks[order[i]].count});
+      sort_and_merge(ps.stacks);
+      out.push_back(std::move(ps));
+    }
+    return out;
+  }
+};
+
+perf_collapser::perf_collapser() : perf_collapser(collapse_limits{}) {}
+
+perf_collapser::perf_collapser(collapse_limits limits)
+    : impl_(std::make_unique<impl>(limits)) {}
+
+perf_collapser::~perf_collapser() = default;
+
+void perf_collapser::feed(std::string_view chunk) {
+  if (!chunk.empty())
+    impl_->feed(chunk.data(), chunk.data() + chunk.size());
+}
+
+void perf_collapser::finish() {
+  impl_->finish();
+}
+
+collapse_stats perf_collapser::stats() const {
+  collapse_stats s;
+  s.samples = impl_->samples;
+  s.malformed = impl_->malformed;
+  s.bytes = impl_->bytes;
+  s.unique_frames = impl_->frames.size();
+  s.unique_stacks = impl_->stacks.size();
+  return s;
+}
+
+uint64_t perf_collapser::samples() const {
+  return impl_->samples;
+}
+
+uint64_t perf_collapser::malformed() const {
+  return impl_->malformed;
+}
+
+size_t perf_collapser::unique_stacks() const {
+  return impl_->stacks.size();
+}
+
+std::vector<process_stacks> perf_collapser::per_process() const {
+  return impl_->per_process();
+}
+
+std::vector<stack_count> perf_collapser::merged() const {
+  return impl_->merged();
+}
+
+void perf_collapser::write_folded(std::string& out) const {
+  for (auto& s : impl_->merged()) {
+    out += s.stack;
+    out += ' ';
+    out += std::to_string(s.count);
+    out += '\n';
+  }
+}
+
+void perf_collapser::clear() {
+  auto limits = impl_->limits;
+  impl_ = std::make_unique<impl>(limits);
+}
+
+} // namespace gpa::format
