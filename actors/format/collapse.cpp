@@ -343,13 +343,10 @@ struct perf_collapser::impl {
   /// An unterminated last line: used only if it is visibly complete.
   void finish_line(const char* b, const char* e) {
     if (b < e && (*b == '\t' || *b == ' ')) {
-      // A frame line is complete when it ends with its dso group.
-      if (st == state::in_record && e[-1] == ')') {
+      // A frame line is complete when it ends with its dso group; a cut one
+      // is dropped and the record keeps its complete frames.
+      if (st == state::in_record && e[-1] == ')')
         process_line(b, e);
-      } else if (st == state::in_record) {
-        ++malformed;
-        st = state::skipping;
-      }
       return;
     }
     // A header cut anywhere may still look like a header: drop it.
