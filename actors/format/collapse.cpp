@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cstring>
-#include <unordered_map>
 #include <utility>
+
+#if defined(__SSE2__)
+#  include <emmintrin.h>
+#endif
 
 // The hot path is process_line(): memchr splits lines, frame lines are parsed
 // in place without copying, (symbol, dso) pairs are hashed with a
@@ -111,6 +114,67 @@ inline bool is_blank(char c) {
   return c == ' ' || c == '\t';
 }
 
+/// Equality of two byte ranges of length `n`, inlined: most keys compared
+/// are short and equal, where a call to memcmp costs more than the compare.
+inline bool equal_bytes(const char* a, const char* b, size_t n) {
+#if defined(__SSE2__)
+  if (n >= 16) {
+    auto eq16 = [](const char* x, const char* y) {
+      auto vx = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x));
+      auto vy = _mm_loadu_si128(reinterpret_cast<const __m128i*>(y));
+      return _mm_movemask_epi8(_mm_cmpeq_epi8(vx, vy)) == 0xffff;
+    };
+    for (size_t i = 0; i + 16 <= n; i += 16)
+      if (!eq16(a + i, b + i))
+        return false;
+    return eq16(a + n - 16, b + n - 16);
+  }
+#endif
+  if (n >= 8) {
+    for (size_t i = 0; i + 8 <= n; i += 8)
+      if (rd8(a + i) != rd8(b + i))
+        return false;
+    return rd8(a + n - 8) == rd8(b + n - 8);
+  }
+  for (size_t i = 0; i < n; ++i)
+    if (a[i] != b[i])
+      return false;
+  return true;
+}
+
+/// Skips the address of a frame line [b, e) (b[0] is the indent): returns
+/// the first byte of the symbol, or null if there is no `<hex> ` address.
+inline const char* skip_address(const char* b, const char* e) {
+#if defined(__SSE2__)
+  // perf prints "\t%16lx ": check the 16 bytes at once.
+  if (e - b >= 18 && b[17] == ' ' && is_hex(b[16])) {
+    auto x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 1));
+    auto in = [x](char lo, char hi) {
+      return _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8(lo - 1)),
+                           _mm_cmplt_epi8(x, _mm_set1_epi8(hi + 1)));
+    };
+    auto spaces = _mm_cmpeq_epi8(x, _mm_set1_epi8(' '));
+    auto hex
+        = _mm_or_si128(_mm_or_si128(in('0', '9'), in('a', 'f')), in('A', 'F'));
+    auto ok
+        = static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(hex, spaces)));
+    auto sp = static_cast<unsigned>(_mm_movemask_epi8(spaces));
+    // All hex or space, and the spaces (if any) only before the digits.
+    if (ok == 0xffff && (sp & (sp + 1)) == 0)
+      return b + 18;
+  }
+#endif
+  const char* p = b + 1;
+  while (p < e && *p == ' ')
+    ++p;
+  const char* h = p;
+  while (p < e && is_hex(*p))
+    ++p;
+  if (p == h || p == e || *p != ' ')
+    return nullptr;
+  return p + 1;
+}
+
 // -- open addressing ----------------------------------------------------------
 
 /// One slot of an open-addressing table: the full hash and the ID + 1 of the
@@ -160,6 +224,11 @@ public:
     return size_;
   }
 
+  /// Starts loading the first slot of hash `h` into the cache.
+  void prefetch(uint64_t h) const {
+    __builtin_prefetch(&slots_[h & mask_]);
+  }
+
 private:
   void grow() {
     std::vector<slot> old(slots_.size() * 2, slot{0, 0});
@@ -178,6 +247,90 @@ private:
   std::vector<slot> slots_;
   size_t mask_ = 0;
   size_t size_ = 0;
+};
+
+/// Open-addressing map from byte strings to 32-bit values, built for the
+/// hottest lookup (frame texts): a slot holds the hash, where the key is and
+/// the value, and a key is stored as [uint32 length][bytes], so a hit
+/// touches one slot and the key's bytes and nothing else.
+class text_index {
+public:
+  text_index() {
+    reset();
+  }
+
+  void reset() {
+    slots_.assign(1024, tslot{0, 0, 0});
+    mask_ = 1023;
+    size_ = 0;
+    text_.clear();
+  }
+
+  /// The value stored for the key [p, p + n) of hash `h`, or null.
+  const uint32_t* find(uint64_t h, const char* p, uint32_t n) const {
+    size_t i = h & mask_;
+    for (;;) {
+      auto& s = slots_[i];
+      if (s.off1 == 0)
+        return nullptr;
+      if (s.hash == h) {
+        const char* k = text_.data() + s.off1 - 1;
+        uint32_t len;
+        std::memcpy(&len, k, sizeof len);
+        if (len == n && equal_bytes(k + sizeof len, p, n))
+          return &s.value;
+      }
+      i = (i + 1) & mask_;
+    }
+  }
+
+  /// Stores a key known to be absent. False if the key store is full
+  /// (4 GB), in which case nothing is stored.
+  bool insert(uint64_t h, const char* p, uint32_t n, uint32_t value) {
+    if (text_.size() + sizeof n + n >= UINT32_MAX)
+      return false;
+    auto off1 = static_cast<uint32_t>(text_.size() + 1);
+    text_.append(reinterpret_cast<const char*>(&n), sizeof n);
+    text_.append(p, n);
+    place(tslot{h, off1, value});
+    if (++size_ * 2 > slots_.size()) {
+      std::vector<tslot> old(slots_.size() * 2, tslot{0, 0, 0});
+      old.swap(slots_);
+      mask_ = slots_.size() - 1;
+      for (auto& s : old)
+        if (s.off1 != 0)
+          place(s);
+    }
+    return true;
+  }
+
+  size_t size() const {
+    return size_;
+  }
+
+  /// Starts loading the first slot of hash `h` into the cache.
+  void prefetch(uint64_t h) const {
+    __builtin_prefetch(&slots_[h & mask_]);
+  }
+
+private:
+  struct tslot {
+    uint64_t hash;
+    uint32_t off1; // offset of the key in text_ + 1; 0: empty
+    uint32_t value;
+  };
+
+  void place(const tslot& s) {
+    size_t i = s.hash & mask_;
+    while (slots_[i].off1 != 0)
+      i = (i + 1) & mask_;
+    slots_[i] = s;
+  }
+
+  std::vector<tslot> slots_;
+  size_t mask_ = 0;
+  size_t size_ = 0;
+  std::string text_;
 };
 
 /// Appends `name` to `out` made safe for a folded line.
@@ -263,6 +416,10 @@ struct perf_collapser::impl {
   std::vector<frame_rec> frames;
   id_index frame_index;
 
+  // -- frame texts as printed (after the address) -> canonical frame ID
+
+  text_index raw_index;
+
   // -- comms: text -> ID
 
   std::string comm_text;
@@ -275,15 +432,39 @@ struct perf_collapser::impl {
   struct stack_rec {
     size_t off;
     uint64_t count;
+    /// Seen from the process's main thread (tid == pid).
+    bool main;
   };
   std::vector<uint32_t> stack_words;
   std::vector<stack_rec> stacks;
   id_index stack_index;
 
-  /// Comm of each pid's main thread (tid == pid), when sampled.
-  std::unordered_map<int32_t, uint32_t> main_comm;
-  int32_t last_main_pid = -2;
-  uint32_t last_main_comm = 0;
+  // -- latency hiding
+
+  /// A line of the current batch, with what the batch loop precomputed.
+  struct line_ref {
+    const char* b;
+    const char* e;
+    /// First byte of the symbol of a frame line, or null.
+    const char* sym;
+    uint64_t hash;
+  };
+  static constexpr size_t batch_size = 32;
+  line_ref batch[batch_size];
+
+  /// A closed record waiting to be counted: its stack's slot is being
+  /// prefetched meanwhile.
+  struct pending_stack {
+    int32_t pid = 0;
+    uint32_t comm = 0;
+    bool main = false;
+    uint64_t hash = 0;
+    std::vector<uint32_t> frames;
+  };
+  static constexpr size_t ring_size = 8;
+  pending_stack ring[ring_size];
+  size_t ring_head = 0;
+  size_t ring_used = 0;
 
   // -- input
 
@@ -313,13 +494,35 @@ struct perf_collapser::impl {
       carry.clear();
       p = nl + 1;
     }
+    // Lines go in batches: first split, address skipped, text hashed and
+    // its table slot prefetched for every frame line, then processed in
+    // order, so the table lookups of a batch overlap in memory.
     for (;;) {
-      auto nl = static_cast<const char*>(std::memchr(p, '\n', end - p));
-      if (nl == nullptr)
+      size_t k = 0;
+      while (k < batch_size) {
+        auto nl = static_cast<const char*>(std::memchr(p, '\n', end - p));
+        if (nl == nullptr)
+          break;
+        auto& l = batch[k++];
+        l.b = p;
+        l.e = nl;
+        l.sym = nullptr;
+        if (p < nl && *p == '\t'
+            && static_cast<size_t>(nl - p) <= limits.max_line) {
+          l.sym = skip_address(p, nl);
+          if (l.sym != nullptr) {
+            l.hash = hash_bytes(l.sym, static_cast<size_t>(nl - l.sym), 7);
+            raw_index.prefetch(l.hash);
+          }
+        }
+        p = nl + 1;
+      }
+      for (size_t i = 0; i < k; ++i)
+        process_line(batch[i].b, batch[i].e, batch[i].sym, batch[i].hash);
+      if (k < batch_size)
         break;
-      process_line(p, nl);
-      p = nl + 1;
     }
+    flush_stacks();
     if (p < end) {
       if (static_cast<size_t>(end - p) > limits.max_line) {
         skip_line = true;
@@ -338,6 +541,7 @@ struct perf_collapser::impl {
       finish_line(last.data(), last.data() + last.size());
     }
     end_record();
+    flush_stacks();
   }
 
   /// An unterminated last line: used only if it is visibly complete.
@@ -369,6 +573,13 @@ struct perf_collapser::impl {
   // -- lines
 
   void process_line(const char* b, const char* e) {
+    process_line(b, e, nullptr, 0);
+  }
+
+  /// Processes the line [b, e). For a frame line, `sym` and `hash` may hold
+  /// what the batch loop computed already (its symbol start and text hash).
+  void process_line(const char* b, const char* e, const char* sym,
+                    uint64_t hash) {
     if (static_cast<size_t>(e - b) > limits.max_line) {
       overlong_line();
       return;
@@ -379,7 +590,7 @@ struct perf_collapser::impl {
     }
     if (*b == '\t' || *b == ' ') {
       if (st == state::in_record) {
-        if (add_frame(b, e))
+        if (sym != nullptr ? add_frame_at(sym, e, hash) : add_frame(b, e))
           return;
         if (std::all_of(b, e, [](char c) {
               return is_blank(c);
@@ -422,20 +633,39 @@ struct perf_collapser::impl {
   }
 
   /// Parses a frame line into the current record. False if it is not one.
+  /// The text after the address ("symbol+0xoff (dso)") is looked up as is;
+  /// only a text seen for the first time is parsed into its canonical frame.
   bool add_frame(const char* b, const char* e) {
-    const char* p = b + 1;
-    while (p < e && *p == ' ')
-      ++p;
-    const char* h = p;
-    while (p < e && is_hex(*p))
-      ++p;
-    if (p == h || p == e || *p != ' ')
+    const char* p = skip_address(b, e);
+    if (p == nullptr)
       return false;
-    ++p;
+    return add_frame_at(p, e, hash_bytes(p, static_cast<size_t>(e - p), 7));
+  }
+
+  /// Adds the frame whose text after the address is [p, e), of hash `h`.
+  bool add_frame_at(const char* p, const char* e, uint64_t h) {
+    if (cur.size() >= limits.max_frames) {
+      ++malformed;
+      st = state::skipping;
+      return true;
+    }
+    auto n = static_cast<uint32_t>(e - p);
+    if (auto v = raw_index.find(h, p, n)) {
+      cur.push_back(*v);
+      return true;
+    }
+    auto frame = canonical(p, e);
+    raw_index.insert(h, p, n, frame);
+    cur.push_back(frame);
+    return true;
+  }
+
+  /// The canonical frame of the text [p, e) after a frame's address.
+  uint32_t canonical(const char* p, const char* e) {
     const char* sym_e = e;
     const char* dso_b = e;
     const char* dso_e = e;
-    if (e[-1] == ')' && e - p >= 2) {
+    if (e - p >= 2 && e[-1] == ')') {
       const char* lp = find_dso_open(p, e);
       if (lp != nullptr) {
         dso_b = lp + 1;
@@ -451,14 +681,8 @@ struct perf_collapser::impl {
       --q;
     if (q < sym_e && q - p >= 3 && q[-1] == 'x' && q[-2] == '0' && q[-3] == '+')
       sym_e = q - 3;
-    if (cur.size() >= limits.max_frames) {
-      ++malformed;
-      st = state::skipping;
-      return true;
-    }
-    cur.push_back(intern_frame(p, static_cast<size_t>(sym_e - p), dso_b,
-                               static_cast<size_t>(dso_e - dso_b)));
-    return true;
+    return intern_frame(p, static_cast<size_t>(sym_e - p), dso_b,
+                        static_cast<size_t>(dso_e - dso_b));
   }
 
   /// The '(' that opens the group ending at e[-1], or null.
@@ -515,8 +739,7 @@ struct perf_collapser::impl {
         h, next,
         [&](uint32_t i) {
           auto& c = comms[i];
-          return c.second == n
-                 && std::memcmp(comm_text.data() + c.first, b, n) == 0;
+          return c.second == n && equal_bytes(comm_text.data() + c.first, b, n);
         },
         inserted);
     if (inserted) {
@@ -635,35 +858,56 @@ struct perf_collapser::impl {
 
   void count_stack() {
     ++samples;
-    if (tid == pid && (pid != last_main_pid || comm_id != last_main_comm)) {
-      main_comm[pid] = comm_id;
-      last_main_pid = pid;
-      last_main_comm = comm_id;
-    }
     uint64_t seed
         = (static_cast<uint64_t>(static_cast<uint32_t>(pid)) << 32) | comm_id;
-    auto n = cur.size();
     uint64_t h = hash_bytes(reinterpret_cast<const char*>(cur.data()),
-                            n * sizeof(uint32_t), seed);
+                            cur.size() * sizeof(uint32_t), seed);
+    stack_index.prefetch(h);
+    if (ring_used == ring_size)
+      resolve_oldest();
+    auto& ps = ring[(ring_head + ring_used) % ring_size];
+    ++ring_used;
+    ps.pid = pid;
+    ps.comm = comm_id;
+    ps.main = tid == pid;
+    ps.hash = h;
+    ps.frames.swap(cur);
+    cur.clear();
+  }
+
+  /// Counts every pending stack.
+  void flush_stacks() {
+    while (ring_used > 0)
+      resolve_oldest();
+  }
+
+  void resolve_oldest() {
+    auto& ps = ring[ring_head];
+    ring_head = (ring_head + 1) % ring_size;
+    --ring_used;
+    auto n = ps.frames.size();
     bool inserted = false;
     auto next = static_cast<uint32_t>(stacks.size());
     auto id = stack_index.find_or_insert(
-        h, next,
+        ps.hash, next,
         [&](uint32_t i) {
           const uint32_t* w = stack_words.data() + stacks[i].off;
-          return w[0] == static_cast<uint32_t>(pid) && w[1] == comm_id
+          return w[0] == static_cast<uint32_t>(ps.pid) && w[1] == ps.comm
                  && w[2] == n
-                 && std::memcmp(w + 3, cur.data(), n * sizeof(uint32_t)) == 0;
+                 && equal_bytes(reinterpret_cast<const char*>(w + 3),
+                                reinterpret_cast<const char*>(ps.frames.data()),
+                                n * sizeof(uint32_t));
         },
         inserted);
     if (inserted) {
-      stacks.push_back(stack_rec{stack_words.size(), 1});
-      stack_words.push_back(static_cast<uint32_t>(pid));
-      stack_words.push_back(comm_id);
+      stacks.push_back(stack_rec{stack_words.size(), 1, ps.main});
+      stack_words.push_back(static_cast<uint32_t>(ps.pid));
+      stack_words.push_back(ps.comm);
       stack_words.push_back(static_cast<uint32_t>(n));
-      stack_words.insert(stack_words.end(), cur.begin(), cur.end());
+      stack_words.insert(stack_words.end(), ps.frames.begin(), ps.frames.end());
     } else {
       ++stacks[id].count;
+      stacks[id].main |= ps.main;
     }
   }
 
@@ -699,26 +943,32 @@ struct perf_collapser::impl {
     return out;
   }
 
-  /// Renders every unique stack without its pid, in table order.
-  std::vector<std::string> render_stacks() const {
-    std::vector<std::string> names(frames.size());
+  /// The rendered names of every frame and comm, by ID.
+  void render_names(std::vector<std::string>& names,
+                    std::vector<std::string>& comm_names) const {
+    names.resize(frames.size());
     for (uint32_t i = 0; i < frames.size(); ++i)
       names[i] = render_frame(i);
-    std::vector<std::string> comm_names(comms.size());
+    comm_names.resize(comms.size());
     for (uint32_t i = 0; i < comms.size(); ++i)
       comm_names[i] = render_comm(i);
-    std::vector<std::string> out;
-    out.reserve(stacks.size());
-    for (auto& s : stacks) {
-      const uint32_t* w = stack_words.data() + s.off;
-      std::string line = comm_names[w[1]];
-      for (uint32_t i = w[2]; i > 0; --i) {
-        line += ';';
-        line += names[w[3 + i - 1]];
-      }
-      out.push_back(std::move(line));
+  }
+
+  /// Renders the stack at `off` in `stack_words` without its pid.
+  std::string render_stack(size_t off, const std::vector<std::string>& names,
+                           const std::vector<std::string>& comm_names) const {
+    const uint32_t* w = stack_words.data() + off;
+    size_t len = comm_names[w[1]].size();
+    for (uint32_t i = 0; i < w[2]; ++i)
+      len += 1 + names[w[3 + i]].size();
+    std::string line;
+    line.reserve(len);
+    line += comm_names[w[1]];
+    for (uint32_t i = w[2]; i > 0; --i) {
+      line += ';';
+      line += names[w[3 + i - 1]];
     }
-    return out;
+    return line;
   }
 
   static void sort_and_merge(std::vector<stack_count>& xs) {
@@ -740,17 +990,42 @@ struct perf_collapser::impl {
   }
 
   std::vector<stack_count> merged() const {
-    auto texts = render_stacks();
+    // Aggregate across pids on IDs first: (comm, frames) without the pid.
+    std::vector<std::pair<size_t, uint64_t>> groups;
+    id_index index;
+    for (auto& s : stacks) {
+      const uint32_t* w = stack_words.data() + s.off + 1;
+      size_t bytes = (size_t{w[1]} + 2) * sizeof(uint32_t);
+      auto key = reinterpret_cast<const char*>(w);
+      bool inserted = false;
+      auto id = index.find_or_insert(
+          hash_bytes(key, bytes, 3), static_cast<uint32_t>(groups.size()),
+          [&](uint32_t i) {
+            const uint32_t* g = stack_words.data() + groups[i].first + 1;
+            return g[1] == w[1]
+                   && equal_bytes(reinterpret_cast<const char*>(g), key, bytes);
+          },
+          inserted);
+      if (inserted)
+        groups.emplace_back(s.off, s.count);
+      else
+        groups[id].second += s.count;
+    }
+    std::vector<std::string> names;
+    std::vector<std::string> comm_names;
+    render_names(names, comm_names);
     std::vector<stack_count> out;
-    out.reserve(texts.size());
-    for (size_t i = 0; i < texts.size(); ++i)
-      out.push_back(stack_count{std::move(texts[i]), stacks[i].count});
+    out.reserve(groups.size());
+    for (auto& [off, count] : groups)
+      out.push_back(stack_count{render_stack(off, names, comm_names), count});
     sort_and_merge(out);
     return out;
   }
 
   std::vector<process_stacks> per_process() const {
-    auto texts = render_stacks();
+    std::vector<std::string> names;
+    std::vector<std::string> comm_names;
+    render_names(names, comm_names);
     // Stack indices ordered by pid, then by first appearance.
     std::vector<uint32_t> order(stacks.size());
     for (uint32_t i = 0; i < order.size(); ++i)
@@ -766,13 +1041,19 @@ struct perf_collapser::impl {
       int32_t p = pid_of(order[i]);
       process_stacks ps;
       ps.pid = p;
-      auto mc = main_comm.find(p);
-      ps.comm = render_comm(mc != main_comm.end()
-                                ? mc->second
-                                : stack_words[stacks[order[i]].off + 1]);
+      // The comm of the main thread if sampled, else of the first sample.
+      uint32_t comm = stack_words[stacks[order[i]].off + 1];
+      for (size_t k = i; k < order.size() && pid_of(order[k]) == p; ++k) {
+        if (stacks[order[k]].main) {
+          comm = stack_words[stacks[order[k]].off + 1];
+          break;
+        }
+      }
+      ps.comm = render_comm(comm);
       for (; i < order.size() && pid_of(order[i]) == p; ++i)
         ps.stacks.push_back(
-            stack_count{std::move(texts[order[i]]), stacks[order[i]].count});
+            stack_count{render_stack(stacks[order[i]].off, names, comm_names),
+                        stacks[order[i]].count});
       sort_and_merge(ps.stacks);
       out.push_back(std::move(ps));
     }
