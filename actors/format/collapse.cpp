@@ -142,6 +142,19 @@ inline bool equal_bytes(const char* a, const char* b, size_t n) {
   return true;
 }
 
+#if defined(__SSE2__)
+/// Bit i set where p[i] is '\n', for the 64 bytes at p.
+inline uint64_t newline_mask(const char* p) {
+  auto nl = _mm_set1_epi8('\n');
+  auto m = [&](int i) {
+    auto v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * i));
+    return static_cast<uint64_t>(
+        static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, nl))));
+  };
+  return m(0) | (m(1) << 16) | (m(2) << 32) | (m(3) << 48);
+}
+#endif
+
 /// Skips the address of a frame line [b, e) (b[0] is the indent): returns
 /// the first byte of the symbol, or null if there is no `<hex> ` address.
 inline const char* skip_address(const char* b, const char* e) {
@@ -313,6 +326,17 @@ public:
     __builtin_prefetch(&slots_[h & mask_]);
   }
 
+  /// Once the slot of `h` is cached: starts loading the key it points to,
+  /// if its hash matches (the usual case of a hit at the first slot).
+  void prefetch_key(uint64_t h) const {
+    auto& s = slots_[h & mask_];
+    if (s.off1 != 0 && s.hash == h) {
+      const char* k = text_.data() + s.off1 - 1;
+      __builtin_prefetch(k);
+      __builtin_prefetch(k + 64);
+    }
+  }
+
 private:
   struct tslot {
     uint64_t hash;
@@ -451,6 +475,7 @@ struct perf_collapser::impl {
   };
   static constexpr size_t batch_size = 32;
   line_ref batch[batch_size];
+  size_t batch_used = 0;
 
   /// A closed record waiting to be counted: its stack's slot is being
   /// prefetched meanwhile.
@@ -494,34 +519,32 @@ struct perf_collapser::impl {
       carry.clear();
       p = nl + 1;
     }
-    // Lines go in batches: first split, address skipped, text hashed and
-    // its table slot prefetched for every frame line, then processed in
-    // order, so the table lookups of a batch overlap in memory.
-    for (;;) {
-      size_t k = 0;
-      while (k < batch_size) {
-        auto nl = static_cast<const char*>(std::memchr(p, '\n', end - p));
-        if (nl == nullptr)
-          break;
-        auto& l = batch[k++];
-        l.b = p;
-        l.e = nl;
-        l.sym = nullptr;
-        if (p < nl && *p == '\t'
-            && static_cast<size_t>(nl - p) <= limits.max_line) {
-          l.sym = skip_address(p, nl);
-          if (l.sym != nullptr) {
-            l.hash = hash_bytes(l.sym, static_cast<size_t>(nl - l.sym), 7);
-            raw_index.prefetch(l.hash);
-          }
-        }
-        p = nl + 1;
+    // Newlines are found 64 bytes at a time (a bit mask per block), lines
+    // are collected in batches (see run_batch), the tail of the chunk that
+    // is shorter than a block is searched with memchr.
+    const char* line = p;
+    const char* q = p;
+#if defined(__SSE2__)
+    while (end - q >= 64) {
+      uint64_t m = newline_mask(q);
+      while (m != 0) {
+        const char* nl = q + __builtin_ctzll(m);
+        emit(line, nl);
+        line = nl + 1;
+        m &= m - 1;
       }
-      for (size_t i = 0; i < k; ++i)
-        process_line(batch[i].b, batch[i].e, batch[i].sym, batch[i].hash);
-      if (k < batch_size)
-        break;
+      q += 64;
     }
+#endif
+    for (;;) {
+      auto nl = static_cast<const char*>(std::memchr(q, '\n', end - q));
+      if (nl == nullptr)
+        break;
+      emit(line, nl);
+      line = q = nl + 1;
+    }
+    run_batch();
+    p = line;
     flush_stacks();
     if (p < end) {
       if (static_cast<size_t>(end - p) > limits.max_line) {
@@ -531,6 +554,42 @@ struct perf_collapser::impl {
         carry.assign(p, end);
       }
     }
+  }
+
+  /// Adds the line [b, e) to the batch. For a frame line, skips the
+  /// address, hashes the text and prefetches its slot in the frame table.
+  void emit(const char* b, const char* e) {
+    auto& l = batch[batch_used++];
+    l.b = b;
+    l.e = e;
+    l.sym = nullptr;
+    if (b < e && *b == '\t' && static_cast<size_t>(e - b) <= limits.max_line) {
+      l.sym = skip_address(b, e);
+      if (l.sym != nullptr) {
+        l.hash = hash_bytes(l.sym, static_cast<size_t>(e - l.sym), 7);
+        raw_index.prefetch(l.hash);
+      }
+    }
+    if (batch_used == batch_size)
+      run_batch();
+  }
+
+  /// Processes the batch: the slots prefetched by emit() have arrived by
+  /// now, so first the keys they point to are prefetched, then the lines
+  /// are processed in order. The table lookups of a batch thus overlap in
+  /// memory instead of waiting one after the other.
+  void run_batch() {
+    for (size_t i = 0; i < batch_used; ++i)
+      if (batch[i].sym != nullptr)
+        raw_index.prefetch_key(batch[i].hash);
+    for (size_t i = 0; i < batch_used; ++i) {
+      auto& l = batch[i];
+      if (l.sym != nullptr && st == state::in_record)
+        add_frame_at(l.sym, l.e, l.hash);
+      else
+        process_line(l.b, l.e, l.sym, l.hash);
+    }
+    batch_used = 0;
   }
 
   void finish() {

@@ -7,7 +7,8 @@
 //       by adding (i % VARIANTS) * 1000000, so the input holds VARIANTS
 //       times the unique stacks of the recordings.
 //   bench_collapse run FILE [PERF_DATA]
-//       Times the converter on FILE (1 MB reads, one thread, best of 3),
+//       Times the converter on FILE (one thread, best of 5, the file mapped
+//       in memory as collapse-perf does, then read in 1 MB reads),
 //       `gzip -1 -c FILE > /dev/null`, and, given PERF_DATA, `perf script
 //       -F +pid` on that recording; prints the figures and the ratios.
 //   bench_collapse once FILE
@@ -154,7 +155,8 @@ int generate(int argc, char** argv) {
 
 /// Runs argv with stdout to /dev/null (or counted through a pipe when
 /// `count` is given); returns the wall time in seconds.
-double time_child(std::vector<std::string> args, size_t* count = nullptr) {
+double time_child(std::vector<std::string> args, size_t* count = nullptr,
+                  double* cpu = nullptr, long* maxrss_kb = nullptr) {
   int pipefd[2] = {-1, -1};
   if (count != nullptr && ::pipe2(pipefd, O_CLOEXEC) != 0)
     die("pipe failed");
@@ -189,8 +191,14 @@ double time_child(std::vector<std::string> args, size_t* count = nullptr) {
     ::close(pipefd[0]);
   }
   int status = 0;
-  ::waitpid(pid, &status, 0);
+  rusage ru{};
+  ::wait4(pid, &status, 0, &ru);
   double secs = seconds_since(t0);
+  if (maxrss_kb != nullptr)
+    *maxrss_kb = ru.ru_maxrss;
+  if (cpu != nullptr)
+    *cpu = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec
+           + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     die("'" + args[0] + "' failed");
   return secs;
@@ -267,6 +275,21 @@ double read_only(const std::string& path, std::vector<char>& buf) {
   return seconds_since(t0);
 }
 
+/// Best (lowest wall time) of `n` conversions of `path`.
+run_result best_of(int n, const std::string& path, std::vector<char>& buf,
+                   bool use_mmap) {
+  run_result best;
+  for (int i = 0; i < n; ++i) {
+    auto r = run_once(path, buf, use_mmap);
+    std::printf("  %s run %d: %.3f s (%.3f s CPU)\n",
+                use_mmap ? "mmap" : "read", i + 1, r.feed_secs,
+                r.feed_cpu_secs);
+    if (i == 0 || r.feed_secs < best.feed_secs)
+      best = r;
+  }
+  return best;
+}
+
 int run(int argc, char** argv) {
   if (argc < 3)
     die("usage: run FILE [PERF_DATA]");
@@ -274,39 +297,44 @@ int run(int argc, char** argv) {
   std::vector<char> buf(read_size());
   read_only(path, buf); // warm the page cache
   double read_secs = read_only(path, buf);
-  run_result best;
-  for (int i = 0; i < 3; ++i) {
-    auto r = run_once(path, buf);
-    std::printf("  run %d: %.3f s\n", i + 1, r.feed_secs);
-    if (i == 0 || r.feed_secs < best.feed_secs)
-      best = r;
-  }
-  rusage ru{};
-  ::getrusage(RUSAGE_SELF, &ru);
-  double mb = best.stats.bytes / 1e6;
+  auto mapped = best_of(5, path, buf, true);
+  auto readin = best_of(5, path, buf, false);
+  // Peak RSS of one conversion alone (1 MB reads: a mapped file would
+  // count in the RSS), in a fresh process.
+  long rss_kb = 0;
+  time_child({"/proc/self/exe", "once", path}, nullptr, nullptr, &rss_kb);
+  double mb = mapped.stats.bytes / 1e6;
   std::printf("input: %s, %.1f MB, %llu samples, %llu malformed\n",
               path.c_str(), mb,
-              static_cast<unsigned long long>(best.stats.samples),
-              static_cast<unsigned long long>(best.stats.malformed));
+              static_cast<unsigned long long>(mapped.stats.samples),
+              static_cast<unsigned long long>(mapped.stats.malformed));
   std::printf("read alone (%zu KB reads): %.3f s, %.0f MB/s\n",
               buf.size() >> 10, read_secs, mb / read_secs);
-  std::printf("collapse (feed+finish, 1 thread, best of 3): %.3f s, %.0f "
-              "MB/s, %.2f M samples/s\n",
-              best.feed_secs, mb / best.feed_secs,
-              best.stats.samples / best.feed_secs / 1e6);
+  auto report = [&](const char* how, const run_result& r) {
+    std::printf("collapse, %s (feed+finish, 1 thread, best of 5): %.3f s "
+                "(%.3f s CPU), %.0f MB/s, %.2f M samples/s\n",
+                how, r.feed_secs, r.feed_cpu_secs, mb / r.feed_secs,
+                r.stats.samples / r.feed_secs / 1e6);
+  };
+  report("mmap", mapped);
+  report("1 MB reads", readin);
   std::printf("unique stacks: %llu, unique frames: %llu; folded output: "
               "%.1f MB in %.3f s\n",
-              static_cast<unsigned long long>(best.stats.unique_stacks),
-              static_cast<unsigned long long>(best.stats.unique_frames),
-              best.output_bytes / 1e6, best.output_secs);
-  std::printf("peak RSS of the benchmark process: %.1f MB\n",
-              ru.ru_maxrss / 1024.0);
-  double gz = time_child({"gzip", "-1", "-c", path});
-  std::printf("gzip -1 -c FILE > /dev/null: %.3f s, %.0f MB/s\n", gz, mb / gz);
-  std::printf("ratio collapse/gzip: %.3f (target <= 0.15)\n",
-              best.feed_secs / gz);
-  std::printf("ratio including output: %.3f\n",
-              (best.feed_secs + best.output_secs) / gz);
+              static_cast<unsigned long long>(mapped.stats.unique_stacks),
+              static_cast<unsigned long long>(mapped.stats.unique_frames),
+              mapped.output_bytes / 1e6, mapped.output_secs);
+  std::printf("peak RSS of a process doing one conversion (1 MB reads): "
+              "%.1f MB\n",
+              rss_kb / 1024.0);
+  double gz_cpu = 0;
+  double gz = time_child({"gzip", "-1", "-c", path}, nullptr, &gz_cpu);
+  std::printf("gzip -1 -c FILE > /dev/null: %.3f s (%.3f s CPU), %.0f MB/s\n",
+              gz, gz_cpu, mb / gz);
+  std::printf("ratio collapse/gzip, wall time: mmap %.3f, 1 MB reads %.3f "
+              "(target <= 0.15)\n",
+              mapped.feed_secs / gz, readin.feed_secs / gz);
+  std::printf("ratio collapse/gzip, CPU time: mmap %.3f, 1 MB reads %.3f\n",
+              mapped.feed_cpu_secs / gz_cpu, readin.feed_cpu_secs / gz_cpu);
   if (argc > 3) {
     size_t bytes = 0;
     double ps
