@@ -53,11 +53,13 @@
 // address, more than `max_frames` frames, a line longer than `max_line`, a
 // frame line outside any record) are dropped and counted, never fatal.
 //
-// Memory grows with the number of unique frames and (pid, comm, stack)
-// triples, not with the input: frames are interned to 32-bit IDs in an
-// open-addressing table, stacks are counted by their ID sequence, and names
-// are rendered once per unique frame when results are asked for. Only one
-// incomplete line is carried between two feed() calls.
+// Memory grows with the number of unique frame texts, frames and (pid,
+// comm, stack) triples, not with the input: the text of a frame line after
+// its address ("symbol+0xoff (dso)") is interned in an open-addressing table
+// and mapped once to its canonical (symbol, dso) frame ID, stacks are counted
+// by their ID sequence, and names are rendered once per unique frame when
+// results are asked for. Only one incomplete line is carried between two
+// feed() calls. See docs/performance.md for how it is made fast.
 
 #include <cstddef>
 #include <cstdint>
