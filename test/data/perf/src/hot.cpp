@@ -83,7 +83,7 @@ void body_compute() {
   sink = compute_a(sink + 1);
 }
 void body_vector() {
-  sink = (unsigned long) vector_work();
+  sink = (unsigned long)vector_work();
 }
 void body_syscall() {
   syscall_work();
