@@ -1,13 +1,181 @@
 #include "actors/commands.hpp"
 
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "actors/format/collapse.hpp"
+
+// `gprofiler-agent collapse-perf [FILE|-]`: streams perf script text through
+// the converter and prints the folded stacks. A regular file is mapped into
+// memory and fed in 4 MB windows (no copy through a read buffer: about a
+// third less CPU on this machine kind, see docs/performance.md); a pipe or
+// a terminal is read in 1 MB reads.
 
 namespace gpa {
 
-int run_collapse_perf(const config::invocation&) {
-  std::fprintf(stderr, "gprofiler-agent: error: this command is not "
-                       "implemented yet\n");
+namespace {
+
+constexpr size_t window_size = size_t{4} << 20;
+constexpr size_t read_size = size_t{1} << 20;
+
+// A mapped file that shrinks while it is read raises SIGBUS on the pages
+// past its new end: the handler jumps back out of the converter, which is
+// then abandoned, and the command fails with a clear error.
+sigjmp_buf bus_jump;
+volatile sig_atomic_t bus_armed = 0;
+
+extern "C" void on_sigbus(int sig) {
+  if (bus_armed != 0)
+    siglongjmp(bus_jump, 1);
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+
+int fail(const std::string& msg) {
+  std::fprintf(stderr, "gprofiler-agent: error: collapse-perf: %s\n",
+               msg.c_str());
   return 1;
+}
+
+/// Writes all of `data` to `fd`. False on error (errno set).
+bool write_all(int fd, const char* data, size_t n) {
+  while (n > 0) {
+    auto w = ::write(fd, data, n);
+    if (w < 0) {
+      if (errno == EINTR)
+        continue;
+      return false;
+    }
+    data += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+enum class feed_status { ok, not_mapped, truncated };
+
+/// Feeds the regular file `fd` of `size` bytes through a memory mapping.
+feed_status feed_mapped(int fd, size_t size, format::perf_collapser& c) {
+  void* m = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  if (m == MAP_FAILED)
+    return feed_status::not_mapped;
+  ::madvise(m, size, MADV_SEQUENTIAL);
+  struct sigaction sa {};
+  struct sigaction old {};
+  sa.sa_handler = on_sigbus;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGBUS, &sa, &old);
+  volatile feed_status status = feed_status::ok;
+  if (sigsetjmp(bus_jump, 1) == 0) {
+    bus_armed = 1;
+    auto base = static_cast<const char*>(m);
+    for (size_t off = 0; off < size; off += window_size)
+      c.feed(std::string_view{base + off, std::min(window_size, size - off)});
+  } else {
+    status = feed_status::truncated;
+  }
+  bus_armed = 0;
+  ::sigaction(SIGBUS, &old, nullptr);
+  ::munmap(m, size);
+  return status;
+}
+
+/// Feeds `fd` with read(). Returns 0 or the errno of the failed read.
+int feed_read(int fd, format::perf_collapser& c) {
+  std::vector<char> buf(read_size);
+  for (;;) {
+    auto n = ::read(fd, buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return errno;
+    }
+    if (n == 0)
+      return 0;
+    c.feed(std::string_view{buf.data(), static_cast<size_t>(n)});
+  }
+}
+
+} // namespace
+
+int run_collapse_perf(const config::invocation& inv) {
+  // main blocks the termination signals for the agent's own handling; this
+  // command has none, so Ctrl-C must end it as usual.
+  sigset_t term;
+  sigemptyset(&term);
+  sigaddset(&term, SIGINT);
+  sigaddset(&term, SIGTERM);
+  sigaddset(&term, SIGHUP);
+  ::sigprocmask(SIG_UNBLOCK, &term, nullptr);
+  std::string path = inv.positional.empty() ? "-" : inv.positional[0];
+  bool from_stdin = path == "-";
+  std::string name
+      = from_stdin ? std::string{"standard input"} : "'" + path + "'";
+  int fd = STDIN_FILENO;
+  if (!from_stdin) {
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+      return fail("cannot open " + name + ": " + std::strerror(errno));
+  }
+  auto start = std::chrono::steady_clock::now();
+  auto collapser = std::make_unique<format::perf_collapser>();
+  struct stat sb {};
+  auto status = feed_status::not_mapped;
+  if (::fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > 0)
+    status = feed_mapped(fd, static_cast<size_t>(sb.st_size), *collapser);
+  if (status == feed_status::truncated) {
+    // The converter was left in the middle of a line: abandon it.
+    (void)collapser.release();
+    return fail(name + " shrank while it was read");
+  }
+  if (status == feed_status::not_mapped) {
+    if (int err = feed_read(fd, *collapser); err != 0) {
+      if (!from_stdin)
+        ::close(fd);
+      return fail("cannot read " + name + ": " + std::strerror(err));
+    }
+  }
+  if (!from_stdin)
+    ::close(fd);
+  collapser->finish();
+  std::string out;
+  collapser->write_folded(out);
+  if (!write_all(STDOUT_FILENO, out.data(), out.size())) {
+    if (errno == EPIPE)
+      return 1; // the reader went away (`| head`): nothing to report
+    return fail(std::string{"cannot write the output: "}
+                + std::strerror(errno));
+  }
+  if (inv.options.log.verbose) {
+    auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now()
+                                              - start)
+                    .count();
+    auto st = collapser->stats();
+    std::fprintf(stderr,
+                 "collapse-perf: %s: %llu bytes, %llu samples, %llu "
+                 "malformed records, %llu unique stacks, %llu unique frames, "
+                 "%.3f s\n",
+                 name.c_str(), static_cast<unsigned long long>(st.bytes),
+                 static_cast<unsigned long long>(st.samples),
+                 static_cast<unsigned long long>(st.malformed),
+                 static_cast<unsigned long long>(st.unique_stacks),
+                 static_cast<unsigned long long>(st.unique_frames), secs);
+  }
+  return 0;
 }
 
 } // namespace gpa

@@ -464,7 +464,11 @@ void perf_state::run_script(perf_window& w) {
               if (err)
                 part.errors.push_back({0, "perf", "failed", describe(err)});
               else
-                part.processes = collapser.take_processes();
+                part.processes = collapser.per_process();
+          if (auto bad = collapser.stats().malformed; bad > 0)
+            part.errors.push_back(
+              {0, "perf", "warning",
+               std::to_string(bad) + " malformed perf script records"});
               if (auto strong = weak.lock())
                 caf::anon_send(caf::actor_cast<perf_profiler_impl>(strong),
                                done_atom_v, std::move(part));

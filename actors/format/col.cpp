@@ -73,17 +73,6 @@ void kv(json_writer& w, const char* key, int64_t value) {
 
 } // namespace
 
-std::string sanitize_frame(std::string_view x) {
-  std::string result{x};
-  for (auto& c : result) {
-    if (c == ';')
-      c = '_';
-    else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
-      c = ' ';
-  }
-  return result;
-}
-
 std::vector<merged_stack> merge_parts(const std::vector<profile_part>& parts,
                                       const std::string& system_profiler) {
   // pid -> perf's samples of that pid.

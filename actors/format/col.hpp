@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "actors/format/collapse.hpp"
 #include "messages/profile.hpp"
 #include "runtime/host_info.hpp"
 
@@ -33,10 +34,6 @@ struct merged_stack {
 std::vector<merged_stack> merge_parts(const std::vector<profile_part>& parts,
                                       const std::string& system_profiler
                                       = "perf");
-
-/// Makes `x` safe as a frame, comm or container: ';' becomes '_', control
-/// characters become spaces.
-std::string sanitize_frame(std::string_view x);
 
 /// Everything in the header besides the stacks.
 struct col_header {
