@@ -19,6 +19,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/format/flamegraph.hpp"
+#include "actors/memory_monitor.hpp"
 #include "actors/merger.hpp"
 #include "actors/output_writer.hpp"
 #include "actors/perf_profiler.hpp"
@@ -31,7 +32,9 @@
 #include "runtime/files.hpp"
 #include "runtime/host_info.hpp"
 #include "runtime/log.hpp"
+#include "runtime/metric_names.hpp"
 #include "runtime/metrics.hpp"
+#include "runtime/metrics_server.hpp"
 #include "runtime/process_env.hpp"
 #include "runtime/work_queue.hpp"
 
@@ -125,6 +128,17 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
       sys.spawn(process_reaper, rt.launcher, rcfg));
   add(a.reaper);
 
+  if (rt.proc) {
+    auto mcfg = make_monitor_config(opts.monitor);
+    // A /proc scan of a large host takes a while: its own thread.
+    a.monitor = caf::actor_cast<memory_monitor_actor>(
+        rt.detach_blocking
+            ? sys.spawn<caf::detached>(memory_monitor, rt.proc, rt.metrics,
+                                       mcfg)
+            : sys.spawn(memory_monitor, rt.proc, rt.metrics, mcfg));
+    add(a.monitor);
+  }
+
   std::vector<profile_sink_actor> sinks;
   if (!opts.output.dir.empty()) {
     writer_config wcfg;
@@ -159,6 +173,7 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
   mcfg.header.spawn_time = static_cast<double>(rt.spawn_ms) / 1000.0;
   mcfg.header.pid = rt.pid;
   mcfg.header.run_arguments_json = config::to_json(opts);
+  mcfg.monitor = a.monitor;
   a.merger = sys.spawn(merger, mcfg, sinks);
   add(a.merger);
 
@@ -198,6 +213,24 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
   a.scheduler = caf::actor_cast<scheduler_actor>(
       sys.spawn(scheduler, scfg, a.profilers, a.merger, a.reaper, rt.metrics));
   add(a.scheduler);
+
+  // Everything that acts on memory pressure listens to the monitor.
+  if (a.monitor) {
+    auto listen = [&](const auto& handle) {
+      sys.spawn([monitor = a.monitor,
+                 listener = caf::actor_cast<pressure_listener_actor>(handle)](
+                    caf::event_based_actor* self) {
+        self->send(monitor, subscribe_atom_v, listener);
+      });
+    };
+    listen(a.scheduler);
+    listen(a.merger);
+    if (a.uploader)
+      listen(a.uploader);
+    for (auto& p : a.profilers)
+      if (p.name == "perf")
+        listen(p.handle);
+  }
   return a;
 }
 
@@ -276,6 +309,21 @@ int run_agent(const agent_options& opts) {
   rt.temp_dir = temp->path();
   rt.pid = static_cast<int32_t>(::getpid());
   rt.seed = std::random_device{}();
+  rt.proc = rt::make_proc_source();
+  std::vector<std::string> enabled;
+  if (opts.perf.mode != "disabled")
+    enabled.push_back("perf");
+  rt::metric::declare_all(*rt.metrics, enabled);
+  std::unique_ptr<rt::metrics_server> metrics_endpoint;
+  if (!opts.monitor.metrics_address.empty()) {
+    try {
+      metrics_endpoint = std::make_unique<rt::metrics_server>(
+          opts.monitor.metrics_address, rt.metrics);
+    } catch (const std::exception& ex) {
+      lg->critical("{}", ex.what());
+      return 1;
+    }
+  }
   if (opts.upload.enabled || !opts.upload.pyroscope_url.empty()) {
     rt.http = rt::make_curl_http_client(make_http_options(opts.upload));
     if (auto sp = rt::spool::open(opts.upload.spool_dir,

@@ -16,12 +16,14 @@
 #include "actors/scheduler.hpp"
 #include "actors/uploader.hpp"
 #include "config/options.hpp"
+#include "messages/monitor.hpp"
 #include "messages/reaper.hpp"
 #include "messages/scheduler.hpp"
 #include "runtime/files.hpp"
 #include "runtime/host_info.hpp"
 #include "runtime/http_client.hpp"
 #include "runtime/metrics.hpp"
+#include "runtime/proc.hpp"
 #include "runtime/process_launcher.hpp"
 #include "runtime/spool.hpp"
 #include "runtime/work_queue.hpp"
@@ -44,6 +46,8 @@ struct agent_runtime {
   int32_t pid = 0;
   /// Agent start, milliseconds since the Unix epoch.
   int64_t spawn_ms = 0;
+  /// /proc, for the memory monitor (null: no monitor).
+  std::shared_ptr<rt::proc_source> proc;
   /// The HTTP session and the spool of the uploader (null: no uploads; a
   /// null spool keeps nothing across failures).
   std::shared_ptr<rt::http_client> http;
@@ -58,6 +62,7 @@ struct agent_runtime {
 /// The spawned actors.
 struct agent_actors {
   reaper_actor reaper;
+  memory_monitor_actor monitor;
   output_writer_actor writer;
   uploader_actor uploader;
   merger_actor merger;

@@ -113,14 +113,6 @@ int feed_read(int fd, format::perf_collapser& c) {
 } // namespace
 
 int run_collapse_perf(const config::invocation& inv) {
-  // main blocks the termination signals for the agent's own handling; this
-  // command has none, so Ctrl-C must end it as usual.
-  sigset_t term;
-  sigemptyset(&term);
-  sigaddset(&term, SIGINT);
-  sigaddset(&term, SIGTERM);
-  sigaddset(&term, SIGHUP);
-  ::sigprocmask(SIG_UNBLOCK, &term, nullptr);
   std::string path = inv.positional.empty() ? "-" : inv.positional[0];
   bool from_stdin = path == "-";
   std::string name

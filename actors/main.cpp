@@ -14,6 +14,7 @@
 #include "config/load.hpp"
 #include "config/version.hpp"
 #include "runtime/log.hpp"
+#include "runtime/metrics_server.hpp"
 #include "runtime/process_env.hpp"
 
 extern char** environ;
@@ -28,8 +29,6 @@ int fail_config(const std::string& msg) {
 } // namespace
 
 int main(int argc, char** argv) {
-  // Before any thread exists: signals are taken by the main thread only.
-  gpa::rt::block_termination_signals();
   gpa::config::invocation inv;
   try {
     inv = gpa::config::parse(std::vector<std::string>(argv + 1, argv + argc),
@@ -46,6 +45,11 @@ int main(int argc, char** argv) {
   } catch (const gpa::config::config_error& err) {
     return fail_config(err.what());
   }
+  if (auto& addr = inv.options.monitor.metrics_address; !addr.empty()) {
+    gpa::rt::loopback_endpoint ep;
+    if (auto why = gpa::rt::parse_loopback_address(addr, ep); !why.empty())
+      return fail_config("--metrics-address: " + why);
+  }
   if (inv.print_config) {
     std::cout << gpa::config::to_json(inv.options);
     return 0;
@@ -60,6 +64,9 @@ int main(int argc, char** argv) {
     gpa::log::get("agent")->warn("{}", w);
   if (inv.command == "upload-file")
     return gpa::run_upload_file(inv);
+  // Before any thread exists: the agent's main thread alone takes SIGINT,
+  // SIGTERM and SIGHUP (subcommands keep the default: Ctrl-C stops them).
+  gpa::rt::block_termination_signals();
   int status = 1;
   try {
     std::unique_ptr<gpa::rt::pid_file> pid;

@@ -6,60 +6,76 @@
 
 namespace gpa {
 
-profile merger_state::build(merge_job& job, uint64_t& count) {
+merge_summary merger_state::merge(merge_job& job, double cpu_avg,
+                                  double mem_avg) {
   auto stacks = format::merge_parts(job.parts);
-  count = stacks.size();
   // The parts are no longer needed: free them before rendering.
   job.parts.clear();
   job.parts.shrink_to_fit();
   auto header = cfg.header;
   header.start_ms = job.start_ms;
   header.end_ms = job.end_ms;
-  if (cfg.load)
-    std::tie(header.cpu_avg, header.mem_avg)
-        = cfg.load(job.start_ms, job.end_ms);
-  profile result;
-  result.snapshot_id = job.snapshot_id;
-  result.start_ms = job.start_ms;
-  result.end_ms = job.end_ms;
-  result.cpu_avg = header.cpu_avg;
-  result.mem_avg = header.mem_avg;
+  header.cpu_avg = cpu_avg;
+  header.mem_avg = mem_avg;
+  profile p;
+  p.snapshot_id = job.snapshot_id;
+  p.start_ms = job.start_ms;
+  p.end_ms = job.end_ms;
+  p.cpu_avg = cpu_avg;
+  p.mem_avg = mem_avg;
   for (auto& s : stacks)
-    result.total_samples += s.count;
-  result.col = format::render_col(header, stacks);
-  return result;
+    p.total_samples += s.count;
+  p.col = format::render_col(header, stacks);
+  merge_summary summary;
+  summary.snapshot_id = p.snapshot_id;
+  summary.total_samples = p.total_samples;
+  summary.stacks = stacks.size();
+  summary.bytes = p.col.size();
+  log->info("snapshot {}: {} samples in {} stacks ({} bytes)", p.snapshot_id,
+            p.total_samples, summary.stacks, summary.bytes);
+  // The profile goes to every sink; the last one gets the original.
+  for (size_t i = 0; i < sinks.size(); ++i) {
+    if (i + 1 == sinks.size())
+      self->send(sinks[i], write_atom_v, std::move(p));
+    else
+      self->send(sinks[i], write_atom_v, p);
+  }
+  return summary;
 }
 
 merger_actor::behavior_type
 merger(merger_actor::stateful_pointer<merger_state> self, merger_config cfg,
        std::vector<profile_sink_actor> sinks) {
+  self->state.self = self;
   self->state.cfg = std::move(cfg);
   self->state.sinks = std::move(sinks);
   self->state.log = log::get("merger");
   return {
-      [self](merge_atom, merge_job& job) {
+      [self](merge_atom, merge_job& job) -> caf::result<merge_summary> {
         auto& st = self->state;
-        merge_summary summary;
-        auto p = st.build(job, summary.stacks);
-        summary.snapshot_id = p.snapshot_id;
-        summary.total_samples = p.total_samples;
-        summary.bytes = p.col.size();
-        st.log->info("snapshot {}: {} samples in {} stacks ({} bytes)",
-                     p.snapshot_id, p.total_samples, summary.stacks,
-                     summary.bytes);
-        // The profile goes to every sink; the last one gets the original.
-        for (size_t i = 0; i < st.sinks.size(); ++i) {
-          if (i + 1 == st.sinks.size())
-            self->send(st.sinks[i], write_atom_v, std::move(p));
-          else
-            self->send(st.sinks[i], write_atom_v, p);
-        }
-        return summary;
+        if (!st.cfg.monitor)
+          return st.merge(job, -1, -1);
+        // cpu_avg and mem_avg of the window come from the monitor; awaiting
+        // its answer keeps the snapshots in order.
+        auto rp = self->make_response_promise<merge_summary>();
+        auto held = std::make_shared<merge_job>(std::move(job));
+        self->request(st.cfg.monitor, std::chrono::seconds(2), window_atom_v)
+            .await(
+                [self, rp, held](const window_stats& w) mutable {
+                  rp.deliver(self->state.merge(*held, w.cpu_avg, w.mem_avg));
+                },
+                [self, rp, held](caf::error&) mutable {
+                  rp.deliver(self->state.merge(*held, -1, -1));
+                });
+        return rp;
       },
       [self](pressure_atom, const pressure_event& ev) {
-        // The merger keeps no cache between snapshots; nothing to drop.
-        self->state.log->debug("pressure {}: nothing cached",
-                               to_string(ev.level));
+        // The merger keeps nothing between snapshots: there is no cache to
+        // drop. Logged so that the episode's actions are visible.
+        if (ev.action_due(pressure_level::warning))
+          self->state.log->info("memory pressure {}: the merger holds no "
+                                "cache between snapshots",
+                                to_string(ev.level));
       },
   };
 }

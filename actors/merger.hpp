@@ -14,6 +14,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/format/col.hpp"
+#include "messages/monitor.hpp"
 #include "messages/scheduler.hpp"
 
 namespace spdlog {
@@ -22,28 +23,28 @@ class logger;
 
 namespace gpa {
 
-/// Host CPU and memory use, in percent, averaged over [start_ms, end_ms].
-using load_source = std::function<std::pair<double, double>(int64_t start_ms,
-                                                            int64_t end_ms)>;
-
 /// Settings of the merger.
 struct merger_config {
   /// The header fields that do not change between snapshots.
   format::col_header header;
-  /// Where cpu_avg and mem_avg come from; none: zeros.
-  load_source load;
+  /// Where cpu_avg and mem_avg come from (its window statistics, reset at
+  /// each snapshot); none: the header says null.
+  memory_monitor_actor monitor;
 };
 
 /// The merger's state.
 struct merger_state {
   static inline const char* name = "merger";
 
+  merger_actor::pointer self = nullptr;
   merger_config cfg;
   std::vector<profile_sink_actor> sinks;
   std::shared_ptr<spdlog::logger> log;
 
-  /// Builds the profile of `job`; `stacks` receives the number of lines.
-  profile build(merge_job& job, uint64_t& stacks);
+  /// Builds the profile of `job` with the host's CPU and memory use over
+  /// its window (negative: unknown), hands it to the sinks and returns what
+  /// it made.
+  merge_summary merge(merge_job& job, double cpu_avg, double mem_avg);
 };
 
 /// Spawns as `sys.spawn(merger, cfg, sinks)`.

@@ -12,6 +12,7 @@
 #include "actors/format/collapse.hpp"
 #include "messages/error.hpp"
 #include "runtime/log.hpp"
+#include "runtime/metric_names.hpp"
 
 namespace gpa {
 
@@ -237,8 +238,7 @@ void perf_state::launch_record() {
             }
             ++restarts;
             if (metrics)
-              metrics->add("gpa_perf_restarts_total",
-                           "Times perf was restarted", 1);
+              rt::metric::add(*metrics, rt::metric::perf_restarts, 1);
             log->error("perf record exited unexpectedly ({}); restarting it in "
                        "1 s",
                        describe_exit(r));
@@ -255,7 +255,7 @@ void perf_state::restart_perf(const std::string& why) {
   log->warn("restarting perf: {}", why);
   ++restarts;
   if (metrics)
-    metrics->add("gpa_perf_restarts_total", "Times perf was restarted", 1);
+    rt::metric::add(*metrics, rt::metric::perf_restarts, 1);
   if (!recording) {
     launch_record();
     return;
@@ -465,10 +465,10 @@ void perf_state::run_script(perf_window& w) {
                 part.errors.push_back({0, "perf", "failed", describe(err)});
               else
                 part.processes = collapser.per_process();
-          if (auto bad = collapser.stats().malformed; bad > 0)
-            part.errors.push_back(
-              {0, "perf", "warning",
-               std::to_string(bad) + " malformed perf script records"});
+              if (auto bad = collapser.stats().malformed; bad > 0)
+                part.errors.push_back(
+                    {0, "perf", "warning",
+                     std::to_string(bad) + " malformed perf script records"});
               if (auto strong = weak.lock())
                 caf::anon_send(caf::actor_cast<perf_profiler_impl>(strong),
                                done_atom_v, std::move(part));
@@ -490,10 +490,10 @@ void perf_state::on_collapsed(profile_part& part) {
     for (auto& s : p.stacks)
       samples += s.count;
   if (metrics)
-    metrics->add("gpa_perf_samples_total", "Samples perf recorded",
-                 static_cast<double>(samples));
-  log->debug("window {}: {} samples of {} processes", part.snapshot_id, samples,
-             part.processes.size());
+    rt::metric::add(*metrics, rt::metric::perf_samples,
+                    static_cast<double>(samples));
+  log->info("window {}: perf recorded {} samples of {} processes",
+            part.snapshot_id, samples, part.processes.size());
   w->second.promise.deliver(std::move(part));
   windows.erase(w);
 }

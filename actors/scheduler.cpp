@@ -6,6 +6,7 @@
 
 #include "messages/error.hpp"
 #include "runtime/log.hpp"
+#include "runtime/metric_names.hpp"
 
 namespace gpa {
 
@@ -123,9 +124,7 @@ void scheduler_state::on_tick(uint64_t n) {
     if (cfg.overlap == overlap_policy::skip) {
       ++stats.ticks_skipped;
       if (metrics)
-        metrics->add("gpa_ticks_skipped_total",
-                     "Ticks skipped because a snapshot was still collecting",
-                     1);
+        rt::metric::add(*metrics, rt::metric::ticks_skipped, 1);
       log->warn("snapshot {} is still collecting (waiting for {}); skipping "
                 "this tick: window {} goes on until the next one",
                 collecting->id, join(collecting->waiting),
@@ -153,6 +152,9 @@ void scheduler_state::close_window() {
         = std::find(rec.participants.begin(), rec.participants.end(), p.name)
           != rec.participants.end();
     if (!asked) {
+      if (metrics)
+        rt::metric::count_snapshot(*metrics, p.name,
+                                   rt::metric::snapshot_result::skipped);
       if (resting(p, rec.id))
         rec.parts.push_back(error_part(
             rec.id, p.name, "skipped",
@@ -195,9 +197,8 @@ void scheduler_state::on_part(const std::string& profiler, uint64_t id,
       || collecting->waiting.count(profiler) == 0) {
     ++stats.late_parts;
     if (metrics)
-      metrics->add("gpa_late_parts_total",
-                   "Parts that arrived after their snapshot was done", 1,
-                   {{"profiler", profiler}});
+      rt::metric::add(*metrics, rt::metric::late_parts, 1,
+                      {{"profiler", profiler}});
     log->info("dropping the part of {} for snapshot {}: it came after the "
               "snapshot was done",
               profiler, id);
@@ -208,6 +209,9 @@ void scheduler_state::on_part(const std::string& profiler, uint64_t id,
     count_failure(*slot, id, failed);
   part.snapshot_id = id;
   part.profiler = profiler;
+  if (metrics)
+    rt::metric::count_snapshot(*metrics, profiler,
+                               rt::metric::snapshot_result::done);
   collecting->waiting.erase(profiler);
   collecting->parts.push_back(std::move(part));
   if (collecting->waiting.empty())
@@ -224,9 +228,8 @@ void scheduler_state::cut(const char* why) {
   for (auto& name : rec.waiting) {
     ++stats.timeouts;
     if (metrics)
-      metrics->add("gpa_profiler_timeouts_total",
-                   "Snapshots in which a profiler missed its deadline", 1,
-                   {{"profiler", name}});
+      rt::metric::count_snapshot(*metrics, name,
+                                 rt::metric::snapshot_result::timed_out);
     log->warn("snapshot {}: profiler {} gave no part within {} s after the "
               "window ({}); cutting it",
               rec.id, name, seconds_of(cfg.grace), why);
@@ -263,10 +266,8 @@ void scheduler_state::finish_collecting() {
             --merging;
             ++stats.snapshots_done;
             if (metrics) {
-              metrics->add("gpa_snapshots_total", "Snapshots merged", 1);
-              metrics->set("gpa_last_snapshot_duration_seconds",
-                           "Window plus collection time of the last snapshot",
-                           std::chrono::duration<double>(took).count());
+
+              rt::metric::set_last_snapshot_duration(*metrics, took);
             }
             if (!cfg.continuous && !done) {
               done = true;

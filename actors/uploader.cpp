@@ -46,8 +46,7 @@ void uploader_state::schedule_retry() {
   auto delay = jittered_delay(attempt);
   backing_off = true;
   draining = false;
-  count("gprofiler_agent_upload_retries_total", "Upload retries scheduled",
-        totals.retries);
+  count(rt::metric::upload_retries, {}, totals.retries);
   log->warn("retrying the upload in {:.1f} s (failure {} in a row); {} "
             "profile(s) wait in the spool",
             seconds(delay), attempt, spool ? spool->count() : 0);
@@ -62,11 +61,12 @@ void uploader_state::schedule_drain() {
   self->send(self, upload_atom_v, ++generation);
 }
 
-void uploader_state::count(const char* metric, const char* help,
-                           uint64_t& field, uint64_t n) {
+void uploader_state::count(const rt::metric::info& m,
+                           const rt::metric_labels& labels, uint64_t& field,
+                           uint64_t n) {
   field += n;
   if (metrics)
-    metrics->add(metric, help, static_cast<double>(n));
+    rt::metric::add(*metrics, m, static_cast<double>(n), labels);
 }
 
 // -- handlers
@@ -90,8 +90,7 @@ void uploader_state::on_start() {
 
 void uploader_state::store(const profile& p) {
   if (!spool) {
-    count("gprofiler_agent_uploads_dropped_total",
-          "Profiles given up by the uploader", totals.dropped);
+    count(rt::metric::uploads, {{"result", "dropped"}}, totals.dropped);
     log->error("profile {} could not be uploaded and there is no spool: it "
                "is lost",
                p.snapshot_id);
@@ -99,17 +98,15 @@ void uploader_state::store(const profile& p) {
   }
   auto pushed = spool->push(upload::to_spool_record(p));
   if (!pushed) {
-    count("gprofiler_agent_uploads_dropped_total",
-          "Profiles given up by the uploader", totals.dropped);
+    count(rt::metric::uploads, {{"result", "dropped"}}, totals.dropped);
     log->error("cannot spool profile {}: {}; it is lost", p.snapshot_id,
                describe(pushed.error()));
     return;
   }
-  count("gprofiler_agent_uploads_spooled_total",
-        "Profiles written to the spool", totals.spooled);
+  count(rt::metric::uploads, {{"result", "spooled"}}, totals.spooled);
   if (pushed->dropped > 0) {
-    count("gprofiler_agent_uploads_dropped_total",
-          "Profiles given up by the uploader", totals.dropped, pushed->dropped);
+    count(rt::metric::uploads, {{"result", "dropped"}}, totals.dropped,
+          pushed->dropped);
     log->warn("spool {} is full ({} files, {} bytes max): dropped the {} "
               "oldest profile(s) to keep profile {}",
               spool->path(), spool->limits().max_files,
@@ -118,9 +115,8 @@ void uploader_state::store(const profile& p) {
   log->debug("profile {} spooled as {} ({} waiting)", p.snapshot_id,
              pushed->entry.name(), spool->count());
   if (metrics)
-    metrics->set("gprofiler_agent_upload_spool_files",
-                 "Profiles waiting in the spool",
-                 static_cast<double>(spool->count()));
+    rt::metric::set(*metrics, rt::metric::spool_files,
+                    static_cast<double>(spool->count()));
 }
 
 void uploader_state::on_profile(profile& p) {
@@ -145,15 +141,14 @@ void uploader_state::on_profile(profile& p) {
   }
   auto out = client->submit(p);
   if (out.failed_requests > 0)
-    count("gprofiler_agent_uploads_failed_total", "Failed upload requests",
-          totals.failed, out.failed_requests);
+    count(rt::metric::uploads, {{"result", "failed"}}, totals.failed,
+          out.failed_requests);
   if (out.folded)
     ++totals.folded;
   switch (out.status) {
     case submit_status::sent:
       attempt = 0;
-      count("gprofiler_agent_uploads_sent_total",
-            "Profiles accepted by Performance Studio", totals.sent);
+      count(rt::metric::uploads, {{"result", "sent"}}, totals.sent);
       log->info("uploaded profile {} ({} bytes, gpid {})", p.snapshot_id,
                 out.body_bytes, client->gpid());
       break;
@@ -164,8 +159,7 @@ void uploader_state::on_profile(profile& p) {
       schedule_retry();
       break;
     case submit_status::dropped:
-      count("gprofiler_agent_uploads_dropped_total",
-            "Profiles given up by the uploader", totals.dropped);
+      count(rt::metric::uploads, {{"result", "dropped"}}, totals.dropped);
       log->error("upload of profile {} refused for good, dropping it: {}",
                  p.snapshot_id, out.reason);
       break;
@@ -189,8 +183,7 @@ void uploader_state::drain_one() {
     return;
   }
   auto give_up = [&](const std::string& why) {
-    count("gprofiler_agent_uploads_dropped_total",
-          "Profiles given up by the uploader", totals.dropped);
+    count(rt::metric::uploads, {{"result", "dropped"}}, totals.dropped);
     log->error("dropping spooled {}: {}", entry->name(), why);
     spool->remove(*entry);
     schedule_drain();
@@ -203,15 +196,14 @@ void uploader_state::drain_one() {
     return give_up(describe(p.error()));
   auto out = client->submit(*p);
   if (out.failed_requests > 0)
-    count("gprofiler_agent_uploads_failed_total", "Failed upload requests",
-          totals.failed, out.failed_requests);
+    count(rt::metric::uploads, {{"result", "failed"}}, totals.failed,
+          out.failed_requests);
   if (out.folded)
     ++totals.folded;
   switch (out.status) {
     case submit_status::sent:
       attempt = 0;
-      count("gprofiler_agent_uploads_sent_total",
-            "Profiles accepted by Performance Studio", totals.sent);
+      count(rt::metric::uploads, {{"result", "sent"}}, totals.sent);
       if (auto err = spool->remove(*entry))
         log->error("{} (it may be sent again after a restart)", describe(err));
       log->info("uploaded spooled profile {} ({} bytes, gpid {}); {} left",
@@ -228,9 +220,8 @@ void uploader_state::drain_one() {
       break;
   }
   if (metrics)
-    metrics->set("gprofiler_agent_upload_spool_files",
-                 "Profiles waiting in the spool",
-                 static_cast<double>(spool->count()));
+    rt::metric::set(*metrics, rt::metric::spool_files,
+                    static_cast<double>(spool->count()));
 }
 
 void uploader_state::on_pressure(const pressure_event& ev) {

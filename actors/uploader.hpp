@@ -31,6 +31,7 @@
 #include "config/options.hpp"
 #include "messages/uploader.hpp"
 #include "runtime/http_client.hpp"
+#include "runtime/metric_names.hpp"
 #include "runtime/metrics.hpp"
 #include "runtime/spool.hpp"
 
@@ -119,8 +120,8 @@ private:
   void store(const profile& p);
   void schedule_retry();
   void schedule_drain();
-  void count(const char* metric, const char* help, uint64_t& field,
-             uint64_t n = 1);
+  void count(const rt::metric::info& m, const rt::metric_labels& labels,
+             uint64_t& field, uint64_t n = 1);
 };
 
 /// The behaviour. Spawn with spawn_uploader() (detached) in the agent, or

@@ -16,6 +16,7 @@ const char* to_string(upload_result x) {
     case upload_result::sent: return "sent";
     case upload_result::failed: return "failed";
     case upload_result::spooled: return "spooled";
+    case upload_result::dropped: return "dropped";
   }
   return "unknown";
 }
@@ -55,12 +56,19 @@ void declare_all(metrics& reg, const std::vector<std::string>& profilers) {
                   &pressure_level, &last_snapshot_duration})
     set(reg, *g, reg.value(g->name));
   add(reg, monitor_samples, 0);
+  add(reg, upload_retries, 0);
+  set(reg, spool_files, reg.value(spool_files.name));
+  add(reg, ticks_skipped, 0);
+  add(reg, perf_restarts, 0);
+  add(reg, perf_samples, 0);
   for (auto& p : profilers)
     for (auto r : {snapshot_result::done, snapshot_result::skipped,
                    snapshot_result::timed_out})
       add(reg, snapshots, 0, {{"profiler", p}, {"result", to_string(r)}});
-  for (auto r :
-       {upload_result::sent, upload_result::failed, upload_result::spooled})
+  for (auto& p : profilers)
+    add(reg, late_parts, 0, {{"profiler", p}});
+  for (auto r : {upload_result::sent, upload_result::failed,
+                 upload_result::spooled, upload_result::dropped})
     add(reg, uploads, 0, {{"result", to_string(r)}});
 }
 

@@ -88,11 +88,40 @@ inline constexpr info last_snapshot_duration{
 // -- uploads (counted by the uploader)
 // ---------------------------------------------
 
-/// Profiles by upload result; label `result` (sent, failed, spooled).
+/// Profiles by upload result; label `result` (sent, failed, spooled,
+/// dropped).
 inline constexpr info uploads{
     "gpa_uploads_total",
-    "Profile uploads by result: sent, failed, or spooled for a later retry.",
+    "Profile uploads by result: sent, failed, spooled for a later retry, or "
+    "dropped for good.",
     true};
+
+/// Upload retries scheduled by the back-off.
+inline constexpr info upload_retries{"gpa_upload_retries_total",
+                                     "Upload retries scheduled.", true};
+
+/// Profiles waiting in the spool.
+inline constexpr info spool_files{
+    "gpa_upload_spool_files", "Profiles waiting in the upload spool.", false};
+
+/// Parts that arrived after their snapshot was done, per profiler.
+inline constexpr info late_parts{
+    "gpa_late_parts_total",
+    "Profiler parts that arrived after their snapshot was done.", true};
+
+/// Ticks skipped by the overlap policy `skip`.
+inline constexpr info ticks_skipped{
+    "gpa_ticks_skipped_total",
+    "Windows extended because the previous snapshot was still collecting.",
+    true};
+
+/// Samples perf recorded, over all windows.
+inline constexpr info perf_samples{"gpa_perf_samples_total",
+                                   "Samples perf recorded.", true};
+
+/// Times perf record was restarted (died, hung, or too big).
+inline constexpr info perf_restarts{"gpa_perf_restarts_total",
+                                    "Times perf record was restarted.", true};
 
 // -- helpers
 // ------------------------------------------------------------------------
@@ -104,9 +133,9 @@ enum class snapshot_result { done, skipped, timed_out };
 const char* to_string(snapshot_result x);
 
 /// What became of one upload attempt of a profile.
-enum class upload_result { sent, failed, spooled };
+enum class upload_result { sent, failed, spooled, dropped };
 
-/// Returns "sent", "failed" or "spooled".
+/// Returns "sent", "failed", "spooled" or "dropped".
 const char* to_string(upload_result x);
 
 /// The profilers the agent knows, as they appear in the `profiler` label.

@@ -193,10 +193,18 @@ std::string render_header(const col_header& h) {
   w.EndObject();
   w.Key("metrics");
   w.StartObject();
+  // Unknown (negative) averages are null, as gProfiler sends them when it
+  // has no reading.
   w.Key("cpu_avg");
-  w.Double(h.cpu_avg);
+  if (h.cpu_avg < 0)
+    w.Null();
+  else
+    w.Double(h.cpu_avg);
   w.Key("mem_avg");
-  w.Double(h.mem_avg);
+  if (h.mem_avg < 0)
+    w.Null();
+  else
+    w.Double(h.mem_avg);
   w.EndObject();
   w.Key("application_metadata");
   w.StartArray();

@@ -46,8 +46,10 @@ struct col_header {
   std::string run_arguments_json = "{}";
   int64_t start_ms = 0;
   int64_t end_ms = 0;
-  double cpu_avg = 0;
-  double mem_avg = 0;
+  /// Host CPU and memory use over the window, in percent; negative when
+  /// unknown (rendered as null).
+  double cpu_avg = -1;
+  double mem_avg = -1;
 };
 
 /// Renders the header line, including "# " and the newline.
