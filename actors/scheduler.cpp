@@ -102,8 +102,16 @@ void scheduler_state::open_window() {
   info.duration = cfg.duration;
   info.skip_runtime = skip_runtime;
   for (auto& p : profilers) {
-    if (resting(p, rec.id) || (p.runtime && skip_runtime))
+    if (resting(p, rec.id)) {
+      rec.skipped.emplace_back(p.name, "backing off after "
+                                           + std::to_string(p.failures)
+                                           + " failures");
       continue;
+    }
+    if (p.runtime && skip_runtime) {
+      rec.skipped.emplace_back(p.name, "memory pressure");
+      continue;
+    }
     rec.participants.push_back(p.name);
     self->send(p.handle, start_atom_v, info);
   }
@@ -151,16 +159,8 @@ void scheduler_state::close_window() {
     bool asked
         = std::find(rec.participants.begin(), rec.participants.end(), p.name)
           != rec.participants.end();
-    if (!asked) {
-      if (metrics)
-        rt::metric::count_snapshot(*metrics, p.name,
-                                   rt::metric::snapshot_result::skipped);
-      if (resting(p, rec.id))
-        rec.parts.push_back(error_part(
-            rec.id, p.name, "skipped",
-            "backing off after " + std::to_string(p.failures) + " failures"));
+    if (!asked)
       continue;
-    }
     snapshot_request req;
     req.snapshot_id = rec.id;
     req.start_ms = rec.start_ms;
@@ -179,6 +179,14 @@ void scheduler_state::close_window() {
             [this, name, id](caf::error& err) {
               on_part(name, id, error_part(id, name, "failed", describe(err)));
             });
+  }
+  // Every profiler has an entry in every snapshot: the ones that sat this
+  // window out say why.
+  for (auto& [name, why] : rec.skipped) {
+    if (metrics)
+      rt::metric::count_snapshot(*metrics, name,
+                                 rt::metric::snapshot_result::skipped);
+    rec.parts.push_back(error_part(rec.id, name, "skipped", why));
   }
   collecting = std::move(rec);
   if (collecting->waiting.empty()) {
@@ -252,6 +260,16 @@ void scheduler_state::cut(const char* why) {
 void scheduler_state::finish_collecting() {
   auto rec = std::move(*collecting);
   collecting.reset();
+  // One entry per profiler: a part, a timeout or a skip.
+  std::set<std::string> entries;
+  for (auto& part : rec.parts)
+    entries.insert(part.profiler);
+  if (entries.size() != profilers.size()
+      || rec.parts.size() != profilers.size()) {
+    ++stats.incomplete;
+    log->error("snapshot {} has {} entries for {} profilers", rec.id,
+               rec.parts.size(), profilers.size());
+  }
   merge_job job;
   job.snapshot_id = rec.id;
   job.start_ms = rec.start_ms;

@@ -81,6 +81,8 @@ struct snapshot_rec {
   caf::actor_clock::time_point opened;
   /// Profilers asked to record this window.
   std::vector<std::string> participants;
+  /// Profilers that sit this window out, with why (their error stack).
+  std::vector<std::pair<std::string, std::string>> skipped;
   /// Profilers whose part is still missing (collecting only).
   std::set<std::string> waiting;
   std::vector<profile_part> parts;

@@ -96,6 +96,9 @@ struct scheduler_stats {
   uint64_t ticks_skipped = 0;
   uint64_t late_parts = 0;
   uint64_t timeouts = 0;
+  /// Snapshots merged without exactly one entry (part, timeout or skip) per
+  /// profiler. Always 0; the simulation holds it to that.
+  uint64_t incomplete = 0;
   /// Snapshots in the recording and collecting states (each 0 or 1).
   uint32_t recording = 0;
   uint32_t collecting = 0;
@@ -106,8 +109,8 @@ struct scheduler_stats {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, scheduler_stats& x) {
   return f(caf::meta::type_name("scheduler_stats"), x.snapshots_done,
-           x.ticks_skipped, x.late_parts, x.timeouts, x.recording, x.collecting,
-           x.merging);
+           x.ticks_skipped, x.late_parts, x.timeouts, x.incomplete, x.recording,
+           x.collecting, x.merging);
 }
 
 /// Every profiler (perf, java, python, ...).

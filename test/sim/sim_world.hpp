@@ -8,8 +8,8 @@
 // seed. Everything runs on the test's thread, in simulated time.
 
 #include <chrono>
-#include <cstdint>
 #include <csignal>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -35,7 +35,8 @@ namespace gpa::test {
 using sim_time = caf::actor_clock::time_point;
 using namespace std::chrono_literals;
 
-// -- trace -----------------------------------------------------------------------
+// -- trace
+// -----------------------------------------------------------------------
 
 /// FNV-1a over everything that happens: one seed, one hash.
 class trace_hash {
@@ -59,7 +60,8 @@ private:
   uint64_t value_ = 14695981039346656037ull;
 };
 
-// -- in-memory file system -----------------------------------------------------------
+// -- in-memory file system
+// -----------------------------------------------------------
 
 /// Files in memory. Every write of a finished profile can be observed.
 class fake_fs : public rt::file_system {
@@ -113,9 +115,9 @@ public:
   caf::error write_atomic(const std::string& dir, const std::string& name,
                           std::string_view content, unsigned) override {
     if (full)
-      return make_gpa_error(ec::write_failed, "cannot write " + dir + "/"
-                                                + name
-                                                + ": No space left on device");
+      return make_gpa_error(ec::write_failed,
+                            "cannot write " + dir + "/" + name
+                                + ": No space left on device");
     if (on_write)
       on_write(name, content);
     files[dir + "/" + name] = std::string{content};
@@ -149,7 +151,8 @@ public:
   }
 };
 
-// -- scripted backend ------------------------------------------------------------------
+// -- scripted backend
+// ------------------------------------------------------------------
 
 /// Performance Studio as the simulation sees it: up or down, and what it
 /// accepted (the end time of every profile, in order).
@@ -171,9 +174,9 @@ public:
         auto key = std::string{"\"end_time\":\""};
         auto pos = json->find(key);
         if (pos != std::string::npos)
-          accepted.push_back(json->substr(
-            pos + key.size(), json->find('"', pos + key.size()) - pos
-                                - key.size()));
+          accepted.push_back(
+              json->substr(pos + key.size(), json->find('"', pos + key.size())
+                                                 - pos - key.size()));
       }
       resp.body = "{\"message\":\"ok\",\"gpid\":\"7\"}";
     } else {
@@ -181,16 +184,15 @@ public:
     }
     return resp;
   }
-  void reset() override {
-  }
-  void interrupt() override {
-  }
+  void reset() override {}
+  void interrupt() override {}
   rt::http_stats stats() const override {
     return {};
   }
 };
 
-// -- the world -----------------------------------------------------------------------
+// -- the world
+// -----------------------------------------------------------------------
 
 /// Faults a scenario can switch on, with their probability per window.
 struct fault_plan {
@@ -213,8 +215,7 @@ class sim_world : public rt::process_launcher {
 public:
   sim_world(uint64_t seed, std::shared_ptr<fake_fs> fs,
             std::function<sim_time()> now)
-    : rng_(seed), fs_(std::move(fs)), now_(std::move(now)) {
-  }
+      : rng_(seed), fs_(std::move(fs)), now_(std::move(now)) {}
 
   fault_plan faults;
   /// Length of a window, for "slow" tools.
@@ -225,7 +226,8 @@ public:
   trace_hash trace;
   std::map<std::string, uint64_t> fault_counts;
 
-  // -- event queue --------------------------------------------------------------
+  // -- event queue
+  // --------------------------------------------------------------
 
   /// Runs `f` at time `t` (events at the same time run in order).
   void at(sim_time t, std::function<void()> f) {
@@ -255,7 +257,8 @@ public:
     return p > 0 && std::uniform_real_distribution<double>{0, 1}(rng_) < p;
   }
 
-  // -- process_launcher ------------------------------------------------------------
+  // -- process_launcher
+  // ------------------------------------------------------------
 
   void set_exit_handler(exit_handler f) override {
     handler_ = std::move(f);
@@ -279,7 +282,9 @@ public:
     children_[id] = c;
     auto output = arg_after("-o", argv);
     if (is_record && probe) {
-      finish_after(id, 600ms, 0, [this, output] { fs_->files[output] = "x"; });
+      finish_after(id, 600ms, 0, [this, output] {
+        fs_->files[output] = "x";
+      });
     } else if (is_record) {
       start_record(id, output);
     } else if (arg_after("-F", argv) == "comm,pid") {
@@ -412,17 +417,6 @@ private:
       if (children_.count(id))
         fs_->files[output] = "segment";
     });
-    if (chance(faults.record_dies)) {
-      count_fault("record_dies");
-      auto when = std::uniform_int_distribution<int64_t>{
-        1000, std::max<int64_t>(1001, window.count() / 1000000)}(rng_);
-      auto gen = c.generation;
-      at(now_() + std::chrono::milliseconds{when}, [this, id, gen] {
-        auto i = children_.find(id);
-        if (i != children_.end() && i->second.generation == gen)
-          exit_now(id, SIGSEGV);
-      });
-    }
   }
 
   /// perf record's answer to SIGUSR2: the segment so far becomes a file.
@@ -439,15 +433,28 @@ private:
       std::snprintf(name, sizeof(name), ".%016llu",
                     static_cast<unsigned long long>(++rec.rotations));
       auto from = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    rec.segment_start.time_since_epoch())
-                    .count();
+                      rec.segment_start.time_since_epoch())
+                      .count();
       auto to = std::chrono::duration_cast<std::chrono::milliseconds>(
-                  now_().time_since_epoch())
-                  .count();
-      fs_->files[rec.output + name] = std::to_string(from) + " "
-                                      + std::to_string(to);
+                    now_().time_since_epoch())
+                    .count();
+      fs_->files[rec.output + name]
+          = std::to_string(from) + " " + std::to_string(to);
       fs_->files[rec.output] = "segment";
       rec.segment_start = now_();
+      // perf may die during the next window.
+      if (chance(faults.record_dies)) {
+        count_fault("record_dies");
+        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(window)
+                      .count();
+        auto when = std::uniform_int_distribution<int64_t>{1, ms}(rng_);
+        auto gen = rec.generation;
+        at(now_() + std::chrono::milliseconds{when}, [this, id, gen] {
+          auto j = children_.find(id);
+          if (j != children_.end() && j->second.generation == gen)
+            exit_now(id, SIGSEGV);
+        });
+      }
     });
   }
 
@@ -504,7 +511,8 @@ private:
   std::string script_text(int64_t ms) {
     auto samples = frequency * cpus * ms / 1000;
     std::string text;
-    std::uniform_int_distribution<int> proc{0, std::max(0, faults.processes - 1)};
+    std::uniform_int_distribution<int> proc{0,
+                                            std::max(0, faults.processes - 1)};
     std::uniform_int_distribution<int> leaf{0, 3};
     for (int64_t n = 0; n < samples; ++n) {
       auto p = proc(rng_);

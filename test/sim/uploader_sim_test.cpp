@@ -178,10 +178,14 @@ BOOST_FIXTURE_TEST_CASE(spool_bound_drops_the_oldest_and_keeps_order,
   BOOST_CHECK_EQUAL(st.sent, 3u);
   BOOST_CHECK_EQUAL(st.spool_files, 0u);
   // The metrics registry saw the same counts.
-  BOOST_CHECK_EQUAL(metrics->value("gpa_uploads_total", {{"result", "sent"}}), 3);
-  BOOST_CHECK_EQUAL(metrics->value("gpa_uploads_total", {{"result", "spooled"}}), 5);
-  BOOST_CHECK_EQUAL(metrics->value("gpa_uploads_total", {{"result", "dropped"}}), 2);
-  BOOST_CHECK_EQUAL(metrics->value("gpa_uploads_total", {{"result", "failed"}}), 1);
+  BOOST_CHECK_EQUAL(metrics->value("gpa_uploads_total", {{"result", "sent"}}),
+                    3);
+  BOOST_CHECK_EQUAL(
+      metrics->value("gpa_uploads_total", {{"result", "spooled"}}), 5);
+  BOOST_CHECK_EQUAL(
+      metrics->value("gpa_uploads_total", {{"result", "dropped"}}), 2);
+  BOOST_CHECK_EQUAL(metrics->value("gpa_uploads_total", {{"result", "failed"}}),
+                    1);
 }
 
 BOOST_FIXTURE_TEST_CASE(new_profiles_wait_behind_spooled_ones_and_gpid_flows,
