@@ -294,15 +294,18 @@ void perf_state::on_snapshot(
     return;
   }
   if (!ready) {
-    // perf is starting, restarting or hung: the window waits for data that
-    // may still come; the scheduler's deadline decides when to stop waiting.
-    // Only the newest few windows wait.
-    waiting_for_perf.push_back(req.snapshot_id);
-    while (waiting_for_perf.size() > max_waiting_windows) {
-      fail_window(waiting_for_perf.front(), "failed",
-                  "perf record was not running");
-      waiting_for_perf.pop_front();
-    }
+    // perf is not recording (it died, or hangs while starting): there is no
+    // data of this window to wait for.
+    if (start_timeouts > 0)
+      fail_window(
+          req.snapshot_id, "timed out",
+          "perf record did not get ready within "
+              + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                   cfg.probe_timeout)
+                                   .count())
+              + " s (" + std::to_string(start_timeouts) + " times in a row)");
+    else
+      fail_window(req.snapshot_id, "failed", "perf record is restarting");
     segment_window = 0;
     return;
   }
@@ -359,10 +362,7 @@ void perf_state::on_poll() {
       ready = true;
       warming = false;
       log->info("perf record is running");
-      // Windows that waited for perf have no data of it.
-      for (auto id : waiting_for_perf)
-        fail_window(id, "failed", "perf record was not running");
-      waiting_for_perf.clear();
+      start_timeouts = 0;
       for (auto& p : prepare_waiters)
         p.deliver(std::string{});
       prepare_waiters.clear();
@@ -379,6 +379,7 @@ void perf_state::on_poll() {
       }
     }
     if (!ready && now - launched > cfg.probe_timeout) {
+      ++start_timeouts;
       restart_perf(
           "perf record did not get ready within "
           + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(

@@ -124,10 +124,8 @@ struct perf_state {
   /// Rotation files already matched.
   std::set<std::string> seen_files;
   std::map<uint64_t, perf_window> windows;
-  /// Windows asked for while perf was not ready, oldest first.
-  std::deque<uint64_t> waiting_for_perf;
-  /// How many such windows may wait.
-  static constexpr size_t max_waiting_windows = 4;
+  /// Launches of perf record in a row that did not get ready in time.
+  uint64_t start_timeouts = 0;
   bool polling = false;
   bool restart_after_rotation = false;
 

@@ -19,10 +19,6 @@ std::string join(const std::set<std::string>& xs) {
   return result;
 }
 
-long long seconds_of(caf::timespan d) {
-  return std::chrono::duration_cast<std::chrono::seconds>(d).count();
-}
-
 profile_part error_part(uint64_t id, const std::string& profiler,
                         std::string what, std::string reason) {
   profile_part part;
@@ -55,7 +51,7 @@ bool scheduler_state::resting(const profiler_slot& p, uint64_t id) const {
 }
 
 void scheduler_state::count_failure(profiler_slot& p, uint64_t id,
-                                    bool failed) {
+                                    bool failed, const std::string& what) {
   if (!failed) {
     if (p.failures >= cfg.backoff_after)
       log->info("profiler {} works again after {} failures", p.name,
@@ -65,6 +61,7 @@ void scheduler_state::count_failure(profiler_slot& p, uint64_t id,
     return;
   }
   ++p.failures;
+  p.last_failure = what;
   if (p.failures < cfg.backoff_after)
     return;
   auto exponent = std::min<uint32_t>(p.failures - cfg.backoff_after, 30);
@@ -103,13 +100,14 @@ void scheduler_state::open_window() {
   info.skip_runtime = skip_runtime;
   for (auto& p : profilers) {
     if (resting(p, rec.id)) {
-      rec.skipped.emplace_back(p.name, "backing off after "
-                                           + std::to_string(p.failures)
-                                           + " failures");
+      // The entry keeps the kind of the failures that caused the rest.
+      rec.skipped.push_back({p.name, p.last_failure,
+                             "backing off after " + std::to_string(p.failures)
+                               + " failures in a row"});
       continue;
     }
     if (p.runtime && skip_runtime) {
-      rec.skipped.emplace_back(p.name, "memory pressure");
+      rec.skipped.push_back({p.name, "skipped", "memory pressure"});
       continue;
     }
     rec.participants.push_back(p.name);
@@ -155,6 +153,7 @@ void scheduler_state::close_window() {
   auto rec = std::move(*recording);
   recording.reset();
   rec.end_ms = wall_now();
+  rec.closed = self->clock().now();
   for (auto& p : profilers) {
     bool asked
         = std::find(rec.participants.begin(), rec.participants.end(), p.name)
@@ -182,11 +181,12 @@ void scheduler_state::close_window() {
   }
   // Every profiler has an entry in every snapshot: the ones that sat this
   // window out say why.
-  for (auto& [name, why] : rec.skipped) {
+  for (auto& skip : rec.skipped) {
     if (metrics)
-      rt::metric::count_snapshot(*metrics, name,
+      rt::metric::count_snapshot(*metrics, skip.profiler,
                                  rt::metric::snapshot_result::skipped);
-    rec.parts.push_back(error_part(rec.id, name, "skipped", why));
+    rec.parts.push_back(error_part(rec.id, skip.profiler, skip.what,
+                                   skip.reason));
   }
   collecting = std::move(rec);
   if (collecting->waiting.empty()) {
@@ -214,7 +214,8 @@ void scheduler_state::on_part(const std::string& profiler, uint64_t id,
   }
   bool failed = part.processes.empty() && !part.errors.empty();
   if (slot)
-    count_failure(*slot, id, failed);
+    count_failure(*slot, id, failed,
+                  failed ? part.errors.front().what : std::string{});
   part.snapshot_id = id;
   part.profiler = profiler;
   if (metrics)
@@ -233,25 +234,27 @@ void scheduler_state::on_deadline(uint64_t id) {
 
 void scheduler_state::cut(const char* why) {
   auto& rec = *collecting;
+  auto waited = std::chrono::duration_cast<std::chrono::seconds>(
+                  self->clock().now() - rec.closed)
+                  .count();
   for (auto& name : rec.waiting) {
     ++stats.timeouts;
     if (metrics)
       rt::metric::count_snapshot(*metrics, name,
                                  rt::metric::snapshot_result::timed_out);
-    log->warn("snapshot {}: profiler {} gave no part within {} s after the "
-              "window ({}); cutting it",
-              rec.id, name, seconds_of(cfg.grace), why);
+    log->warn("snapshot {}: profiler {} gave no part {} s after the window "
+              "({}); cutting it",
+              rec.id, name, waited, why);
     rec.parts.push_back(error_part(rec.id, name, "timed out",
-                                   "no result within "
-                                       + std::to_string(seconds_of(cfg.grace))
-                                       + " s after the window"));
+                                   "no result " + std::to_string(waited)
+                                     + " s after the window (" + why + ")"));
     if (reaper) {
       auto tag = "snap-" + std::to_string(rec.id) + "/" + name;
       self->request(reaper, caf::infinite, cancel_atom_v, tag)
-          .then([](uint32_t) {}, [](caf::error&) {});
+        .then([](uint32_t) {}, [](caf::error&) {});
     }
     if (auto slot = find(name))
-      count_failure(*slot, rec.id, true);
+      count_failure(*slot, rec.id, true, "timed out");
   }
   rec.waiting.clear();
   finish_collecting();

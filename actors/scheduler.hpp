@@ -54,6 +54,8 @@ struct profiler_slot {
   /// Failures in a row, and the snapshot ID before which it rests.
   uint32_t failures = 0;
   uint64_t backoff_until = 0;
+  /// What the last failure was ("timed out", "failed", ...).
+  std::string last_failure;
   /// Snapshots the profiler has outstanding requests for.
   std::set<uint64_t> outstanding;
 };
@@ -73,16 +75,25 @@ struct scheduler_config {
   std::function<void()> on_done;
 };
 
+/// A profiler that sits a window out, and the error entry it gets.
+struct skipped_profiler {
+  std::string profiler;
+  std::string what;
+  std::string reason;
+};
+
 /// One snapshot in flight.
 struct snapshot_rec {
   uint64_t id = 0;
   int64_t start_ms = 0;
   int64_t end_ms = 0;
   caf::actor_clock::time_point opened;
+  /// When the window closed (start of collecting).
+  caf::actor_clock::time_point closed;
   /// Profilers asked to record this window.
   std::vector<std::string> participants;
   /// Profilers that sit this window out, with why (their error stack).
-  std::vector<std::pair<std::string, std::string>> skipped;
+  std::vector<skipped_profiler> skipped;
   /// Profilers whose part is still missing (collecting only).
   std::set<std::string> waiting;
   std::vector<profile_part> parts;
@@ -138,7 +149,8 @@ private:
   void finish_collecting();
   profiler_slot* find(const std::string& name);
   bool resting(const profiler_slot& p, uint64_t id) const;
-  void count_failure(profiler_slot& p, uint64_t id, bool failed);
+  void count_failure(profiler_slot& p, uint64_t id, bool failed,
+                     const std::string& what);
 };
 
 /// Spawns as `sys.spawn(scheduler, cfg, profilers, merger, reaper, metrics)`.

@@ -266,7 +266,7 @@ public:
     // The perf profiler: bounded state.
     auto& pf = perf();
     if (pf.windows.size() > 8 || pf.rotations.size() > 4
-        || pf.seen_files.size() > 4 || pf.waiting_for_perf.size() > 4)
+        || pf.seen_files.size() > 4)
       fail("perf profiler state grows");
     // Files: nothing leaks in the temp dir, rotation keeps the output small.
     if (fs->count(temp_dir) > 6)
