@@ -145,6 +145,7 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
     wcfg.dir = opts.output.dir;
     wcfg.rotating = opts.output.rotating;
     wcfg.keep = opts.output.rotating_keep;
+    wcfg.release_memory = rt.release_memory;
     if (!opts.output.no_flamegraph)
       wcfg.render_page = [](std::string_view col) {
         return format::render_flamegraph(col);
@@ -174,6 +175,7 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
   mcfg.header.pid = rt.pid;
   mcfg.header.run_arguments_json = config::to_json(opts);
   mcfg.monitor = a.monitor;
+  mcfg.release_memory = rt.release_memory;
   a.merger = sys.spawn(merger, mcfg, sinks);
   add(a.merger);
 
@@ -309,6 +311,8 @@ int run_agent(const agent_options& opts) {
   rt.temp_dir = temp->path();
   rt.pid = static_cast<int32_t>(::getpid());
   rt.seed = std::random_device{}();
+  rt::limit_malloc_arenas();
+  rt.release_memory = rt::release_free_memory;
   rt.proc = rt::make_proc_source();
   std::vector<std::string> enabled;
   if (opts.perf.mode != "disabled")

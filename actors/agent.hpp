@@ -52,6 +52,8 @@ struct agent_runtime {
   /// null spool keeps nothing across failures).
   std::shared_ptr<rt::http_client> http;
   std::shared_ptr<rt::spool> spool;
+  /// Gives free heap memory back to the OS; none: nothing.
+  std::function<void()> release_memory;
   /// Seed of the uploader's back-off jitter.
   uint64_t seed = 0;
   /// Actors that block (file writes, HTTP) get their own thread. Off in the

@@ -70,12 +70,14 @@ merger(merger_actor::stateful_pointer<merger_state> self, merger_config cfg,
         return rp;
       },
       [self](pressure_atom, const pressure_event& ev) {
-        // The merger keeps nothing between snapshots: there is no cache to
-        // drop. Logged so that the episode's actions are visible.
-        if (ev.action_due(pressure_level::warning))
-          self->state.log->info("memory pressure {}: the merger holds no "
-                                "cache between snapshots",
+        // The merger keeps nothing between snapshots; what the heap still
+        // holds from earlier snapshots goes back to the OS.
+        if (ev.action_due(pressure_level::warning)
+            && self->state.cfg.release_memory) {
+          self->state.cfg.release_memory();
+          self->state.log->info("memory pressure {}: released free heap memory",
                                 to_string(ev.level));
+        }
       },
   };
 }

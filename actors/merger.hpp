@@ -30,6 +30,9 @@ struct merger_config {
   /// Where cpu_avg and mem_avg come from (its window statistics, reset at
   /// each snapshot); none: the header says null.
   memory_monitor_actor monitor;
+  /// Gives free heap memory back to the OS (under memory pressure); none:
+  /// nothing.
+  std::function<void()> release_memory;
 };
 
 /// The merger's state.

@@ -68,6 +68,10 @@ write_report writer_state::write(const profile& p) {
   last_error.clear();
   ++counts.written;
   log->info("wrote {}", report.col_path);
+  // The snapshot's burst (collapse, merge, page) is over: give its memory
+  // back instead of keeping the peak.
+  if (cfg.release_memory)
+    cfg.release_memory();
   return report;
 }
 

@@ -46,6 +46,9 @@ struct writer_config {
   int64_t keep = 10;
   /// None: no .html files.
   page_renderer render_page;
+  /// Called after each profile is written, when the snapshot's burst of
+  /// allocations is over (malloc_trim in the agent); none: nothing.
+  std::function<void()> release_memory;
 };
 
 /// The writer's state.

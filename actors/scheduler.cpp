@@ -50,8 +50,8 @@ bool scheduler_state::resting(const profiler_slot& p, uint64_t id) const {
   return id < p.backoff_until;
 }
 
-void scheduler_state::count_failure(profiler_slot& p, uint64_t id,
-                                    bool failed, const std::string& what) {
+void scheduler_state::count_failure(profiler_slot& p, uint64_t id, bool failed,
+                                    const std::string& what) {
   if (!failed) {
     if (p.failures >= cfg.backoff_after)
       log->info("profiler {} works again after {} failures", p.name,
@@ -103,7 +103,7 @@ void scheduler_state::open_window() {
       // The entry keeps the kind of the failures that caused the rest.
       rec.skipped.push_back({p.name, p.last_failure,
                              "backing off after " + std::to_string(p.failures)
-                               + " failures in a row"});
+                                 + " failures in a row"});
       continue;
     }
     if (p.runtime && skip_runtime) {
@@ -185,8 +185,8 @@ void scheduler_state::close_window() {
     if (metrics)
       rt::metric::count_snapshot(*metrics, skip.profiler,
                                  rt::metric::snapshot_result::skipped);
-    rec.parts.push_back(error_part(rec.id, skip.profiler, skip.what,
-                                   skip.reason));
+    rec.parts.push_back(
+        error_part(rec.id, skip.profiler, skip.what, skip.reason));
   }
   collecting = std::move(rec);
   if (collecting->waiting.empty()) {
@@ -235,8 +235,8 @@ void scheduler_state::on_deadline(uint64_t id) {
 void scheduler_state::cut(const char* why) {
   auto& rec = *collecting;
   auto waited = std::chrono::duration_cast<std::chrono::seconds>(
-                  self->clock().now() - rec.closed)
-                  .count();
+                    self->clock().now() - rec.closed)
+                    .count();
   for (auto& name : rec.waiting) {
     ++stats.timeouts;
     if (metrics)
@@ -247,11 +247,11 @@ void scheduler_state::cut(const char* why) {
               rec.id, name, waited, why);
     rec.parts.push_back(error_part(rec.id, name, "timed out",
                                    "no result " + std::to_string(waited)
-                                     + " s after the window (" + why + ")"));
+                                       + " s after the window (" + why + ")"));
     if (reaper) {
       auto tag = "snap-" + std::to_string(rec.id) + "/" + name;
       self->request(reaper, caf::infinite, cancel_atom_v, tag)
-        .then([](uint32_t) {}, [](caf::error&) {});
+          .then([](uint32_t) {}, [](caf::error&) {});
     }
     if (auto slot = find(name))
       count_failure(*slot, rec.id, true, "timed out");

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <gnu/libc-version.h>
 #include <ifaddrs.h>
+#include <malloc.h>
 #include <net/if.h>
 #include <netpacket/packet.h>
 #include <sys/utsname.h>
@@ -102,6 +103,14 @@ int64_t wall_clock_ms() {
   using namespace std::chrono;
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch())
       .count();
+}
+
+void limit_malloc_arenas() {
+  ::mallopt(M_ARENA_MAX, 2);
+}
+
+void release_free_memory() {
+  ::malloc_trim(0);
 }
 
 int64_t process_rss_kb(int32_t pid) {

@@ -10,6 +10,10 @@
 #
 # minutes: run time, may be fractional (default 10). Agent args default to
 #   -c -d 2 -o <tmpdir> --pid-file '' --log-file ''
+# With the default arguments it samples at each snapshot: right after each new
+# profile is written (when no tool of the next window runs yet), so the counts
+# are comparable from one snapshot to the next. With other arguments it
+# samples on a timer.
 # Environment: GPA_SOAK_INTERVAL (whole seconds between samples, default 2),
 # GPA_SOAK_WARMUP (seconds left out of the summary, default: a quarter of the
 # run, at most 60), GPA_AGENT (the binary, default build/gprofiler-agent,
@@ -40,9 +44,11 @@ if [ ! -x "$agent" ]; then
 fi
 
 workdir="$(mktemp -d /tmp/gpa-soak.XXXXXX)"
+at_snapshot=0
 if [ $# -eq 0 ]; then
   mkdir -p "$workdir/out"
   set -- -c -d 2 -o "$workdir/out" --pid-file '' --log-file ''
+  at_snapshot=1
 fi
 samples="$workdir/samples.tsv"
 log="$workdir/agent.log"
@@ -108,6 +114,19 @@ while :; do
   read -r rss fds threads children tree ticks <<<"$line"
   printf '%8s %10s %6s %8s %9s %12s\n' "$now" "$rss" "$fds" "$threads" "$children" "$tree"
   echo "$now $rss $fds $threads $children $tree $ticks" >>"$samples"
+  if [ "$at_snapshot" -eq 1 ]; then
+    # Wait for the next profile (the last_profile.col link moves).
+    last="$(readlink "$workdir/out/last_profile.col" 2>/dev/null || true)"
+    while :; do
+      sleep 0.1
+      elapsed=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%d", b - a }')
+      [ "$elapsed" -gt "$duration" ] && break 2
+      kill -0 "$pid" 2>/dev/null || break
+      cur="$(readlink "$workdir/out/last_profile.col" 2>/dev/null || true)"
+      [ -n "$cur" ] && [ "$cur" != "$last" ] && break
+    done
+    continue
+  fi
   next=$((next + interval))
   [ "$next" -gt "$duration" ] && break
   wait_s=$(awk -v a="$start" -v b="$EPOCHREALTIME" -v n="$next" 'BEGIN { w = n - (b - a); printf "%.3f", (w > 0 ? w : 0) }')
