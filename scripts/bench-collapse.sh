@@ -19,7 +19,7 @@ mkdir -p "$OUT"
 if [ ! -f "$BUILD/CMakeCache.txt" ]; then
   cmake -S "$ROOT" -B "$BUILD" -DGPA_WERROR=ON >&2
 fi
-cmake --build "$BUILD" -j2 --target bench_collapse >&2
+cmake --build "$BUILD" -j2 --target bench_collapse bench_snapshot >&2
 
 if [ ! -s "$OUT/host.txt" ] || [ "${RERECORD:-0}" = 1 ]; then
   g++ -O1 -g -fno-omit-frame-pointer -pthread -o "$OUT/hot_fp" "$SRC/hot.cpp"
@@ -42,3 +42,6 @@ fi
 
 "$BUILD/test/bench_collapse" generate "$OUT/big.txt" "$MIN_MB" 32 "$OUT/host.txt"
 "$BUILD/test/bench_collapse" run "$OUT/big.txt" "$OUT/host.data"
+echo
+echo "== the whole processing of a snapshot after perf script =="
+"$BUILD/test/bench_snapshot" "$OUT/big.txt" 100000

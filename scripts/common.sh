@@ -9,7 +9,7 @@ GPA_BUILD="${GPA_BUILD:-$GPA_ROOT/build}"
 
 # Packages the agent needs to build and run.
 GPA_BUILD_PACKAGES=(
-  cmake g++ make pkg-config
+  cmake gcc g++ make pkg-config
   libcaf-dev libspdlog-dev libfmt-dev
   libboost-dev libboost-filesystem-dev libboost-test-dev
   rapidjson-dev libcurl4-openssl-dev zlib1g-dev

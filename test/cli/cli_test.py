@@ -45,6 +45,15 @@ class Help(unittest.TestCase):
         for line in r.stdout.splitlines():
             self.assertLessEqual(len(line), 80, line)
 
+    def test_documented_help_is_current(self):
+        docs = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                            "docs", "configuration.md")
+        with open(docs) as f:
+            text = f.read()
+        block = text.split("## Every option", 1)[1].split("```\n", 1)[1].rsplit("```", 1)[0]
+        self.assertEqual(block, run(["--help"]).stdout,
+                         "docs/configuration.md lists an old --help: regenerate it")
+
     def test_version(self):
         r = run(["--version"])
         self.assertEqual(r.returncode, 0)
