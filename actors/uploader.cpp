@@ -61,6 +61,16 @@ void uploader_state::schedule_drain() {
   self->send(self, upload_atom_v, ++generation);
 }
 
+submit_outcome uploader_state::submit(const profile& p) {
+  auto out = client->submit(p);
+  if (out.failed_requests > 0)
+    count(rt::metric::uploads, {{"result", "failed"}}, totals.failed,
+          out.failed_requests);
+  if (out.folded)
+    ++totals.folded;
+  return out;
+}
+
 void uploader_state::count(const rt::metric::info& m,
                            const rt::metric_labels& labels, uint64_t& field,
                            uint64_t n) {
@@ -139,12 +149,7 @@ void uploader_state::on_profile(profile& p) {
       schedule_drain();
     return;
   }
-  auto out = client->submit(p);
-  if (out.failed_requests > 0)
-    count(rt::metric::uploads, {{"result", "failed"}}, totals.failed,
-          out.failed_requests);
-  if (out.folded)
-    ++totals.folded;
+  auto out = submit(p);
   switch (out.status) {
     case submit_status::sent:
       attempt = 0;
@@ -194,12 +199,7 @@ void uploader_state::drain_one() {
   auto p = upload::from_spool_record(std::move(*data));
   if (!p)
     return give_up(describe(p.error()));
-  auto out = client->submit(*p);
-  if (out.failed_requests > 0)
-    count(rt::metric::uploads, {{"result", "failed"}}, totals.failed,
-          out.failed_requests);
-  if (out.folded)
-    ++totals.folded;
+  auto out = submit(*p);
   switch (out.status) {
     case submit_status::sent:
       attempt = 0;

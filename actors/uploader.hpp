@@ -120,6 +120,8 @@ private:
   void store(const profile& p);
   void schedule_retry();
   void schedule_drain();
+  /// Sends one profile and counts failed requests and folds.
+  submit_outcome submit(const profile& p);
   void count(const rt::metric::info& m, const rt::metric_labels& labels,
              uint64_t& field, uint64_t n = 1);
 };

@@ -36,16 +36,22 @@ double run_many(caf::scoped_actor& self, const reaper_actor& reaper,
     self->send(reaper, run_atom_v, req);
   int received = 0;
   self->receive_for(received, n)([](run_result&) {},
-                                 [&](caf::error&) { ++failures; });
+                                 [&](caf::error&) {
+                                   ++failures;
+                                 });
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
-    .count();
+      .count();
 }
 
 void settle(caf::scoped_actor& self, const reaper_actor& reaper) {
   for (int i = 0; i < 500; ++i) {
     reaper_stats st;
     self->request(reaper, caf::infinite, stats_atom_v)
-      .receive([&](reaper_stats& s) { st = s; }, [](caf::error&) {});
+        .receive(
+            [&](reaper_stats& s) {
+              st = s;
+            },
+            [](caf::error&) {});
     if (st.live == 0 && gpa::test::count_children() == 0)
       return;
     std::this_thread::sleep_for(10ms);
@@ -68,8 +74,8 @@ int main(int argc, char** argv) {
   rc.max_children = static_cast<uint32_t>(concurrency);
   rc.max_queued = 1000000;
   rc.temp_dir = temp.path();
-  auto reaper = caf::actor_cast<reaper_actor>(
-    sys.spawn(process_reaper, launcher, rc));
+  auto reaper
+      = caf::actor_cast<reaper_actor>(sys.spawn(process_reaper, launcher, rc));
   caf::scoped_actor self{sys};
   run_request warm;
   warm.argv = {"/bin/true"};
@@ -99,15 +105,14 @@ int main(int argc, char** argv) {
   settle(self, reaper);
   auto fds_after = gpa::test::count_fds();
   auto children_after = gpa::test::count_children();
-  std::printf("after:  %d descriptors, %d children (%s)\n", fds_after,
-              children_after,
-              fds_after == fds_before && children_after == children_before
-                ? "unchanged"
-                : "CHANGED");
+  std::printf(
+      "after:  %d descriptors, %d children (%s)\n", fds_after, children_after,
+      fds_after == fds_before && children_after == children_before ? "unchanged"
+                                                                   : "CHANGED");
   std::printf("failed requests: %d\n", failures);
   self->send_exit(reaper, caf::exit_reason::user_shutdown);
   return fds_after == fds_before && children_after == children_before
-             && failures == 0
-           ? 0
-           : 1;
+                 && failures == 0
+             ? 0
+             : 1;
 }

@@ -9,7 +9,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
 #include <string>
 
 #include <sys/resource.h>
@@ -24,26 +23,20 @@ namespace {
 
 double ms_since(clock_type::time_point t0) {
   return std::chrono::duration<double, std::milli>(clock_type::now() - t0)
-    .count();
+      .count();
 }
 
-/// The first `samples` records of perf script text (records end with a
-/// blank line), repeated if the file is shorter.
-std::string first_records(const std::string& text, size_t samples) {
+/// The first `samples` records of a perf script file (records end with a
+/// blank line); only that much is read.
+std::string first_records(std::istream& in, size_t samples) {
   std::string out;
+  std::string line;
   size_t n = 0;
-  while (n < samples) {
-    size_t pos = 0;
-    while (n < samples && pos < text.size()) {
-      auto end = text.find("\n\n", pos);
-      if (end == std::string::npos)
-        break;
-      out.append(text, pos, end + 2 - pos);
-      pos = end + 2;
+  while (n < samples && std::getline(in, line)) {
+    out += line;
+    out += '\n';
+    if (line.empty())
       ++n;
-    }
-    if (pos == 0)
-      break;
   }
   return out;
 }
@@ -61,9 +54,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cannot read %s\n", argv[1]);
     return 1;
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto text = first_records(ss.str(), samples);
+  auto text = first_records(in, samples);
   std::printf("input: %zu samples, %.1f MB of perf script text\n", samples,
               text.size() / 1e6);
   constexpr int runs = 5;
@@ -94,8 +85,8 @@ int main(int argc, char** argv) {
     page = html.size();
   }
   double scale = 100000.0 / static_cast<double>(samples);
-  const char* names[] = {"collapse", "merge", "render .col",
-                         "render flame-graph page"};
+  const char* names[]
+      = {"collapse", "merge", "render .col", "render flame-graph page"};
   double total = 0;
   for (int i = 0; i < 4; ++i) {
     std::printf("%-24s %8.1f ms per 100,000 samples\n", names[i],
