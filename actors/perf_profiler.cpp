@@ -521,6 +521,7 @@ void perf_state::check_rss() {
           [this](const child_list& list) {
             for (auto& c : list.children) {
               auto rss = cfg.rss_kb(c.pid);
+
               if (rss > cfg.rss_limit_kb && !restart_after_rotation) {
                 log->warn("perf record (pid {}) uses {} MB, above the limit of "
                           "{} MB; restarting it after this window",

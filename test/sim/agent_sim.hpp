@@ -77,6 +77,8 @@ public:
   std::vector<seen_profile> profiles;
   uint64_t steps = 0;
   uint64_t invariant_checks = 0;
+  /// What perf's RSS reads as, in KiB.
+  int64_t perf_rss_kb = 50 << 10;
   /// The first invariant that broke, with the time; empty while all hold.
   std::string violation;
 
@@ -112,8 +114,8 @@ public:
     rt.wall_clock_ms = [this] {
       return wall_ms();
     };
-    rt.rss_kb = [](int32_t) {
-      return int64_t{50 << 10};
+    rt.rss_kb = [this](int32_t) {
+      return perf_rss_kb;
     };
     rt.host.hostname = "sim-host";
     rt.temp_dir = temp_dir;

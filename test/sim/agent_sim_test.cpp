@@ -149,6 +149,41 @@ BOOST_AUTO_TEST_CASE(perf_dying_is_restarted) {
   BOOST_CHECK_GE(sim.profiles.size(), 170u);
 }
 
+BOOST_AUTO_TEST_CASE(bloated_perf_is_restarted_between_windows) {
+  sim_setup s;
+  s.seed = sim_seed(11);
+  agent_sim sim{s};
+  sim.run_for(10min);
+  BOOST_CHECK_EQUAL(sim.perf().restarts, 0u);
+  sim.perf_rss_kb = 600 << 10; // over the 512 MB default
+  sim.run_for(61s);
+  sim.perf_rss_kb = 50 << 10;
+  sim.run_for(10min);
+  finish(sim, "whole_agent/bloated_perf_is_restarted_between_windows");
+  BOOST_CHECK_EQUAL(sim.perf().restarts, 1u);
+  // The restart falls between windows: every window still has perf's data.
+  BOOST_CHECK_EQUAL(with_data(sim), sim.profiles.size());
+  BOOST_CHECK_GE(sim.profiles.size(), 20u);
+}
+
+BOOST_AUTO_TEST_CASE(full_disk_is_survived) {
+  sim_setup s;
+  s.seed = sim_seed(12);
+  agent_sim sim{s};
+  sim.run_for(10min);
+  auto before = sim.scheduler().stats.snapshots_done;
+  sim.fs->full = true;
+  sim.run_for(10min);
+  // Snapshots go on while nothing can be written...
+  BOOST_CHECK_GE(sim.scheduler().stats.snapshots_done, before + 9);
+  sim.fs->full = false;
+  sim.profiles.clear(); // the windows of the full disk are not in the files
+  sim.run_for(5min);
+  finish(sim, "whole_agent/full_disk_is_survived");
+  // ...and profiles are written again once there is room.
+  BOOST_CHECK_GE(sim.profiles.size(), 4u);
+}
+
 BOOST_AUTO_TEST_CASE(memory_pressure_episode) {
   sim_setup s;
   s.seed = sim_seed(9);

@@ -4,6 +4,7 @@
 // where messages are delivered only when the test says so and time moves only
 // when the test advances it. Usable from Boost.Test (CAF's own dsl.hpp is not).
 
+#include <cstdlib>
 #include <memory>
 #include <optional>
 
@@ -93,7 +94,15 @@ private:
   static caf::actor_system_config& init(caf::actor_system_config& cfg) {
     add_message_types(cfg);
     cfg.set("scheduler.policy", caf::atom("testing"));
-    log::silence();
+    // GPA_SIM_LOG=1 shows the actors' logs (debug level) on stderr.
+    if (std::getenv("GPA_SIM_LOG")) {
+      log_options opts;
+      opts.file.clear();
+      opts.verbose = true;
+      log::setup(opts);
+    } else {
+      log::silence();
+    }
     return cfg;
   }
 };
