@@ -76,7 +76,9 @@ perf_state::record_argv(const std::string& output,
     argv.push_back("-e");
     argv.push_back(*ev);
   }
-  if (cfg.pids.empty()) {
+  // The test recording checks the event, so it samples the whole host: an
+  // idle --pids target would give it no samples.
+  if (cfg.pids.empty() || probe) {
     argv.push_back("-a");
   } else {
     std::string list;

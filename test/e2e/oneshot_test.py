@@ -77,6 +77,26 @@ class OneShot(unittest.TestCase):
         self.assertEqual(errors, [])
         shutil.rmtree(work)
 
+    def test_pids_restricts_the_profile(self):
+        work = tempfile.mkdtemp(prefix="gpa-e2e-")
+        out = os.path.join(work, "out")
+        hot = subprocess.Popen([build_hot(work), "60"])
+        try:
+            agent = start_agent(AGENT, ["-o", out, "-d", "3", "-f", "99",
+                                        "--pids", str(hot.pid)],
+                                os.path.join(work, "agent.log"))
+            rc = agent.wait(timeout=120)
+            log = open(os.path.join(work, "agent.log")).read()
+            self.assertEqual(rc, 0, log)
+        finally:
+            hot.kill()
+            hot.wait()
+        header, stacks = parse_col(os.path.join(out, "last_profile.col"))
+        self.assertEqual(header["metadata"]["run_arguments"]["pids"], [hot.pid])
+        self.assertTrue(stacks, log)
+        self.assertEqual({s[2] for s in stacks}, {"hot"}, stacks[:5])
+        shutil.rmtree(work)
+
 
 if __name__ == "__main__":
     AGENT = os.path.abspath(sys.argv.pop(1))
