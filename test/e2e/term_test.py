@@ -7,6 +7,7 @@ Usage: term_test.py /path/to/gprofiler-agent
 import glob
 import os
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -45,6 +46,48 @@ class Term(unittest.TestCase):
         self.assertEqual(left, [], "children left behind")
         self.assertEqual(glob.glob(os.path.join(temp_root, "gprofiler-agent.*")), [])
         self.assertIn("shutting down", log())
+
+    def test_second_signal_forces_the_exit(self):
+        # A backend that accepts connections and never answers keeps the
+        # uploader busy, so the orderly shutdown waits for it; a second
+        # signal must cut that short, kill perf and exit 1 at once.
+        work = tempfile.mkdtemp(prefix="gpa-term2-")
+        out = os.path.join(work, "out")
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        port = server.getsockname()[1]
+        agent = start_agent(AGENT, ["-o", out, "-c", "-d", "1", "-u", "--token", "t",
+                                    "--service-name", "term-test",
+                                    "--server-host", f"http://127.0.0.1:{port}",
+                                    "--server-upload-timeout", "60",
+                                    "--spool-dir", os.path.join(work, "spool")],
+                            os.path.join(work, "agent.log"))
+        log = lambda: open(os.path.join(work, "agent.log")).read()
+        try:
+            # The uploader is stuck once the backend has a connection.
+            server.settimeout(60)
+            conn, _ = server.accept()
+            time.sleep(0.5)
+            children = children_of(agent.pid)
+            self.assertTrue(children, "perf record should be running")
+            agent.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            self.assertIsNone(agent.poll(), "the orderly shutdown should still be waiting:\n" + log())
+            t0 = time.time()
+            agent.send_signal(signal.SIGTERM)
+            rc = agent.wait(timeout=10)
+            took = time.time() - t0
+            conn.close()
+        finally:
+            if agent.poll() is None:
+                agent.kill()
+            server.close()
+        self.assertEqual(rc, 1, log())
+        self.assertLess(took, 2.0, log())
+        self.assertIn("forcing the exit", log())
+        time.sleep(0.5)
+        self.assertEqual([pid for pid in children if alive(pid)], [], "children left behind")
 
     def test_sigterm(self):
         self.run_and_stop(signal.SIGTERM)
