@@ -25,9 +25,9 @@ def agent_env():
 
 
 def start_agent(agent, args, log_path):
-    log = open(log_path, "w")
-    return subprocess.Popen([agent, "--pid-file", "", "--log-file", ""] + args,
-                            stdout=log, stderr=subprocess.STDOUT, env=agent_env())
+    with open(log_path, "w") as log:
+        return subprocess.Popen([agent, "--pid-file", "", "--log-file", ""] + args,
+                                stdout=log, stderr=subprocess.STDOUT, env=agent_env())
 
 
 def children_of(pid):
@@ -85,3 +85,9 @@ METADATA_KEYS = ["cloud_provider", "agent_version", "spawn_time", "run_mode",
                  "libc_version", "hardware_type", "pid", "mac_address",
                  "private_ip", "spawn_uptime_ms", "cloud_info", "run_arguments",
                  "external_metadata", "current_time", "profiling_mode"]
+
+
+def read_text(path):
+    """The whole text of a file (an agent's log), closed again."""
+    with open(path) as f:
+        return f.read()

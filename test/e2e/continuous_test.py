@@ -14,7 +14,7 @@ import tempfile
 import time
 import unittest
 
-from common import parse_col, start_agent
+from common import parse_col, read_text, start_agent
 
 AGENT = None
 
@@ -29,7 +29,7 @@ class Continuous(unittest.TestCase):
         out = os.path.join(work, "out")
         agent = start_agent(AGENT, ["-o", out, "-c", "-d", "3"],
                             os.path.join(work, "agent.log"))
-        log = lambda: open(os.path.join(work, "agent.log")).read()
+        log = lambda: read_text(os.path.join(work, "agent.log"))
         # Wait for the first profile, then run 60 s, reading
         # last_profile.col all along.
         deadline = time.time() + 60

@@ -17,7 +17,7 @@ import tempfile
 import time
 import unittest
 
-from common import parse_col, start_agent
+from common import parse_col, read_text, start_agent
 
 AGENT = None
 WRAPPER = """#!/bin/sh
@@ -63,7 +63,7 @@ class HungPerf(unittest.TestCase):
                                     "--perf-start-timeout", str(start_timeout),
                                     "--kill-grace-ms", str(grace * 1000)],
                             os.path.join(work, "agent.log"))
-        log = lambda: open(os.path.join(work, "agent.log")).read()
+        log = lambda: read_text(os.path.join(work, "agent.log"))
         first_seen = {}
         lifetimes = {}
         end = time.time() + 60

@@ -14,26 +14,34 @@ import tempfile
 import unittest
 
 from common import (HEADER_KEYS, METADATA_KEYS, build_hot, parse_col,
-                    start_agent)
+                    read_text, start_agent)
 
 AGENT = None
 
 
 class OneShot(unittest.TestCase):
-    def test_one_window_profile(self):
-        work = tempfile.mkdtemp(prefix="gpa-e2e-")
-        out = os.path.join(work, "out")
+    def run_agent_beside_hot(self, work, args):
+        """Runs one agent window while the CPU-bound program runs; args is a
+        list, or a function of the program's PID giving one. Returns the
+        program's (ended) Popen and the agent's log."""
         hot = subprocess.Popen([build_hot(work), "60"])
         try:
-            freq, secs = 99, 5
-            agent = start_agent(AGENT, ["-o", out, "-d", str(secs), "-f", str(freq)],
+            agent = start_agent(AGENT, args(hot.pid) if callable(args) else args,
                                 os.path.join(work, "agent.log"))
             rc = agent.wait(timeout=120)
-            log = open(os.path.join(work, "agent.log")).read()
+            log = read_text(os.path.join(work, "agent.log"))
             self.assertEqual(rc, 0, log)
         finally:
             hot.kill()
             hot.wait()
+        return hot, log
+
+    def test_one_window_profile(self):
+        work = tempfile.mkdtemp(prefix="gpa-e2e-")
+        out = os.path.join(work, "out")
+        freq, secs = 99, 5
+        hot, log = self.run_agent_beside_hot(work, ["-o", out, "-d", str(secs),
+                                                    "-f", str(freq)])
         cols = [f for f in os.listdir(out) if f.startswith("profile_") and f.endswith(".col")]
         self.assertEqual(len(cols), 1, os.listdir(out))
         self.assertEqual(os.readlink(os.path.join(out, "last_profile.col")), cols[0])
@@ -80,17 +88,8 @@ class OneShot(unittest.TestCase):
     def test_pids_restricts_the_profile(self):
         work = tempfile.mkdtemp(prefix="gpa-e2e-")
         out = os.path.join(work, "out")
-        hot = subprocess.Popen([build_hot(work), "60"])
-        try:
-            agent = start_agent(AGENT, ["-o", out, "-d", "3", "-f", "99",
-                                        "--pids", str(hot.pid)],
-                                os.path.join(work, "agent.log"))
-            rc = agent.wait(timeout=120)
-            log = open(os.path.join(work, "agent.log")).read()
-            self.assertEqual(rc, 0, log)
-        finally:
-            hot.kill()
-            hot.wait()
+        hot, log = self.run_agent_beside_hot(
+            work, lambda pid: ["-o", out, "-d", "3", "-f", "99", "--pids", str(pid)])
         header, stacks = parse_col(os.path.join(out, "last_profile.col"))
         self.assertEqual(header["metadata"]["run_arguments"]["pids"], [hot.pid])
         self.assertTrue(stacks, log)

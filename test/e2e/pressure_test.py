@@ -15,7 +15,7 @@ import tempfile
 import time
 import unittest
 
-from common import parse_col, start_agent
+from common import parse_col, read_text, start_agent
 
 AGENT = None
 
@@ -35,7 +35,7 @@ class Pressure(unittest.TestCase):
         time.sleep(20)
         agent.send_signal(signal.SIGTERM)
         self.assertEqual(agent.wait(timeout=10), 0)
-        log = open(os.path.join(work, "agent.log")).read()
+        log = read_text(os.path.join(work, "agent.log"))
         # The monitor: one line per level for the one episode.
         for level in ["warning", "critical", "emergency"]:
             lines = re.findall(rf"memory pressure {level} \(episode 1\).*action: .*", log)

@@ -13,7 +13,7 @@ import tempfile
 import time
 import unittest
 
-from common import alive, children_of, start_agent
+from common import alive, children_of, read_text, start_agent
 
 AGENT = None
 
@@ -30,7 +30,7 @@ class Term(unittest.TestCase):
         deadline = time.time() + 60
         while time.time() < deadline and not glob.glob(os.path.join(out, "profile_*.col")):
             time.sleep(0.2)
-        log = lambda: open(os.path.join(work, "agent.log")).read()
+        log = lambda: read_text(os.path.join(work, "agent.log"))
         self.assertTrue(glob.glob(os.path.join(out, "profile_*.col")), log())
         children = children_of(agent.pid)
         self.assertTrue(children, "perf record should be running")
@@ -63,7 +63,7 @@ class Term(unittest.TestCase):
                                     "--server-upload-timeout", "60",
                                     "--spool-dir", os.path.join(work, "spool")],
                             os.path.join(work, "agent.log"))
-        log = lambda: open(os.path.join(work, "agent.log")).read()
+        log = lambda: read_text(os.path.join(work, "agent.log"))
         try:
             # The uploader is stuck once the backend has a connection.
             server.settimeout(60)
