@@ -160,6 +160,7 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
   if (rt.http) {
     auto ucfg = make_uploader_config(opts, rt.host.hostname, rt.spawn_ms);
     ucfg.rng_seed = rt.seed;
+    ucfg.pyroscope_spool = rt.pyroscope_spool;
     a.uploader = rt.detach_blocking
                      ? spawn_uploader(sys, rt.http, rt.spool, rt.metrics, ucfg)
                      : caf::actor_cast<uploader_actor>(sys.spawn(
@@ -330,12 +331,20 @@ int run_agent(const agent_options& opts) {
   }
   if (opts.upload.enabled || !opts.upload.pyroscope_url.empty()) {
     rt.http = rt::make_curl_http_client(make_http_options(opts.upload));
-    if (auto sp = rt::spool::open(opts.upload.spool_dir,
-                                  make_spool_limits(opts.upload)))
-      rt.spool = *sp;
-    else
-      lg->error("{}; profiles that cannot be uploaded will be lost",
-                describe(sp.error()));
+    auto open_spool = [&](const std::string& dir, const char* backend) {
+      std::shared_ptr<rt::spool> result;
+      if (auto sp = rt::spool::open(dir, make_spool_limits(opts.upload)))
+        result = *sp;
+      else
+        lg->error("{}; profiles that cannot be uploaded to {} will be lost",
+                  describe(sp.error()), backend);
+      return result;
+    };
+    if (opts.upload.enabled)
+      rt.spool = open_spool(opts.upload.spool_dir, "Performance Studio");
+    if (!opts.upload.pyroscope_url.empty())
+      rt.pyroscope_spool
+          = open_spool(opts.upload.spool_dir + "/pyroscope", "Pyroscope");
   }
   std::atomic<bool> done{false};
   auto actors = spawn_agent(sys, opts, rt, [&done] {

@@ -48,10 +48,12 @@ struct agent_runtime {
   int64_t spawn_ms = 0;
   /// /proc, for the memory monitor (null: no monitor).
   std::shared_ptr<rt::proc_source> proc;
-  /// The HTTP session and the spool of the uploader (null: no uploads; a
-  /// null spool keeps nothing across failures).
+  /// The HTTP session and the spools of the uploader, Performance Studio's
+  /// and Pyroscope's (null: no uploads; a null spool keeps nothing across
+  /// failures).
   std::shared_ptr<rt::http_client> http;
   std::shared_ptr<rt::spool> spool;
+  std::shared_ptr<rt::spool> pyroscope_spool;
   /// Gives free heap memory back to the OS; none: nothing.
   std::function<void()> release_memory;
   /// Seed of the uploader's back-off jitter.

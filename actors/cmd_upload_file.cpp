@@ -105,8 +105,8 @@ int run_upload_file(const config::invocation& inv) {
   if (auto err = client.health_check())
     lg->warn("{}", describe(err));
   if (client.pyroscope_enabled()) {
-    if (auto err = client.send_pyroscope(p))
-      lg->warn("{}", describe(err));
+    if (auto py = client.send_pyroscope(p); py.status != submit_status::sent)
+      lg->warn("Pyroscope upload of {} failed: {}", path, py.reason);
   }
   auto out = client.submit(p);
   if (out.status != submit_status::sent)

@@ -163,24 +163,10 @@ submit_outcome studio_client::submit(const profile& p) {
     out.body_bytes = req.body.size();
     auto resp = send(req);
     body_ = std::move(req.body);
-    if (!resp) {
-      ++out.failed_requests;
-      out.status = submit_status::retry;
-      out.reason = describe(resp.error());
-      return out;
-    }
-    out.http_status = resp->status;
-    if (is_success(resp->status)) {
+    judge(req, resp, out);
+    if (out.status == submit_status::sent)
       gpid_ = upload::parse_gpid(resp->body);
-      out.status = submit_status::sent;
-      return out;
-    }
-    ++out.failed_requests;
-    auto message = rt::redact(upload::response_message(resp->body),
-                              {cfg_.identity.token});
-    out.reason = "POST " + loggable(req.url) + " answered HTTP "
-                 + std::to_string(resp->status) + ": " + message;
-    if (resp->status == 413) {
+    if (out.http_status == 413) {
       auto smaller = out.body_bytes / 4 * 3;
       if (smaller < cfg_.min_body_limit) {
         out.status = submit_status::dropped;
@@ -195,13 +181,12 @@ submit_outcome studio_client::submit(const profile& p) {
                  p.snapshot_id, out.body_bytes, limit_);
       continue;
     }
-    out.status = is_transient(resp->status) ? submit_status::retry
-                                            : submit_status::dropped;
     return out;
   }
 }
 
-caf::error studio_client::send_pyroscope(const profile& p) {
+submit_outcome studio_client::send_pyroscope(const profile& p) {
+  submit_outcome out;
   rt::http_request req;
   req.method = "POST";
   req.url = upload::pyroscope_url(cfg_.pyroscope_url, cfg_.pyroscope_app,
@@ -209,20 +194,33 @@ caf::error studio_client::send_pyroscope(const profile& p) {
                                   (p.end_ms + 999) / 1000, cfg_.sample_rate_hz);
   req.headers.emplace_back("Content-Type", "text/plain");
   req.body = upload::col_to_folded(p.col);
-  auto resp = send(req);
-  if (!resp)
-    return make_gpa_error(ec::upload_failed,
-                          "Pyroscope upload of profile "
-                              + std::to_string(p.snapshot_id)
-                              + " failed: " + describe(resp.error()));
-  if (!is_success(resp->status))
-    return make_gpa_error(ec::upload_failed,
-                          "Pyroscope POST " + loggable(req.url)
-                              + " answered HTTP " + std::to_string(resp->status)
-                              + ": "
-                              + rt::redact(upload::response_message(resp->body),
-                                           {cfg_.identity.token}));
-  return caf::none;
+  out.body_bytes = req.body.size();
+  judge(req, send(req), out);
+  return out;
+}
+
+void studio_client::judge(const rt::http_request& req,
+                          const caf::expected<rt::http_response>& resp,
+                          submit_outcome& out) const {
+  out.http_status = 0;
+  if (!resp) {
+    ++out.failed_requests;
+    out.status = submit_status::retry;
+    out.reason = describe(resp.error());
+    return;
+  }
+  out.http_status = resp->status;
+  if (is_success(resp->status)) {
+    out.status = submit_status::sent;
+    return;
+  }
+  ++out.failed_requests;
+  out.reason = "POST " + loggable(req.url) + " answered HTTP "
+               + std::to_string(resp->status) + ": "
+               + rt::redact(upload::response_message(resp->body),
+                            {cfg_.identity.token});
+  out.status = is_transient(resp->status) ? submit_status::retry
+                                          : submit_status::dropped;
 }
 
 } // namespace gpa

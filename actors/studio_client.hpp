@@ -99,8 +99,10 @@ public:
   /// gpid, and answering a 413 with a smaller body.
   submit_outcome submit(const profile& p);
 
-  /// POST <pyroscope>/ingest with `p` in folded format.
-  caf::error send_pyroscope(const profile& p);
+  /// POST <pyroscope>/ingest with `p` in folded format. The outcome is
+  /// `retry` for a transport error or a transient status (5xx, 408, 429),
+  /// `dropped` for another 4xx.
+  submit_outcome send_pyroscope(const profile& p);
 
   /// Whether a Pyroscope URL is configured.
   bool pyroscope_enabled() const {
@@ -139,6 +141,13 @@ public:
   }
 
 private:
+  /// Fills `out` from the answer to the POST `req`: sent; or a failed
+  /// request with its reason (no secrets) and status `retry` (transport
+  /// error, 5xx, 408, 429) or `dropped` (another 4xx).
+  void judge(const rt::http_request& req,
+             const caf::expected<rt::http_response>& resp,
+             submit_outcome& out) const;
+
   /// Builds the gzip body of `p` within `limit_`, folding if needed.
   /// Returns false (with `reason`) if it cannot fit.
   bool build_body(const profile& p, bool& folded, std::string& reason);

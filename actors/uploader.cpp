@@ -41,49 +41,64 @@ caf::timespan uploader_state::jittered_delay(uint32_t n) {
       std::llround(static_cast<double>(nominal.count()) * factor))};
 }
 
-void uploader_state::schedule_retry() {
-  ++attempt;
-  auto delay = jittered_delay(attempt);
-  backing_off = true;
-  draining = false;
-  count(rt::metric::upload_retries, {}, totals.retries);
-  log->warn("retrying the upload in {:.1f} s (failure {} in a row); {} "
+void uploader_state::schedule_retry(upload_lane& l) {
+  ++l.attempt;
+  auto delay = jittered_delay(l.attempt);
+  l.backing_off = true;
+  l.draining = false;
+  ++l.counts.retries;
+  if (metrics)
+    rt::metric::add(*metrics, *l.retries_metric, 1);
+  log->warn("retrying the upload to {} in {:.1f} s (failure {} in a row); {} "
             "profile(s) wait in the spool",
-            seconds(delay), attempt, spool ? spool->count() : 0);
-  self->delayed_send(self, delay, upload_atom_v, ++generation);
+            l.backend, seconds(delay), l.attempt, l.waiting());
+  self->delayed_send(self, delay, upload_atom_v, uint64_t{l.id},
+                     ++l.generation);
 }
 
-void uploader_state::schedule_drain() {
-  draining = true;
-  backing_off = false;
+void uploader_state::schedule_drain(upload_lane& l) {
+  l.draining = true;
+  l.backing_off = false;
   // A message to ourselves, not a loop: new profiles and stats requests are
   // served between two uploads.
-  self->send(self, upload_atom_v, ++generation);
+  self->send(self, upload_atom_v, uint64_t{l.id}, ++l.generation);
 }
 
-submit_outcome uploader_state::submit(const profile& p) {
-  auto out = client->submit(p);
+submit_outcome uploader_state::submit(upload_lane& l, const profile& p) {
+  auto out = l.id == upload_lane::studio ? client->submit(p)
+                                         : client->send_pyroscope(p);
   if (out.failed_requests > 0)
-    count(rt::metric::uploads, {{"result", "failed"}}, totals.failed,
-          out.failed_requests);
+    count(l, rt::metric::upload_result::failed, out.failed_requests);
   if (out.folded)
-    ++totals.folded;
+    ++folded;
   return out;
 }
 
-void uploader_state::count(const rt::metric::info& m,
-                           const rt::metric_labels& labels, uint64_t& field,
+void uploader_state::count(upload_lane& l, rt::metric::upload_result result,
                            uint64_t n) {
-  field += n;
+  using rt::metric::upload_result;
+  switch (result) {
+    case upload_result::sent: l.counts.sent += n; break;
+    case upload_result::failed: l.counts.failed += n; break;
+    case upload_result::spooled: l.counts.spooled += n; break;
+    case upload_result::dropped: l.counts.dropped += n; break;
+  }
   if (metrics)
-    rt::metric::add(*metrics, m, static_cast<double>(n), labels);
+    rt::metric::add(*metrics, *l.uploads_metric, static_cast<double>(n),
+                    {{"result", rt::metric::to_string(result)}});
+}
+
+void uploader_state::update_spool_gauge(upload_lane& l) {
+  if (metrics)
+    rt::metric::set(*metrics, *l.spool_metric,
+                    static_cast<double>(l.waiting()));
 }
 
 // -- handlers
 // --------------------------------------------------------------------
 
 void uploader_state::on_start() {
-  if (cfg.studio_enabled && cfg.health_check) {
+  if (studio.enabled && cfg.health_check) {
     if (auto err = client->health_check())
       log->warn("{} (uploads will be retried)", describe(err));
     else
@@ -91,137 +106,144 @@ void uploader_state::on_start() {
                 cfg.studio.identity.server_host,
                 cfg.studio.identity.service_name);
   }
-  if (cfg.studio_enabled && spool && spool->count() > 0) {
-    log->info("{} profile(s) left in {} by a previous run; sending them first",
-              spool->count(), spool->path());
-    schedule_drain();
+  for (auto* l : {&studio, &pyroscope}) {
+    if (l->enabled && l->waiting() > 0) {
+      log->info("{} profile(s) for {} left in {} by a previous run; sending "
+                "them first",
+                l->waiting(), l->backend, l->spool->path());
+      schedule_drain(*l);
+    }
   }
 }
 
-void uploader_state::store(const profile& p) {
-  if (!spool) {
-    count(rt::metric::uploads, {{"result", "dropped"}}, totals.dropped);
-    log->error("profile {} could not be uploaded and there is no spool: it "
-               "is lost",
-               p.snapshot_id);
+void uploader_state::store(upload_lane& l, const profile& p) {
+  using rt::metric::upload_result;
+  if (!l.spool) {
+    count(l, upload_result::dropped);
+    log->error("profile {} could not be uploaded to {} and there is no "
+               "spool: it is lost",
+               p.snapshot_id, l.backend);
     return;
   }
-  auto pushed = spool->push(upload::to_spool_record(p));
+  auto pushed = l.spool->push(upload::to_spool_record(p));
   if (!pushed) {
-    count(rt::metric::uploads, {{"result", "dropped"}}, totals.dropped);
-    log->error("cannot spool profile {}: {}; it is lost", p.snapshot_id,
-               describe(pushed.error()));
+    count(l, upload_result::dropped);
+    log->error("cannot spool profile {} for {}: {}; it is lost", p.snapshot_id,
+               l.backend, describe(pushed.error()));
     return;
   }
-  count(rt::metric::uploads, {{"result", "spooled"}}, totals.spooled);
+  count(l, upload_result::spooled);
   if (pushed->dropped > 0) {
-    count(rt::metric::uploads, {{"result", "dropped"}}, totals.dropped,
-          pushed->dropped);
+    count(l, upload_result::dropped, pushed->dropped);
     log->warn("spool {} is full ({} files, {} bytes max): dropped the {} "
               "oldest profile(s) to keep profile {}",
-              spool->path(), spool->limits().max_files,
-              spool->limits().max_bytes, pushed->dropped, p.snapshot_id);
+              l.spool->path(), l.spool->limits().max_files,
+              l.spool->limits().max_bytes, pushed->dropped, p.snapshot_id);
   }
-  log->debug("profile {} spooled as {} ({} waiting)", p.snapshot_id,
-             pushed->entry.name(), spool->count());
-  if (metrics)
-    rt::metric::set(*metrics, rt::metric::spool_files,
-                    static_cast<double>(spool->count()));
+  log->debug("profile {} spooled for {} as {} ({} waiting)", p.snapshot_id,
+             l.backend, pushed->entry.name(), l.waiting());
+  update_spool_gauge(l);
 }
 
 void uploader_state::on_profile(profile& p) {
-  if (client->pyroscope_enabled()) {
-    // Best effort: one attempt per profile, never spooled.
-    if (auto err = client->send_pyroscope(p)) {
-      ++totals.pyroscope_failed;
-      log->warn("{}", describe(err));
-    } else {
-      ++totals.pyroscope_sent;
-    }
-  }
-  if (!cfg.studio_enabled)
-    return;
-  bool queue_empty = !spool || spool->count() == 0;
-  if (!queue_empty || backing_off || draining) {
+  // Each lane on its own: one backend's outage never holds up the other.
+  for (auto* l : {&studio, &pyroscope})
+    if (l->enabled)
+      offer(*l, p);
+}
+
+void uploader_state::offer(upload_lane& l, const profile& p) {
+  using rt::metric::upload_result;
+  if (l.waiting() > 0 || l.backing_off || l.draining) {
     // Older profiles wait: this one goes behind them.
-    store(p);
-    if (!backing_off && !draining)
-      schedule_drain();
+    store(l, p);
+    if (!l.backing_off && !l.draining)
+      schedule_drain(l);
     return;
   }
-  auto out = submit(p);
+  auto out = submit(l, p);
   switch (out.status) {
     case submit_status::sent:
-      attempt = 0;
-      count(rt::metric::uploads, {{"result", "sent"}}, totals.sent);
-      log->info("uploaded profile {} ({} bytes, gpid {})", p.snapshot_id,
-                out.body_bytes, client->gpid());
+      l.attempt = 0;
+      count(l, upload_result::sent);
+      if (l.id == upload_lane::studio)
+        log->info("uploaded profile {} ({} bytes, gpid {})", p.snapshot_id,
+                  out.body_bytes, client->gpid());
+      else
+        log->info("sent profile {} to Pyroscope ({} bytes)", p.snapshot_id,
+                  out.body_bytes);
       break;
     case submit_status::retry:
-      log->warn("upload of profile {} failed: {}; spooling it", p.snapshot_id,
-                out.reason);
-      store(p);
-      schedule_retry();
+      log->warn("upload of profile {} to {} failed: {}; spooling it",
+                p.snapshot_id, l.backend, out.reason);
+      store(l, p);
+      schedule_retry(l);
       break;
     case submit_status::dropped:
-      count(rt::metric::uploads, {{"result", "dropped"}}, totals.dropped);
-      log->error("upload of profile {} refused for good, dropping it: {}",
-                 p.snapshot_id, out.reason);
+      count(l, upload_result::dropped);
+      log->error("upload of profile {} refused for good by {}, dropping it: "
+                 "{}",
+                 p.snapshot_id, l.backend, out.reason);
       break;
   }
 }
 
-void uploader_state::on_step(uint64_t gen) {
-  if (gen != generation)
+void uploader_state::on_step(uint64_t lane, uint64_t gen) {
+  auto& l = lane == upload_lane::pyroscope ? pyroscope : studio;
+  if (gen != l.generation)
     return; // superseded
-  backing_off = false;
-  draining = false;
-  drain_one();
+  l.backing_off = false;
+  l.draining = false;
+  drain_one(l);
 }
 
-void uploader_state::drain_one() {
-  if (!spool)
+void uploader_state::drain_one(upload_lane& l) {
+  using rt::metric::upload_result;
+  if (!l.spool)
     return;
-  auto entry = spool->oldest();
+  auto entry = l.spool->oldest();
   if (!entry) {
-    attempt = 0;
+    l.attempt = 0;
     return;
   }
   auto give_up = [&](const std::string& why) {
-    count(rt::metric::uploads, {{"result", "dropped"}}, totals.dropped);
-    log->error("dropping spooled {}: {}", entry->name(), why);
-    spool->remove(*entry);
-    schedule_drain();
+    count(l, upload_result::dropped);
+    log->error("dropping spooled {} for {}: {}", entry->name(), l.backend, why);
+    l.spool->remove(*entry);
+    update_spool_gauge(l);
+    schedule_drain(l);
   };
-  auto data = spool->read(*entry);
+  auto data = l.spool->read(*entry);
   if (!data)
     return give_up(describe(data.error()));
   auto p = upload::from_spool_record(std::move(*data));
   if (!p)
     return give_up(describe(p.error()));
-  auto out = submit(*p);
+  auto out = submit(l, *p);
   switch (out.status) {
     case submit_status::sent:
-      attempt = 0;
-      count(rt::metric::uploads, {{"result", "sent"}}, totals.sent);
-      if (auto err = spool->remove(*entry))
+      l.attempt = 0;
+      count(l, upload_result::sent);
+      if (auto err = l.spool->remove(*entry))
         log->error("{} (it may be sent again after a restart)", describe(err));
-      log->info("uploaded spooled profile {} ({} bytes, gpid {}); {} left",
-                p->snapshot_id, out.body_bytes, client->gpid(), spool->count());
-      schedule_drain();
+      if (l.id == upload_lane::studio)
+        log->info("uploaded spooled profile {} ({} bytes, gpid {}); {} left",
+                  p->snapshot_id, out.body_bytes, client->gpid(), l.waiting());
+      else
+        log->info("sent spooled profile {} to Pyroscope ({} bytes); {} left",
+                  p->snapshot_id, out.body_bytes, l.waiting());
+      schedule_drain(l);
       break;
     case submit_status::retry:
-      log->warn("upload of spooled profile {} failed: {}", p->snapshot_id,
-                out.reason);
-      schedule_retry();
+      log->warn("upload of spooled profile {} to {} failed: {}", p->snapshot_id,
+                l.backend, out.reason);
+      schedule_retry(l);
       break;
     case submit_status::dropped:
       give_up("refused for good: " + out.reason);
       break;
   }
-  if (metrics)
-    rt::metric::set(*metrics, rt::metric::spool_files,
-                    static_cast<double>(spool->count()));
+  update_spool_gauge(l);
 }
 
 void uploader_state::on_pressure(const pressure_event& ev) {
@@ -234,13 +256,24 @@ void uploader_state::on_pressure(const pressure_event& ev) {
 }
 
 uploader_stats uploader_state::stats() const {
-  auto result = totals;
+  uploader_stats result;
+  result.sent = studio.counts.sent;
+  result.failed = studio.counts.failed;
+  result.spooled = studio.counts.spooled;
+  result.dropped = studio.counts.dropped;
+  result.retries = studio.counts.retries;
+  result.folded = folded;
   result.connections_opened = client->http_stats().connections_opened;
   result.session_recycles = client->recycles();
-  result.spool_files = spool ? spool->count() : 0;
-  result.spool_bytes = spool ? spool->bytes() : 0;
-  result.backing_off = backing_off;
+  result.spool_files = studio.waiting();
+  result.spool_bytes = studio.spool ? studio.spool->bytes() : 0;
+  result.backing_off = studio.backing_off;
   result.gpid = client->gpid();
+  result.pyroscope_sent = pyroscope.counts.sent;
+  result.pyroscope_failed = pyroscope.counts.failed;
+  result.pyroscope_spooled = pyroscope.counts.spooled;
+  result.pyroscope_dropped = pyroscope.counts.dropped;
+  result.pyroscope_spool_files = pyroscope.waiting();
   return result;
 }
 
@@ -255,13 +288,28 @@ uploader(uploader_impl::stateful_pointer<uploader_state> self,
   auto& st = self->state;
   st.self = self;
   st.http = http;
-  st.spool = std::move(spool);
   st.metrics = std::move(metrics);
   st.cfg = std::move(cfg);
   st.log = log::get("uploader");
   st.rng.seed(st.cfg.rng_seed);
   st.client
       = std::make_unique<studio_client>(std::move(http), st.cfg.studio, st.log);
+  auto& s = st.studio;
+  s.id = upload_lane::studio;
+  s.backend = "Performance Studio";
+  s.enabled = st.cfg.studio_enabled;
+  s.spool = std::move(spool);
+  s.uploads_metric = &rt::metric::uploads;
+  s.retries_metric = &rt::metric::upload_retries;
+  s.spool_metric = &rt::metric::spool_files;
+  auto& py = st.pyroscope;
+  py.id = upload_lane::pyroscope;
+  py.backend = "Pyroscope";
+  py.enabled = st.client->pyroscope_enabled();
+  py.spool = st.cfg.pyroscope_spool;
+  py.uploads_metric = &rt::metric::pyroscope_uploads;
+  py.retries_metric = &rt::metric::pyroscope_upload_retries;
+  py.spool_metric = &rt::metric::pyroscope_spool_files;
   // The behaviour function runs when the actor first runs (on its own thread
   // when detached), before any message: the health check and the previous
   // run's spool come before the first new profile.
@@ -270,8 +318,8 @@ uploader(uploader_impl::stateful_pointer<uploader_state> self,
       [self](write_atom, profile& p) {
         self->state.on_profile(p);
       },
-      [self](upload_atom, uint64_t gen) {
-        self->state.on_step(gen);
+      [self](upload_atom, uint64_t lane, uint64_t gen) {
+        self->state.on_step(lane, gen);
       },
       [self](pressure_atom, const pressure_event& ev) {
         self->state.on_pressure(ev);

@@ -1,16 +1,18 @@
 #pragma once
 
 // The uploader: sends every finished profile to gProfiler Performance Studio
-// (and, if configured, to Pyroscope) over one reused HTTP session, and loses
+// and, if configured, to Pyroscope over one reused HTTP session, and loses
 // none across backend outages and agent restarts.
 //
-// A profile that cannot go now (no connection, timeout, reset, 5xx, 408, 429)
-// is written to the durable spool and retried with exponential back-off and
-// jitter; once an upload succeeds the spool is drained oldest first, one
-// request at a time, so the server sees the profiles in order. At start,
-// profiles left in the spool by a previous run go first. A 4xx other than
-// 408/413/429 is permanent: the profile is dropped and the log says so. A
-// 413, or a body over the limit, triggers the size rule (see
+// Each backend is a lane with its own spool and back-off, so that one being
+// down neither blocks nor loses the other's profiles. A profile that cannot
+// go now (no connection, timeout, reset, 5xx, 408, 429) is written to the
+// lane's durable spool and retried with exponential back-off and jitter;
+// once an upload succeeds the spool is drained oldest first, one request at
+// a time, so the server sees the profiles in order. At start, profiles left
+// in the spools by a previous run go first. A 4xx other than 408/413/429 is
+// permanent: the profile is dropped and the log says so. For Performance
+// Studio a 413, or a body over the limit, triggers the size rule (see
 // docs/upload.md).
 //
 // HTTP calls block, so the real agent spawns the uploader detached (on its
@@ -43,9 +45,10 @@ namespace gpa {
 
 /// The uploader's full interface: the public one plus its own timers.
 using uploader_impl = uploader_actor::extend<
-    // A retry timer or the next step of draining the spool; the number is a
-    // generation, so that a stale timer does nothing.
-    caf::reacts_to<upload_atom, uint64_t>>;
+    // A retry timer or the next step of draining a lane's spool: the lane
+    // (upload_lane::id), then a generation, so that a stale timer does
+    // nothing.
+    caf::reacts_to<upload_atom, uint64_t, uint64_t>>;
 
 /// Settings of the uploader.
 struct uploader_config {
@@ -63,6 +66,51 @@ struct uploader_config {
   double backoff_jitter = 0.2;
   /// Seed of the jitter's random generator.
   uint64_t rng_seed = 0x67707261;
+  /// The spool of the Pyroscope lane (the agent opens it in the
+  /// "pyroscope" directory of --spool-dir); null: a profile Pyroscope
+  /// cannot take now is lost.
+  std::shared_ptr<rt::spool> pyroscope_spool;
+};
+
+/// What happened to the profiles of one lane. Counters only grow.
+struct lane_counts {
+  uint64_t sent = 0;
+  /// Failed requests.
+  uint64_t failed = 0;
+  uint64_t spooled = 0;
+  uint64_t dropped = 0;
+  uint64_t retries = 0;
+};
+
+/// One backend's queue: its spool, its back-off, its counters and metrics.
+struct upload_lane {
+  /// Which lane (the first number of the upload_atom timer message).
+  enum id_t : uint64_t { studio = 0, pyroscope = 1 };
+  id_t id = studio;
+  /// The backend's name, for the log.
+  const char* backend = "";
+  /// Profiles go to this backend.
+  bool enabled = false;
+  /// Pending profiles; null: none are kept.
+  std::shared_ptr<rt::spool> spool;
+  /// Its metrics: uploads by result, retries, spool size.
+  const rt::metric::info* uploads_metric = nullptr;
+  const rt::metric::info* retries_metric = nullptr;
+  const rt::metric::info* spool_metric = nullptr;
+  /// Failures in a row (sets the back-off).
+  uint32_t attempt = 0;
+  /// A retry timer is pending.
+  bool backing_off = false;
+  /// A drain step is pending.
+  bool draining = false;
+  /// Generation of the pending timer or step.
+  uint64_t generation = 0;
+  lane_counts counts;
+
+  /// Profiles waiting in the spool.
+  size_t waiting() const {
+    return spool ? spool->count() : 0;
+  }
 };
 
 /// The uploader's state; the handlers of uploader() delegate here.
@@ -72,8 +120,9 @@ struct uploader_state {
   uploader_impl::pointer self = nullptr;
   /// The HTTP session (shared with the studio client).
   std::shared_ptr<rt::http_client> http;
-  /// Pending profiles; null: none are kept.
-  std::shared_ptr<rt::spool> spool;
+  /// Performance Studio's lane and Pyroscope's.
+  upload_lane studio;
+  upload_lane pyroscope;
   /// Where the upload counters go; may be null.
   std::shared_ptr<rt::metrics> metrics;
   uploader_config cfg;
@@ -83,24 +132,18 @@ struct uploader_state {
   /// The jitter's generator, seeded with cfg.rng_seed.
   std::mt19937_64 rng;
 
-  /// Failures in a row (sets the back-off).
-  uint32_t attempt = 0;
-  /// A retry timer is pending.
-  bool backing_off = false;
-  /// A drain step is pending.
-  bool draining = false;
-  /// Generation of the pending timer or step.
-  uint64_t generation = 0;
-  uploader_stats totals;
+  /// Profiles folded to fit the size limit.
+  uint64_t folded = 0;
 
-  /// Health check, then the spool of a previous run.
+  /// Health check, then the spools of a previous run.
   void on_start();
 
-  /// A new profile: send it now, or spool it behind the older ones.
+  /// A new profile: to each enabled lane, sent now or spooled behind the
+  /// older ones.
   void on_profile(profile& p);
 
-  /// A retry timer fired or a drain step is due.
-  void on_step(uint64_t gen);
+  /// A retry timer fired or a drain step is due in lane `lane`.
+  void on_step(uint64_t lane, uint64_t gen);
 
   /// Memory pressure.
   void on_pressure(const pressure_event& ev);
@@ -116,18 +159,22 @@ struct uploader_state {
   caf::timespan jittered_delay(uint32_t n);
 
 private:
-  void drain_one();
-  void store(const profile& p);
-  void schedule_retry();
-  void schedule_drain();
-  /// Sends one profile and counts failed requests and folds.
-  submit_outcome submit(const profile& p);
-  void count(const rt::metric::info& m, const rt::metric_labels& labels,
-             uint64_t& field, uint64_t n = 1);
+  void offer(upload_lane& l, const profile& p);
+  void drain_one(upload_lane& l);
+  void store(upload_lane& l, const profile& p);
+  void schedule_retry(upload_lane& l);
+  void schedule_drain(upload_lane& l);
+  /// Sends one profile to the lane's backend; counts failed requests and
+  /// folds.
+  submit_outcome submit(upload_lane& l, const profile& p);
+  /// Counts `n` profiles of lane `l` with upload result `result`.
+  void count(upload_lane& l, rt::metric::upload_result result, uint64_t n = 1);
+  void update_spool_gauge(upload_lane& l);
 };
 
 /// The behaviour. Spawn with spawn_uploader() (detached) in the agent, or
-/// `sys.spawn(uploader, ...)` in the simulation. `spool` may be null (no
+/// `sys.spawn(uploader, ...)` in the simulation. `spool` is Performance
+/// Studio's spool (Pyroscope's is cfg.pyroscope_spool); it may be null (no
 /// spooling: a profile that cannot go is dropped); `metrics` may be null.
 uploader_impl::behavior_type
 uploader(uploader_impl::stateful_pointer<uploader_state> self,

@@ -37,9 +37,13 @@ struct uploader_stats {
   uint64_t session_recycles = 0;
   /// Profiles whose smallest stacks were folded to fit the size limit.
   uint64_t folded = 0;
-  /// Profiles Pyroscope accepted, and attempts that failed.
+  /// The same for Pyroscope: profiles accepted, failed requests, profiles
+  /// spooled and dropped, and the entries in its spool now.
   uint64_t pyroscope_sent = 0;
   uint64_t pyroscope_failed = 0;
+  uint64_t pyroscope_spooled = 0;
+  uint64_t pyroscope_dropped = 0;
+  uint64_t pyroscope_spool_files = 0;
   /// Entries in the spool now, and their bytes.
   uint64_t spool_files = 0;
   uint64_t spool_bytes = 0;
@@ -54,7 +58,8 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, uploader_stats& x) {
   return f(caf::meta::type_name("uploader_stats"), x.sent, x.failed, x.spooled,
            x.dropped, x.retries, x.connections_opened, x.session_recycles,
-           x.folded, x.pyroscope_sent, x.pyroscope_failed, x.spool_files,
+           x.folded, x.pyroscope_sent, x.pyroscope_failed, x.pyroscope_spooled,
+           x.pyroscope_dropped, x.pyroscope_spool_files, x.spool_files,
            x.spool_bytes, x.backing_off, x.gpid);
 }
 

@@ -56,8 +56,10 @@ void declare_all(metrics& reg, const std::vector<std::string>& profilers) {
                   &pressure_level, &last_snapshot_duration})
     set(reg, *g, reg.value(g->name));
   add(reg, monitor_samples, 0);
-  add(reg, upload_retries, 0);
-  set(reg, spool_files, reg.value(spool_files.name));
+  for (auto* c : {&upload_retries, &pyroscope_upload_retries})
+    add(reg, *c, 0);
+  for (auto* g : {&spool_files, &pyroscope_spool_files})
+    set(reg, *g, reg.value(g->name));
   add(reg, ticks_skipped, 0);
   add(reg, perf_restarts, 0);
   add(reg, perf_samples, 0);
@@ -67,9 +69,10 @@ void declare_all(metrics& reg, const std::vector<std::string>& profilers) {
       add(reg, snapshots, 0, {{"profiler", p}, {"result", to_string(r)}});
   for (auto& p : profilers)
     add(reg, late_parts, 0, {{"profiler", p}});
-  for (auto r : {upload_result::sent, upload_result::failed,
-                 upload_result::spooled, upload_result::dropped})
-    add(reg, uploads, 0, {{"result", to_string(r)}});
+  for (auto* m : {&uploads, &pyroscope_uploads})
+    for (auto r : {upload_result::sent, upload_result::failed,
+                   upload_result::spooled, upload_result::dropped})
+      add(reg, *m, 0, {{"result", to_string(r)}});
 }
 
 } // namespace gpa::rt::metric

@@ -104,6 +104,19 @@ inline constexpr info upload_retries{"gpa_upload_retries_total",
 inline constexpr info spool_files{
     "gpa_upload_spool_files", "Profiles waiting in the upload spool.", false};
 
+/// The same three for the Pyroscope backend.
+inline constexpr info pyroscope_uploads{
+    "gpa_pyroscope_uploads_total",
+    "Profile uploads to Pyroscope by result: sent, failed, spooled for a "
+    "later retry, or dropped for good.",
+    true};
+inline constexpr info pyroscope_upload_retries{
+    "gpa_pyroscope_upload_retries_total", "Pyroscope upload retries scheduled.",
+    true};
+inline constexpr info pyroscope_spool_files{
+    "gpa_pyroscope_spool_files", "Profiles waiting in the Pyroscope spool.",
+    false};
+
 /// Parts that arrived after their snapshot was done, per profiler.
 inline constexpr info late_parts{
     "gpa_late_parts_total",

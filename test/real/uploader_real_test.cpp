@@ -147,6 +147,30 @@ struct upload_fixture {
     return result;
   }
 
+  /// Snapshot markers of the ingests Pyroscope accepted, in arrival order.
+  std::vector<uint64_t> ingested(const rapidjson::Document& doc) {
+    std::vector<uint64_t> result;
+    for (auto& r : doc.GetArray())
+      if (std::string{r["path"].GetString()} == "/ingest"
+          && r["status"].GetInt() == 200)
+        result.push_back(marker_of(r["body"].GetString()));
+    return result;
+  }
+
+  /// A configuration that also sends to Pyroscope (the same test server),
+  /// with Pyroscope's spool where the agent puts it.
+  uploader_config config_with_pyroscope() {
+    auto cfg = config();
+    cfg.studio.pyroscope_url = server.url();
+    cfg.studio.pyroscope_app = "myapp.cpu";
+    cfg.studio.sample_rate_hz = 11;
+    auto sp = rt::spool::open(spool_dir + "/pyroscope", limits);
+    BOOST_REQUIRE_MESSAGE(static_cast<bool>(sp),
+                          (sp ? std::string{} : describe(sp.error())));
+    cfg.pyroscope_spool = *sp;
+    return cfg;
+  }
+
   static std::vector<std::string> errors_of(const rapidjson::Value& r) {
     std::vector<std::string> result;
     for (auto& e : r["errors"].GetArray())
@@ -296,6 +320,40 @@ BOOST_FIXTURE_TEST_CASE(agent_restart_during_outage_loses_none,
   }));
   BOOST_CHECK((accepted(*server.requests()) == std::vector<uint64_t>{1, 2, 3}));
   BOOST_CHECK_EQUAL(open_spool()->count(), 0u);
+}
+
+BOOST_FIXTURE_TEST_CASE(pyroscope_outage_with_restart_loses_none,
+                        upload_fixture) {
+  // Both backends down; the agent stops after two profiles and starts
+  // again; the third comes; the backends return. Each backend gets all
+  // three, in order, once.
+  server.down();
+  {
+    auto first = start(config_with_pyroscope());
+    first->send(make_profile(1));
+    first->send(make_profile(2));
+    BOOST_REQUIRE(wait_until([&] {
+      auto st = first->stats();
+      return st.spooled == 2 && st.pyroscope_spooled == 2;
+    }));
+  }
+  auto second = start(config_with_pyroscope());
+  second->send(make_profile(3));
+  BOOST_REQUIRE(wait_until([&] {
+    return second->stats().pyroscope_spooled >= 1;
+  }));
+  server.up();
+  BOOST_REQUIRE(wait_until([&] {
+    auto st = second->stats();
+    return st.sent == 3 && st.pyroscope_sent == 3;
+  }));
+  auto doc = server.requests();
+  BOOST_CHECK((accepted(*doc) == std::vector<uint64_t>{1, 2, 3}));
+  BOOST_CHECK((ingested(*doc) == std::vector<uint64_t>{1, 2, 3}));
+  auto st = second->stats();
+  BOOST_CHECK_EQUAL(st.pyroscope_spool_files, 0u);
+  BOOST_CHECK_EQUAL(st.pyroscope_dropped, 0u);
+  BOOST_CHECK_EQUAL(st.spool_files, 0u);
 }
 
 BOOST_FIXTURE_TEST_CASE(server_error_500_is_retried, upload_fixture) {

@@ -29,12 +29,16 @@ public:
     /// Fields of the body, if it was a profile upload.
     std::string profile;
     std::string gpid;
+    /// The body of any other request (Pyroscope's folded text).
+    std::string body;
     /// What the fake answered: an HTTP status, or 0 for a transport error.
     int status = 0;
   };
 
   /// Every request fails with a transport error while set.
   bool down = false;
+  /// Requests to Pyroscope's /ingest fail so while set.
+  bool ingest_down = false;
   /// Answers for the next requests, in order: an HTTP status (a 200 to an
   /// upload carries the next gpid, 101, 102, ...) or 0 for a transport
   /// error. Used before `down`.
@@ -50,6 +54,9 @@ public:
     c.method = req.method;
     c.url = req.url;
     bool upload = req.url.find("/api/v2/profiles") != std::string::npos;
+    bool ingest = req.url.find("/ingest?") != std::string::npos;
+    if (!upload)
+      c.body = req.body;
     if (upload) {
       auto json = rt::gzip_decompress(req.body);
       if (json) {
@@ -66,7 +73,7 @@ public:
     if (!script.empty()) {
       status = script.front();
       script.pop_front();
-    } else if (down) {
+    } else if (down || (ingest && ingest_down)) {
       status = 0;
     }
     c.status = status;
@@ -103,6 +110,15 @@ public:
   /// Like the real client: every later request fails.
   void interrupt() override {
     down = true;
+  }
+
+  /// Pyroscope's ingest requests only.
+  std::vector<call> ingests() const {
+    std::vector<call> result;
+    for (auto& c : calls)
+      if (c.url.find("/ingest?") != std::string::npos)
+        result.push_back(c);
+    return result;
   }
 
   /// Requests, transport errors, connections opened, resets.

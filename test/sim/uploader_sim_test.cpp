@@ -210,6 +210,68 @@ BOOST_FIXTURE_TEST_CASE(new_profiles_wait_behind_spooled_ones_and_gpid_flows,
   BOOST_CHECK_EQUAL(stats().gpid, "104");
 }
 
+BOOST_FIXTURE_TEST_CASE(pyroscope_has_its_own_spool_and_back_off,
+                        uploader_fixture) {
+  auto cfg = config();
+  cfg.studio.pyroscope_url = "https://pyroscope.test";
+  cfg.studio.pyroscope_app = "app.cpu";
+  cfg.studio.sample_rate_hz = 11;
+  auto py_spool = rt::spool::open(spool_dir + "/pyroscope", {});
+  BOOST_REQUIRE(py_spool);
+  cfg.pyroscope_spool = *py_spool;
+  start(cfg);
+  auto ingested = [&](bool ok_only) {
+    std::vector<uint64_t> result;
+    for (auto& c : http->ingests())
+      if (!ok_only || c.status == 200)
+        result.push_back(marker_of(c.body));
+    return result;
+  };
+  // Pyroscope is down: its profiles wait in its spool, behind one failed
+  // request and a back-off, while Performance Studio gets every profile at
+  // once.
+  http->ingest_down = true;
+  for (uint64_t i = 1; i <= 3; ++i)
+    send(i);
+  BOOST_CHECK((uploaded() == std::vector<uint64_t>{1, 2, 3}));
+  BOOST_CHECK_EQUAL(ingested(false).size(), 1u);
+  auto st = stats();
+  BOOST_CHECK_EQUAL(st.sent, 3u);
+  BOOST_CHECK_EQUAL(st.spooled, 0u);
+  BOOST_CHECK(!st.backing_off);
+  BOOST_CHECK_EQUAL(st.pyroscope_failed, 1u);
+  BOOST_CHECK_EQUAL(st.pyroscope_spooled, 3u);
+  BOOST_CHECK_EQUAL(st.pyroscope_spool_files, 3u);
+  BOOST_CHECK_EQUAL((*py_spool)->count(), 3u);
+  // Studio's spool is untouched: the Pyroscope directory inside it is not
+  // one of its entries.
+  BOOST_CHECK_EQUAL(spool->count(), 0u);
+  // Pyroscope returns: the three arrive oldest first, once each.
+  http->ingest_down = false;
+  BOOST_REQUIRE(fire_next_timer());
+  BOOST_CHECK((ingested(true) == std::vector<uint64_t>{1, 2, 3}));
+  st = stats();
+  BOOST_CHECK_EQUAL(st.pyroscope_sent, 3u);
+  BOOST_CHECK_EQUAL(st.pyroscope_spool_files, 0u);
+  BOOST_CHECK(next_timer() < caf::timespan{0});
+  BOOST_CHECK_EQUAL(
+      metrics->value("gpa_pyroscope_uploads_total", {{"result", "sent"}}), 3);
+  BOOST_CHECK_EQUAL(
+      metrics->value("gpa_pyroscope_uploads_total", {{"result", "spooled"}}),
+      3);
+  BOOST_CHECK_EQUAL(metrics->value("gpa_uploads_total", {{"result", "sent"}}),
+                    3);
+  // A client error from Pyroscope is permanent: dropped, not retried, and
+  // Performance Studio still gets the profile.
+  http->script = {200, 400};
+  send(4);
+  st = stats();
+  BOOST_CHECK_EQUAL(st.pyroscope_dropped, 1u);
+  BOOST_CHECK_EQUAL(st.pyroscope_spooled, 3u);
+  BOOST_CHECK_EQUAL(st.sent, 4u);
+  BOOST_CHECK(next_timer() < caf::timespan{0});
+}
+
 BOOST_FIXTURE_TEST_CASE(client_errors_are_permanent_overload_is_not,
                         uploader_fixture) {
   start();
