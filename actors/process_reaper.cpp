@@ -227,7 +227,10 @@ uint32_t reaper_state::on_cancel(const std::string& tag) {
   return n;
 }
 
-void reaper_state::on_requester_down(const caf::actor_addr& who) {
+void reaper_state::on_requester_down(const caf::actor_addr& who,
+                                     const caf::error& reason) {
+  bool planned = !reason || reason == caf::exit_reason::normal
+                 || reason == caf::exit_reason::user_shutdown;
   monitored.erase(who);
   for (auto i = queue.begin(); i != queue.end();) {
     if (i->requester == who)
@@ -237,8 +240,12 @@ void reaper_state::on_requester_down(const caf::actor_addr& who) {
   }
   for (auto& [id, child] : live) {
     if (child.job.requester == who) {
-      log->info("requester of {} (pid {}) is gone; stopping it",
-                command_name(child.job.req), child.pid);
+      if (planned)
+        log->info("stopping {} (pid {}): its requester stopped",
+                  command_name(child.job.req), child.pid);
+      else
+        log->warn("the requester of {} (pid {}) died ({}); stopping it",
+                  command_name(child.job.req), child.pid, describe(reason));
       child.cancelled = true;
       stop(id, child);
     }
@@ -308,7 +315,7 @@ process_reaper(reaper_impl::stateful_pointer<reaper_state> self,
       caf::anon_send(caf::actor_cast<reaper_impl>(strong), std::move(report));
   });
   self->set_down_handler([self](const caf::down_msg& msg) {
-    self->state.on_requester_down(msg.source);
+    self->state.on_requester_down(msg.source, msg.reason);
   });
   self->attach_functor([launcher] {
     // Shutdown: every child goes, and is reaped, before the reaper is gone.

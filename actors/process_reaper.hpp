@@ -101,8 +101,10 @@ struct reaper_state {
   /// Stops children and drops queued requests with `tag`.
   uint32_t on_cancel(const std::string& tag);
 
-  /// Stops the children of a requester that died.
-  void on_requester_down(const caf::actor_addr& who);
+  /// Stops the children of a requester that is gone; `reason` is its exit
+  /// reason (a planned stop is logged as such, a crash as a warning).
+  void on_requester_down(const caf::actor_addr& who,
+                         const caf::error& reason = caf::error{});
 
   /// Current counts.
   reaper_stats stats() const;
