@@ -193,6 +193,7 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
     pcfg.kill_grace = opts.reaper.kill_grace;
     pcfg.probe_timeout = opts.perf.start_timeout;
     pcfg.rss_kb = rt.rss_kb;
+    pcfg.alive = rt.pid_alive;
     auto perf
         = sys.spawn(perf_profiler, pcfg, a.reaper, rt.fs, rt.work, rt.metrics);
     add(perf);
@@ -288,6 +289,24 @@ void start_agent(caf::actor_system& sys, const agent_actors& actors,
 
 int run_agent(const agent_options& opts) {
   auto lg = log::get("agent");
+  if (auto& pids = opts.scheduler.pids; !pids.empty()) {
+    // A process list that names nothing running is a mistake to report now,
+    // not a profile of nothing; a process that exits later is expected.
+    std::string missing;
+    size_t n_missing = 0;
+    for (auto pid : pids)
+      if (!rt::process_exists(pid)) {
+        missing += (missing.empty() ? "" : ",") + std::to_string(pid);
+        ++n_missing;
+      }
+    if (n_missing == pids.size()) {
+      lg->critical("--pids: no process {} is running", missing);
+      return 2;
+    }
+    if (n_missing > 0)
+      lg->warn("--pids: process(es) {} not running; profiling the others",
+               missing);
+  }
   caf::actor_system_config cfg;
   add_message_types(cfg);
   // Two cores are the norm on our hosts, and the actors never block.
@@ -308,6 +327,7 @@ int run_agent(const agent_options& opts) {
   rt.metrics = std::make_shared<rt::metrics>();
   rt.wall_clock_ms = rt::wall_clock_ms;
   rt.rss_kb = rt::process_rss_kb;
+  rt.pid_alive = rt::process_exists;
   rt.host = rt::read_host_info();
   rt.temp_dir = temp->path();
   rt.pid = static_cast<int32_t>(::getpid());

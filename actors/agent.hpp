@@ -40,6 +40,8 @@ struct agent_runtime {
   std::function<int64_t()> wall_clock_ms;
   /// RSS of a process in KiB.
   std::function<int64_t(int32_t)> rss_kb;
+  /// Whether a process exists (for --pids); unset: assume it does.
+  std::function<bool(int64_t)> pid_alive;
   rt::host_info host;
   /// The agent's private temporary directory.
   std::string temp_dir;

@@ -31,6 +31,13 @@ std::string event_name(const std::string& ev) {
 /// First line of a tool's stderr, for error messages.
 std::string first_line(const std::string& text) {
   auto start = text.find_first_not_of(" \t\n");
+  // perf's notice that it rounded -m up says nothing about a failure.
+  static constexpr std::string_view notice = "rounding mmap pages size";
+  while (start != std::string::npos
+         && text.compare(start, notice.size(), notice) == 0) {
+    auto nl = text.find('\n', start);
+    start = nl == std::string::npos ? nl : text.find_first_not_of(" \t\n", nl);
+  }
   if (start == std::string::npos)
     return {};
   auto end = text.find('\n', start);
@@ -54,6 +61,13 @@ std::string describe_exit(const run_result& r) {
   if (auto line = first_line(r.err); !line.empty())
     result += ": " + line;
   return result;
+}
+
+std::string pid_list(const std::vector<int64_t>& pids) {
+  std::string list;
+  for (auto pid : pids)
+    list += (list.empty() ? "" : ",") + std::to_string(pid);
+  return list;
 }
 
 } // namespace
@@ -81,11 +95,8 @@ perf_state::record_argv(const std::string& output,
   if (cfg.pids.empty() || probe) {
     argv.push_back("-a");
   } else {
-    std::string list;
-    for (auto pid : cfg.pids)
-      list += (list.empty() ? "" : ",") + std::to_string(pid);
     argv.push_back("-p");
-    argv.push_back(list);
+    argv.push_back(pid_list(targets.empty() ? cfg.pids : targets));
   }
   argv.push_back("-m");
   argv.push_back(std::to_string(cfg.mmap_pages));
@@ -204,9 +215,37 @@ void perf_state::probe_next() {
           });
 }
 
+std::vector<int64_t> perf_state::live_pids() const {
+  std::vector<int64_t> result;
+  for (auto pid : cfg.pids)
+    if (!cfg.alive || cfg.alive(pid))
+      result.push_back(pid);
+  return result;
+}
+
 void perf_state::launch_record() {
   if (!fatal.empty() || recording)
     return;
+  if (!cfg.pids.empty()) {
+    // perf record -p fails if one of the processes is gone: record the ones
+    // left, or nothing if none is.
+    auto live = live_pids();
+    if (live.empty()) {
+      if (no_targets.empty()) {
+        no_targets = "none of the --pids processes (" + pid_list(cfg.pids)
+                     + ") is running";
+        log->warn("{}: perf has nothing to record", no_targets);
+      }
+      for (auto& p : prepare_waiters)
+        p.deliver(no_targets);
+      prepare_waiters.clear();
+      return;
+    }
+    if (live.size() < cfg.pids.size() && live != targets)
+      log->warn("--pids: recording {} ({} of the {} processes are gone)",
+                pid_list(live), cfg.pids.size() - live.size(), cfg.pids.size());
+    targets = std::move(live);
+  }
   // Leftovers of a previous perf (its last segment) are not ours to use.
   if (auto entries = fs->list(cfg.temp_dir, data_name))
     for (auto& e : *entries)
@@ -238,13 +277,30 @@ void perf_state::launch_record() {
               launch_record();
               return;
             }
+            if (!targets.empty() && live_pids() != targets) {
+              // perf record -p ends when its processes do: go on with the
+              // ones left, if any.
+              log->info("perf record ended: a --pids process exited");
+              launch_record();
+              return;
+            }
             ++restarts;
             if (metrics)
               rt::metric::add(*metrics, rt::metric::perf_restarts, 1);
+            // Exits before perf got ready (a bad option, a gone target, a
+            // broken perf) back off; one after a good run restarts at once.
+            auto delay = cfg.restart_delay;
+            for (uint32_t i = 0;
+                 i < early_exits && delay < cfg.restart_delay_max; ++i)
+              delay *= 2;
+            delay = std::min(delay, cfg.restart_delay_max);
+            ++early_exits;
             log->error("perf record exited unexpectedly ({}); restarting it in "
-                       "1 s",
-                       describe_exit(r));
-            self->delayed_send(self, 1s, restart_atom_v);
+                       "{} s",
+                       describe_exit(r),
+                       std::chrono::duration_cast<std::chrono::seconds>(delay)
+                           .count());
+            self->delayed_send(self, delay, restart_atom_v);
           },
           [this](caf::error& err) {
             recording = false;
@@ -293,6 +349,11 @@ void perf_state::on_snapshot(
   w.budget = req.budget;
   if (!fatal.empty()) {
     fail_window(req.snapshot_id, "failed", fatal);
+    return;
+  }
+  if (!ready && !no_targets.empty()) {
+    fail_window(req.snapshot_id, "failed", no_targets);
+    segment_window = 0;
     return;
   }
   if (!ready) {
@@ -365,6 +426,7 @@ void perf_state::on_poll() {
       warming = false;
       log->info("perf record is running");
       start_timeouts = 0;
+      early_exits = 0;
       for (auto& p : prepare_waiters)
         p.deliver(std::string{});
       prepare_waiters.clear();

@@ -70,6 +70,12 @@ struct perf_config {
   caf::timespan poll_interval{std::chrono::milliseconds(100)};
   /// Reads the RSS (KiB) of a process; 0 if unknown.
   std::function<int64_t(int32_t pid)> rss_kb;
+  /// Whether a process exists; unset: every --pids process is taken to.
+  std::function<bool(int64_t pid)> alive;
+  /// First delay before restarting a perf record that exited; it doubles
+  /// with every exit in a row before perf got ready, up to the maximum.
+  caf::timespan restart_delay{std::chrono::seconds(1)};
+  caf::timespan restart_delay_max{std::chrono::seconds(60)};
 };
 
 /// A window whose part was asked for.
@@ -126,6 +132,14 @@ struct perf_state {
   std::map<uint64_t, perf_window> windows;
   /// Launches of perf record in a row that did not get ready in time.
   uint64_t start_timeouts = 0;
+  /// Exits of perf record in a row before it got ready (sets the delay of
+  /// the next restart).
+  uint32_t early_exits = 0;
+  /// The --pids processes perf records now (empty: the whole host).
+  std::vector<int64_t> targets;
+  /// Why perf is not recording because no --pids process is left; empty
+  /// when there are targets or no --pids.
+  std::string no_targets;
   bool polling = false;
   bool restart_after_rotation = false;
 
@@ -137,6 +151,9 @@ struct perf_state {
   void on_pressure(const pressure_event& ev);
   void on_collapsed(profile_part& part);
   void launch_record();
+
+  /// The --pids processes that still exist.
+  std::vector<int64_t> live_pids() const;
 
   /// The perf record command line.
   std::vector<std::string> record_argv(const std::string& output,

@@ -113,6 +113,19 @@ void release_free_memory() {
   ::malloc_trim(0);
 }
 
+bool process_exists(int64_t pid) {
+  if (pid <= 0)
+    return false;
+  std::ifstream in{"/proc/" + std::to_string(pid) + "/stat"};
+  std::string stat;
+  if (!std::getline(in, stat))
+    return false;
+  // The state follows the comm, which may hold spaces and parentheses.
+  auto close = stat.rfind(')');
+  return close != std::string::npos && close + 2 < stat.size()
+         && stat[close + 2] != 'Z';
+}
+
 int64_t process_rss_kb(int32_t pid) {
   auto rss = field("/proc/" + std::to_string(pid) + "/status", "VmRSS", ':');
   return std::atoll(rss.c_str());

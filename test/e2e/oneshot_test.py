@@ -8,9 +8,11 @@ Usage: oneshot_test.py /path/to/gprofiler-agent
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 from common import (HEADER_KEYS, METADATA_KEYS, build_hot, parse_col,
@@ -94,6 +96,52 @@ class OneShot(unittest.TestCase):
         self.assertEqual(header["metadata"]["run_arguments"]["pids"], [hot.pid])
         self.assertTrue(stacks, log)
         self.assertEqual({s[2] for s in stacks}, {"hot"}, stacks[:5])
+        shutil.rmtree(work)
+
+    def test_pids_naming_no_running_process_is_an_error(self):
+        work = tempfile.mkdtemp(prefix="gpa-e2e-")
+        gone = subprocess.Popen(["true"])
+        gone.wait()  # reaped: its PID names no process now
+        agent = start_agent(AGENT, ["-o", os.path.join(work, "out"), "-d", "2",
+                                    "--pids", str(gone.pid)],
+                            os.path.join(work, "agent.log"))
+        rc = agent.wait(timeout=30)
+        log = read_text(os.path.join(work, "agent.log"))
+        self.assertEqual(rc, 2, log)
+        self.assertIn(f"--pids: no process {gone.pid} is running", log)
+        self.assertFalse(os.path.exists(os.path.join(work, "out", "last_profile.col")))
+        shutil.rmtree(work)
+
+    def test_pids_target_that_exits(self):
+        # The only target exits during the run: perf is not restarted in a
+        # loop; the later windows carry an error stack that says why.
+        work = tempfile.mkdtemp(prefix="gpa-e2e-")
+        out = os.path.join(work, "out")
+        target = subprocess.Popen(["sleep", "1000"])
+        agent = start_agent(AGENT, ["-o", out, "-c", "-d", "2", "--pids", str(target.pid)],
+                            os.path.join(work, "agent.log"))
+        try:
+            deadline = time.time() + 60
+            while (time.time() < deadline and "perf record is running"
+                   not in read_text(os.path.join(work, "agent.log"))):
+                time.sleep(0.2)
+            target.kill()
+            target.wait()
+            time.sleep(6)
+            agent.send_signal(signal.SIGTERM)
+            rc = agent.wait(timeout=30)
+        finally:
+            if agent.poll() is None:
+                agent.kill()
+        log = read_text(os.path.join(work, "agent.log"))
+        self.assertEqual(rc, 0, log)
+        self.assertIn("perf record ended: a --pids process exited", log)
+        self.assertNotIn("exited unexpectedly", log)
+        self.assertEqual(log.count("perf record is running"), 1, log)
+        header, stacks = parse_col(os.path.join(out, "last_profile.col"))
+        errors = [s[3][0] for s in stacks if s[3] and s[3][0].startswith("[Profiling")]
+        self.assertTrue(any(f"none of the --pids processes ({target.pid}) is running" in e
+                            for e in errors), stacks)
         shutil.rmtree(work)
 
 

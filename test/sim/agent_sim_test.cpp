@@ -149,6 +149,36 @@ BOOST_AUTO_TEST_CASE(perf_dying_is_restarted) {
   BOOST_CHECK_GE(sim.profiles.size(), 170u);
 }
 
+BOOST_AUTO_TEST_CASE(perf_failing_at_start_backs_off_then_recovers) {
+  sim_setup s;
+  s.seed = sim_seed(14);
+  agent_sim sim{s};
+  sim.run_for(5min);
+  BOOST_CHECK_EQUAL(with_data(sim), sim.profiles.size());
+  // From now on every perf record exits 100 ms after it starts.
+  sim.world->faults.record_fails = true;
+  sim.perf_rss_kb = 600 << 10; // a restart between windows starts it failing
+  sim.run_for(61s);
+  sim.perf_rss_kb = 50 << 10;
+  auto launches = sim.world->record_launches;
+  sim.run_for(30min);
+  // Restarts wait 1, 2, 4, ... 60 s: about 35 launches in 30 minutes, not
+  // one a second (1,800).
+  auto failing = sim.world->record_launches - launches;
+  BOOST_CHECK_GE(failing, 30u);
+  BOOST_CHECK_LE(failing, 40u);
+  // perf works again: within the capped restart delay plus the scheduler's
+  // own rest for a failing profiler (at most 16 windows), windows have data
+  // again; every window had a profile throughout.
+  sim.world->faults.record_fails = false;
+  auto before = sim.profiles.size();
+  sim.run_for(20min);
+  finish(sim, "whole_agent/perf_failing_at_start_backs_off_then_recovers");
+  BOOST_CHECK(sim.profiles.back().perf_data);
+  BOOST_CHECK_GE(sim.profiles.size() - before, 2u);
+  BOOST_CHECK_GE(sim.profiles.size(), 36u);
+}
+
 BOOST_AUTO_TEST_CASE(bloated_perf_is_restarted_between_windows) {
   sim_setup s;
   s.seed = sim_seed(11);

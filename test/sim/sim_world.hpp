@@ -206,6 +206,9 @@ struct fault_plan {
   double script_garbage = 0;
   /// perf record dies during the window.
   double record_dies = 0;
+  /// While set, perf record exits with status 1 100 ms after it starts
+  /// (a bad option, a broken perf); the start-up probe still works.
+  bool record_fails = false;
   /// Processes perf sees per window.
   int processes = 5;
 };
@@ -218,6 +221,8 @@ public:
       : rng_(seed), fs_(std::move(fs)), now_(std::move(now)) {}
 
   fault_plan faults;
+  /// perf record processes started (probes not counted).
+  uint64_t record_launches = 0;
   /// Length of a window, for "slow" tools.
   caf::timespan window{60s};
   /// Sampling frequency and CPUs of the simulated host.
@@ -285,7 +290,11 @@ public:
       finish_after(id, 600ms, 0, [this, output] {
         fs_->files[output] = "x";
       });
+    } else if (is_record && faults.record_fails) {
+      ++record_launches;
+      finish_after(id, 100ms, 1, {});
     } else if (is_record) {
+      ++record_launches;
       start_record(id, output);
     } else if (arg_after("-F", argv) == "comm,pid") {
       finish_after(id, 100ms, 0, {}, "simproc 1\n");
