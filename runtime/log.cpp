@@ -1,7 +1,10 @@
 #include "runtime/log.hpp"
 
+#include <algorithm>
 #include <mutex>
 #include <vector>
+
+#include <sys/stat.h>
 
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/sinks/rotating_file_sink.h>
@@ -39,6 +42,22 @@ void apply_to_all(registry& r) {
   });
 }
 
+/// The first of the log file and its rotated backups that is a symbolic
+/// link, or "" if none is. The agent runs as root: a link planted there
+/// would make it write (and rotate) whatever file the link names.
+std::string planted_link(const log_options& opts) {
+  auto count
+      = static_cast<size_t>(std::max<int64_t>(0, opts.rotate_backup_count));
+  for (size_t i = 0; i <= count; ++i) {
+    auto name
+        = spdlog::sinks::rotating_file_sink_mt::calc_filename(opts.file, i);
+    struct stat st;
+    if (::lstat(name.c_str(), &st) == 0 && S_ISLNK(st.st_mode))
+      return name;
+  }
+  return {};
+}
+
 } // namespace
 
 std::string setup(const log_options& opts) {
@@ -48,13 +67,20 @@ std::string setup(const log_options& opts) {
   r.sinks.clear();
   r.sinks.push_back(std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
   if (!opts.file.empty()) {
-    try {
-      r.sinks.push_back(std::make_shared<spdlog::sinks::rotating_file_sink_mt>(
-          opts.file, static_cast<size_t>(opts.rotate_max_size),
-          static_cast<size_t>(opts.rotate_backup_count)));
-    } catch (const std::exception& ex) {
-      error = "cannot open log file " + opts.file + ": " + ex.what()
-              + "; logging to the console only";
+    if (auto link = planted_link(opts); !link.empty()) {
+      error = "log file " + link
+              + " is a symbolic link; refusing to write through it; logging "
+                "to the console only";
+    } else {
+      try {
+        r.sinks.push_back(
+            std::make_shared<spdlog::sinks::rotating_file_sink_mt>(
+                opts.file, static_cast<size_t>(opts.rotate_max_size),
+                static_cast<size_t>(opts.rotate_backup_count)));
+      } catch (const std::exception& ex) {
+        error = "cannot open log file " + opts.file + ": " + ex.what()
+                + "; logging to the console only";
+      }
     }
   }
   r.level = opts.verbose ? spdlog::level::debug : spdlog::level::info;

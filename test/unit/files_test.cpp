@@ -6,11 +6,13 @@
 #include <fstream>
 #include <sstream>
 
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "messages/error.hpp"
 #include "runtime/files.hpp"
+#include "runtime/log.hpp"
 #include "runtime/process_env.hpp"
 
 using namespace gpa;
@@ -101,6 +103,30 @@ BOOST_FIXTURE_TEST_CASE(unwritable_directory_is_a_clear_error, files_fixture) {
   auto err = fs->write_atomic("/proc/self", "p.col", "x", 0644);
   BOOST_REQUIRE(err);
   BOOST_CHECK_NE(describe(err).find("/proc/self"), std::string::npos);
+}
+
+BOOST_FIXTURE_TEST_CASE(log_file_refuses_planted_symlinks, files_fixture) {
+  auto logs = temp.path() + "/logs";
+  BOOST_REQUIRE_EQUAL(::mkdir(logs.c_str(), 0700), 0);
+  log_options opts;
+  opts.file = logs + "/agent.log";
+  opts.rotate_backup_count = 2;
+  // A link at the log file itself, then at a rotated backup: both refused,
+  // naming the link; the file it points to is untouched.
+  for (auto name : {"/agent.log", "/agent.2.log"}) {
+    auto link = logs + name;
+    BOOST_REQUIRE_EQUAL(::symlink(victim.c_str(), link.c_str()), 0);
+    auto err = log::setup(opts);
+    BOOST_CHECK_NE(err.find(link + " is a symbolic link"), std::string::npos);
+    log::get("files-test")->warn("must not reach the victim");
+    BOOST_CHECK_EQUAL(read_file(victim), "precious");
+    BOOST_REQUIRE_EQUAL(::unlink(link.c_str()), 0);
+  }
+  // A plain path is logged to.
+  BOOST_CHECK_EQUAL(log::setup(opts), "");
+  log::get("files-test")->warn("to the file");
+  BOOST_CHECK_NE(read_file(opts.file).find("to the file"), std::string::npos);
+  log::silence();
 }
 
 BOOST_AUTO_TEST_SUITE_END()
