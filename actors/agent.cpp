@@ -18,6 +18,7 @@
 #include <caf/send.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/format/col.hpp"
 #include "actors/format/flamegraph.hpp"
 #include "actors/memory_monitor.hpp"
 #include "actors/merger.hpp"
@@ -180,10 +181,13 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
   a.merger = sys.spawn(merger, mcfg, sinks);
   add(a.merger);
 
-  if (opts.perf.mode != "disabled") {
+  // --perf-mode smart records twice, with frame pointers and with DWARF;
+  // the merger keeps the deeper stacks per process (format::combine_smart).
+  auto add_perf = [&](const std::string& name, const std::string& mode) {
     perf_config pcfg;
+    pcfg.name = name;
     pcfg.perf_path = opts.perf.path;
-    pcfg.mode = opts.perf.mode;
+    pcfg.mode = mode;
     pcfg.frequency = opts.scheduler.frequency;
     pcfg.dwarf_stack_size = opts.perf.dwarf_stack_size;
     pcfg.pids = opts.scheduler.pids;
@@ -198,9 +202,15 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
         = sys.spawn(perf_profiler, pcfg, a.reaper, rt.fs, rt.work, rt.metrics);
     add(perf);
     profiler_slot slot;
-    slot.name = "perf";
+    slot.name = name;
     slot.handle = caf::actor_cast<profiler_actor>(perf);
     a.profilers.push_back(std::move(slot));
+  };
+  if (opts.perf.mode == "smart") {
+    add_perf("perf", "fp");
+    add_perf(format::smart_dwarf_profiler, "dwarf");
+  } else if (opts.perf.mode != "disabled") {
+    add_perf("perf", opts.perf.mode);
   }
 
   scheduler_config scfg;
@@ -232,7 +242,7 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
     if (a.uploader)
       listen(a.uploader);
     for (auto& p : a.profilers)
-      if (p.name == "perf")
+      if (p.name == "perf" || p.name == format::smart_dwarf_profiler)
         listen(p.handle);
   }
   return a;
@@ -338,6 +348,8 @@ int run_agent(const agent_options& opts) {
   std::vector<std::string> enabled;
   if (opts.perf.mode != "disabled")
     enabled.push_back("perf");
+  if (opts.perf.mode == "smart")
+    enabled.push_back(format::smart_dwarf_profiler);
   rt::metric::declare_all(*rt.metrics, enabled);
   std::unique_ptr<rt::metrics_server> metrics_endpoint;
   if (!opts.monitor.metrics_address.empty()) {

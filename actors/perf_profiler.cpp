@@ -20,8 +20,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr const char* record_tag = "perf-record";
-constexpr const char* data_name = "perf.data";
 const char* const candidate_events[] = {"", "cpu-clock", "task-clock"};
 
 std::string event_name(const std::string& ev) {
@@ -150,7 +148,7 @@ void perf_state::probe_next() {
     return;
   }
   std::string ev = candidate_events[probe_index];
-  auto file = cfg.temp_dir + "/probe.data";
+  auto file = cfg.temp_dir + "/" + cfg.name + "-probe.data";
   fs->remove(file);
   run_request req;
   req.argv = record_argv(file, ev, true);
@@ -159,7 +157,7 @@ void perf_state::probe_next() {
   req.kill_grace = cfg.kill_grace;
   req.out_mode = stdout_mode::discard;
   req.err_cap = 8 << 10;
-  req.tag = "perf-probe";
+  req.tag = cfg.name + "-probe";
   self->request(reaper, caf::infinite, run_atom_v, std::move(req))
       .then(
           [this, file, ev](run_result& r) {
@@ -175,7 +173,7 @@ void perf_state::probe_next() {
             script.kill_grace = cfg.kill_grace;
             script.out_cap = 64 << 10;
             script.err_cap = 8 << 10;
-            script.tag = "perf-probe";
+            script.tag = cfg.name + "-probe";
             self->request(reaper, caf::infinite, run_atom_v, std::move(script))
                 .then(
                     [this, file, ev](run_result& s) {
@@ -247,7 +245,7 @@ void perf_state::launch_record() {
     targets = std::move(live);
   }
   // Leftovers of a previous perf (its last segment) are not ours to use.
-  if (auto entries = fs->list(cfg.temp_dir, data_name))
+  if (auto entries = fs->list(cfg.temp_dir, data_name()))
     for (auto& e : *entries)
       fs->remove(cfg.temp_dir + "/" + e.name);
   seen_files.clear();
@@ -257,11 +255,11 @@ void perf_state::launch_record() {
   stopping = false;
   launched = self->clock().now();
   run_request req;
-  req.argv = record_argv(cfg.temp_dir + "/" + data_name, event, false);
+  req.argv = record_argv(cfg.temp_dir + "/" + data_name(), event, false);
   req.kill_grace = cfg.kill_grace;
   req.out_mode = stdout_mode::discard;
   req.err_cap = 16 << 10;
-  req.tag = record_tag;
+  req.tag = record_tag();
   self->request(reaper, caf::infinite, run_atom_v, std::move(req))
       .then(
           [this](run_result& r) {
@@ -320,7 +318,7 @@ void perf_state::restart_perf(const std::string& why) {
   }
   stopping = true;
   ready = false;
-  self->request(reaper, caf::infinite, cancel_atom_v, std::string{record_tag})
+  self->request(reaper, caf::infinite, cancel_atom_v, record_tag())
       .then([](uint32_t) {}, [](caf::error&) {});
 }
 
@@ -380,7 +378,7 @@ void perf_state::on_snapshot(
 
 void perf_state::rotate(uint64_t owner) {
   rotations.push_back(owner);
-  self->request(reaper, caf::infinite, signal_atom_v, std::string{record_tag},
+  self->request(reaper, caf::infinite, signal_atom_v, record_tag(),
                 int32_t{SIGUSR2})
       .then(
           [this, owner](uint32_t n) {
@@ -405,7 +403,7 @@ void perf_state::schedule_poll() {
 
 void perf_state::on_poll() {
   polling = false;
-  auto entries = fs->list(cfg.temp_dir, data_name);
+  auto entries = fs->list(cfg.temp_dir, data_name());
   if (!entries) {
     log->error("cannot watch perf's output: {}", describe(entries.error()));
     return;
@@ -416,7 +414,7 @@ void perf_state::on_poll() {
     // and then until a first rotation file shows up.
     bool rotated = false;
     for (auto& e : *entries)
-      if (e.regular && e.name != data_name && !seen_files.count(e.name)) {
+      if (e.regular && e.name != data_name() && !seen_files.count(e.name)) {
         fs->remove(cfg.temp_dir + "/" + e.name);
         rotated = warming;
       }
@@ -431,14 +429,15 @@ void perf_state::on_poll() {
         p.deliver(std::string{});
       prepare_waiters.clear();
     } else if (!warming || now - warm_signalled > std::chrono::seconds(1)) {
-      bool started = std::any_of(entries->begin(), entries->end(), [](auto& e) {
-        return e.name == data_name && e.size > 0;
-      });
+      bool started
+          = std::any_of(entries->begin(), entries->end(), [this](auto& e) {
+              return e.name == data_name() && e.size > 0;
+            });
       if (started) {
         warming = true;
         warm_signalled = now;
-        self->request(reaper, caf::infinite, signal_atom_v,
-                      std::string{record_tag}, int32_t{SIGUSR2})
+        self->request(reaper, caf::infinite, signal_atom_v, record_tag(),
+                      int32_t{SIGUSR2})
             .then([](uint32_t) {}, [](caf::error&) {});
       }
     }
@@ -460,7 +459,7 @@ void perf_state::on_poll() {
   // Rotation files appear in the order perf was signalled; their names
   // (perf.data.<timestamp>) sort the same way.
   for (auto& e : *entries) {
-    if (!e.regular || e.name == data_name || seen_files.count(e.name))
+    if (!e.regular || e.name == data_name() || seen_files.count(e.name))
       continue;
     if (rotations.empty()) {
       // A late answer to a start-up signal: nobody's data.
@@ -496,7 +495,7 @@ void perf_state::run_script(perf_window& w) {
   req.timeout = w.budget;
   req.kill_grace = cfg.kill_grace;
   req.out_mode = stdout_mode::file;
-  req.out_file = "script-" + std::to_string(w.id) + ".txt";
+  req.out_file = "script-" + cfg.name + "-" + std::to_string(w.id) + ".txt";
   req.err_cap = 16 << 10;
   req.tag = w.tag;
   auto id = w.id;
@@ -516,10 +515,11 @@ void perf_state::run_script(perf_window& w) {
             auto files = fs;
             auto path = r.out_path;
             auto weak = caf::actor_cast<caf::weak_actor_ptr>(self);
-            work->post([files, path, id, weak] {
+            auto name = cfg.name;
+            work->post([files, path, id, weak, name] {
               profile_part part;
               part.snapshot_id = id;
-              part.profiler = "perf";
+              part.profiler = name;
               format::perf_collapser collapser;
               auto err = files->read_chunks(path, [&](std::string_view chunk) {
                 collapser.feed(chunk);
@@ -527,12 +527,12 @@ void perf_state::run_script(perf_window& w) {
               collapser.finish();
               files->remove(path);
               if (err)
-                part.errors.push_back({0, "perf", "failed", describe(err)});
+                part.errors.push_back({0, name, "failed", describe(err)});
               else
                 part.processes = collapser.per_process();
               if (auto bad = collapser.stats().malformed; bad > 0)
                 part.errors.push_back(
-                    {0, "perf", "warning",
+                    {0, name, "warning",
                      std::to_string(bad) + " malformed perf script records"});
               if (auto strong = weak.lock())
                 caf::anon_send(caf::actor_cast<perf_profiler_impl>(strong),
@@ -571,8 +571,8 @@ void perf_state::fail_window(uint64_t id, const std::string& what,
   log->warn("no perf data for window {}: {} ({})", id, what, reason);
   profile_part part;
   part.snapshot_id = id;
-  part.profiler = "perf";
-  part.errors.push_back({0, "perf", what, reason});
+  part.profiler = cfg.name;
+  part.errors.push_back({0, cfg.name, what, reason});
   w->second.promise.deliver(std::move(part));
   windows.erase(w);
 }
@@ -580,7 +580,7 @@ void perf_state::fail_window(uint64_t id, const std::string& what,
 void perf_state::check_rss() {
   if (!cfg.rss_kb)
     return;
-  self->request(reaper, caf::infinite, list_atom_v, std::string{record_tag})
+  self->request(reaper, caf::infinite, list_atom_v, record_tag())
       .then(
           [this](const child_list& list) {
             for (auto& c : list.children) {
@@ -600,7 +600,7 @@ void perf_state::check_rss() {
 void perf_state::on_pressure(const pressure_event& ev) {
   if (ev.level != pressure_level::emergency || ev.largest_child_pid == 0)
     return;
-  self->request(reaper, caf::infinite, list_atom_v, std::string{record_tag})
+  self->request(reaper, caf::infinite, list_atom_v, record_tag())
       .then(
           [this, ev](const child_list& list) {
             for (auto& c : list.children)
@@ -630,9 +630,7 @@ perf_profiler(perf_profiler_impl::stateful_pointer<perf_state> self,
   st.fs = std::move(fs);
   st.work = std::move(work);
   st.metrics = std::move(metrics);
-  st.log = log::get("perf");
-  if (st.cfg.mode == "smart")
-    st.log->warn("--perf-mode smart records with frame pointers here");
+  st.log = log::get(st.cfg.name);
   return {
       [self](prepare_atom) {
         auto promise = self->make_response_promise<std::string>();

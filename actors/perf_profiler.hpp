@@ -52,8 +52,12 @@ using perf_profiler_impl = profiler_actor::extend<
 /// Settings of the perf profiler.
 struct perf_config {
   std::string perf_path = "perf";
-  /// "fp", "dwarf" or "smart" (smart records with frame pointers).
+  /// "fp" or "dwarf" (the agent runs one of each for --perf-mode smart).
   std::string mode = "fp";
+  /// The profiler's name: its parts, error stacks, logger, and the names of
+  /// its files and process tags ("perf"; "perf-dwarf" for the DWARF half of
+  /// --perf-mode smart).
+  std::string name = "perf";
   int64_t frequency = 11;
   int64_t dwarf_stack_size = 8192;
   /// Only these processes; empty: the whole host.
@@ -151,6 +155,14 @@ struct perf_state {
   void on_pressure(const pressure_event& ev);
   void on_collapsed(profile_part& part);
   void launch_record();
+
+  /// The reaper tag of this profiler's perf record, and its output file.
+  std::string record_tag() const {
+    return cfg.name + "-record";
+  }
+  std::string data_name() const {
+    return cfg.name + ".data";
+  }
 
   /// The --pids processes that still exist.
   std::vector<int64_t> live_pids() const;

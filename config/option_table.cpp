@@ -249,14 +249,15 @@ std::vector<option_spec> build_table() {
   t.group = "System profiler (perf)";
   t.choice("perf-mode", &ao::perf, &perf_options::mode,
            {"fp", "dwarf", "smart", "disabled"},
-           "Call graphs from frame pointers, DWARF unwinding, or no perf");
+           "Call graphs from frame pointers (fp), DWARF unwinding (dwarf), "
+           "both with the deeper kept per process (smart), or no perf");
   t.alias("no-perf", 0, "perf-mode", "disabled",
           "Do not run perf (same as --perf-mode disabled)");
   t.add("perf-path", 0, vk::string, &ao::perf, &perf_options::path,
         "perf binary to run");
   t.add("perf-dwarf-stack-size", 0, vk::bytes, &ao::perf,
         &perf_options::dwarf_stack_size,
-        "Stack bytes copied per sample with --perf-mode dwarf")
+        "Stack bytes copied per sample with --perf-mode dwarf or smart")
       .min
       = 8;
   t.integer("perf-rss-limit-mb", 0, &ao::perf, &perf_options::rss_limit_mb, 16,

@@ -1,6 +1,7 @@
 #include "actors/format/col.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <ctime>
 #include <map>
 #include <unordered_map>
@@ -14,8 +15,9 @@ namespace gpa::format {
 namespace {
 
 /// Scales `stacks` so that their counts add up to `target` (largest
-/// remainder method).
-void scale_to(std::vector<stack_count>& stacks, uint64_t target) {
+/// remainder method); stacks left at 0 are removed unless `keep_zeros`.
+void scale_to(std::vector<stack_count>& stacks, uint64_t target,
+              bool keep_zeros = false) {
   uint64_t total = 0;
   for (auto& s : stacks)
     total += s.count;
@@ -42,6 +44,8 @@ void scale_to(std::vector<stack_count>& stacks, uint64_t target) {
   });
   for (size_t k = 0; assigned < target && k < shares.size(); ++k, ++assigned)
     ++stacks[shares[k].index].count;
+  if (keep_zeros)
+    return;
   stacks.erase(std::remove_if(stacks.begin(), stacks.end(),
                               [](auto& s) {
                                 return s.count == 0;
@@ -73,19 +77,128 @@ void kv(json_writer& w, const char* key, int64_t value) {
 
 } // namespace
 
-std::vector<merged_stack> merge_parts(const std::vector<profile_part>& parts,
+namespace {
+
+/// Average number of ';' of the distinct stacks of one process (gProfiler
+/// counts them in "comm;frame;...", so it is the frame count).
+double average_depth(const std::vector<const process_stacks*>& entries) {
+  uint64_t stacks = 0;
+  uint64_t separators = 0;
+  for (auto* p : entries)
+    for (auto& s : p->stacks) {
+      ++stacks;
+      separators += static_cast<uint64_t>(
+          std::count(s.stack.begin(), s.stack.end(), ';'));
+    }
+  return stacks == 0
+             ? 0.0
+             : static_cast<double>(separators) / static_cast<double>(stacks);
+}
+
+using by_pid = std::map<int32_t, std::vector<const process_stacks*>>;
+
+by_pid group_by_pid(const profile_part& part, uint64_t& total) {
+  by_pid result;
+  for (auto& p : part.processes) {
+    result[p.pid].push_back(&p);
+    total += total_of(p);
+  }
+  return result;
+}
+
+} // namespace
+
+profile_part combine_smart(const profile_part& fp, const profile_part& dwarf) {
+  profile_part result;
+  result.snapshot_id = fp.snapshot_id;
+  result.profiler = fp.profiler;
+  result.errors = fp.errors;
+  result.errors.insert(result.errors.end(), dwarf.errors.begin(),
+                       dwarf.errors.end());
+  uint64_t fp_total = 0;
+  uint64_t dwarf_total = 0;
+  auto fp_pids = group_by_pid(fp, fp_total);
+  auto dwarf_pids = group_by_pid(dwarf, dwarf_total);
+  if (dwarf_total == 0 || fp_total == 0) {
+    result.processes = dwarf_total == 0 ? fp.processes : dwarf.processes;
+    return result;
+  }
+  double ratio
+      = static_cast<double>(fp_total) / static_cast<double>(dwarf_total);
+  for (auto& [pid, fp_entries] : fp_pids) {
+    auto d = dwarf_pids.find(pid);
+    if (d == dwarf_pids.end()
+        || average_depth(fp_entries) > average_depth(d->second)) {
+      for (auto* p : fp_entries)
+        result.processes.push_back(*p);
+      continue;
+    }
+    // The DWARF stacks of this process, scaled as one set, then split back
+    // into their (pid, comm) entries.
+    std::vector<stack_count> all;
+    std::vector<size_t> owner;
+    uint64_t total = 0;
+    for (size_t i = 0; i < d->second.size(); ++i)
+      for (auto& s : d->second[i]->stacks) {
+        all.push_back(s);
+        owner.push_back(i);
+        total += s.count;
+      }
+    scale_to(
+        all,
+        static_cast<uint64_t>(std::llround(static_cast<double>(total) * ratio)),
+        true);
+    std::vector<process_stacks> out;
+    for (auto* p : d->second) {
+      process_stacks copy = *p;
+      copy.stacks.clear();
+      out.push_back(std::move(copy));
+    }
+    for (size_t k = 0; k < all.size(); ++k)
+      if (all[k].count > 0)
+        out[owner[k]].stacks.push_back(std::move(all[k]));
+    for (auto& p : out)
+      if (!p.stacks.empty())
+        result.processes.push_back(std::move(p));
+  }
+  return result;
+}
+
+std::vector<merged_stack> merge_parts(const std::vector<profile_part>& all,
                                       const std::string& system_profiler) {
+  // With --perf-mode smart, the two recordings become one system part.
+  const profile_part* fp = nullptr;
+  const profile_part* dwarf = nullptr;
+  for (auto& part : all) {
+    if (part.profiler == system_profiler)
+      fp = &part;
+    else if (part.profiler == smart_dwarf_profiler)
+      dwarf = &part;
+  }
+  profile_part smart;
+  std::vector<const profile_part*> view;
+  for (auto& part : all)
+    if (dwarf == nullptr
+        || (&part != fp && part.profiler != smart_dwarf_profiler))
+      view.push_back(&part);
+  if (dwarf != nullptr) {
+    profile_part none;
+    none.profiler = system_profiler;
+    smart = combine_smart(fp != nullptr ? *fp : none, *dwarf);
+    smart.profiler = system_profiler;
+    view.push_back(&smart);
+  }
   // pid -> perf's samples of that pid.
   std::unordered_map<int32_t, uint64_t> perf_samples;
-  for (auto& part : parts)
-    if (part.profiler == system_profiler)
-      for (auto& p : part.processes)
+  for (auto* part : view)
+    if (part->profiler == system_profiler)
+      for (auto& p : part->processes)
         perf_samples[p.pid] += total_of(p);
   // pids a runtime profiler covered: their perf stacks are replaced.
   std::unordered_map<int32_t, bool> replaced;
-  for (auto& part : parts)
-    if (part.profiler != system_profiler)
-      for (auto& p : part.processes)
+  for (auto* part : view)
+    if (part->profiler != system_profiler)
+      for (auto& p : part->processes)
         if (!p.stacks.empty())
           replaced[p.pid] = true;
   std::map<std::pair<std::string, std::string>, uint64_t> lines;
@@ -94,7 +207,8 @@ std::vector<merged_stack> merge_parts(const std::vector<profile_part>& parts,
     if (count > 0)
       lines[{sanitize_frame(container), stack}] += count;
   };
-  for (auto& part : parts) {
+  for (auto* pp : view) {
+    auto& part = *pp;
     bool is_system = part.profiler == system_profiler;
     for (auto& p : part.processes) {
       if (is_system) {

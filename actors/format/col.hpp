@@ -29,8 +29,23 @@ struct merged_stack {
   uint64_t count = 0;
 };
 
+/// The part of the DWARF recording of `--perf-mode smart` (the
+/// frame-pointer one is the system profiler's, "perf").
+inline constexpr const char* smart_dwarf_profiler = "perf-dwarf";
+
+/// gProfiler's rule for `--perf-mode smart`, which records the host twice,
+/// with frame pointers and with DWARF: per process, the recording whose
+/// distinct stacks are deeper on average wins (on a tie DWARF, as in
+/// gProfiler); DWARF stacks are scaled by the ratio
+/// of the two recordings' total samples (largest remainder per process). A
+/// process only the DWARF recording saw is left out. If one recording has
+/// no stacks at all (it failed), the other is used as it is. The result is
+/// named like `fp`; the errors of both are kept.
+profile_part combine_smart(const profile_part& fp, const profile_part& dwarf);
+
 /// Merges the parts of one snapshot. `system_profiler` names the part whose
-/// stacks other parts replace ("perf"). The result is sorted by stack.
+/// stacks other parts replace ("perf"); a part named smart_dwarf_profiler is
+/// first combined with it by combine_smart(). The result is sorted by stack.
 std::vector<merged_stack> merge_parts(const std::vector<profile_part>& parts,
                                       const std::string& system_profiler
                                       = "perf");

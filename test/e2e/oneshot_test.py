@@ -98,6 +98,35 @@ class OneShot(unittest.TestCase):
         self.assertEqual({s[2] for s in stacks}, {"hot"}, stacks[:5])
         shutil.rmtree(work)
 
+    def test_perf_mode_smart_records_twice_and_keeps_deep_stacks(self):
+        work = tempfile.mkdtemp(prefix="gpa-e2e-")
+        out = os.path.join(work, "out")
+        hot, log = self.run_agent_beside_hot(
+            work, ["-o", out, "-d", "4", "-f", "99", "--perf-mode", "smart"])
+        # Two recordings, one with DWARF call graphs, each gave its window.
+        self.assertIn("[perf-dwarf] [info] perf: sampling with", log)
+        self.assertIn("DWARF call graphs", log)
+        fp = re.findall(r"\[perf\] \[info\] window 1: perf recorded (\d+) samples", log)
+        dwarf = re.findall(r"\[perf-dwarf\] \[info\] window 1: perf recorded (\d+) samples",
+                           log)
+        self.assertEqual(len(fp), 1, log)
+        self.assertEqual(len(dwarf), 1, log)
+        header, stacks = parse_col(os.path.join(out, "last_profile.col"))
+        self.assertEqual(header["metadata"]["run_arguments"]["perf_mode"], "smart")
+        errors = [s for s in stacks if s[3] and s[3][0].startswith("[Profiling")]
+        self.assertEqual(errors, [])
+        # One profile's worth of samples, not two: the merged total is the
+        # frame-pointer recording's, less processes only DWARF saw (and
+        # rounding of the scaled ones).
+        total = sum(s[4] for s in stacks)
+        self.assertLessEqual(total, int(fp[0]) + len(stacks), log)
+        self.assertGreaterEqual(total, int(fp[0]) * 0.8, log)
+        hot_stacks = [s for s in stacks if s[2] == "hot"]
+        chained = sum(s[4] for s in hot_stacks
+                      if "hot_middle" in s[3] and "hot_leaf" in s[3])
+        self.assertGreater(chained, sum(s[4] for s in hot_stacks) // 2, hot_stacks[:5])
+        shutil.rmtree(work)
+
     def test_pids_naming_no_running_process_is_an_error(self):
         work = tempfile.mkdtemp(prefix="gpa-e2e-")
         gone = subprocess.Popen(["true"])

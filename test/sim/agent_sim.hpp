@@ -46,6 +46,8 @@ struct sim_setup {
   int64_t spool_max_files = 100000;
   /// Run the memory monitor over a scripted /proc.
   bool monitor = false;
+  /// --perf-mode: "fp", or "smart" (two simulated perf recordings).
+  std::string perf_mode = "fp";
 };
 
 /// One profile as written, in brief.
@@ -104,6 +106,7 @@ public:
     opts.output.rotating = true;
     opts.output.rotating_keep = 3;
     opts.output.no_flamegraph = true;
+    opts.perf.mode = setup.perf_mode;
     opts.reaper.max_children = 16;
     opts.reaper.max_queued = 64;
     agent_runtime rt;
@@ -303,7 +306,8 @@ public:
       auto space = line.rfind(' ');
       p.samples += std::strtoull(std::string{line.substr(space + 1)}.c_str(),
                                  nullptr, 10);
-      if (line.find(";perf;[Profiling") != std::string_view::npos) {
+      if (line.find(";perf;[Profiling") != std::string_view::npos
+          || line.find(";perf-dwarf;[Profiling") != std::string_view::npos) {
         p.perf_error = true;
         p.perf_error_text = std::string{line};
       } else if (line.find(";simproc-") != std::string_view::npos) {

@@ -149,6 +149,29 @@ BOOST_AUTO_TEST_CASE(perf_dying_is_restarted) {
   BOOST_CHECK_GE(sim.profiles.size(), 170u);
 }
 
+BOOST_AUTO_TEST_CASE(perf_mode_smart_runs_two_recordings_as_one_profile) {
+  sim_setup s;
+  s.seed = sim_seed(15);
+  s.frequency = 11;
+  s.cpus = 2;
+  s.perf_mode = "smart";
+  s.faults.record_dies = 0.1;
+  agent_sim sim{s};
+  sim.run_for(3h + 1min);
+  finish(sim, "whole_agent/perf_mode_smart_runs_two_recordings_as_one_profile");
+  BOOST_REQUIRE_EQUAL(sim.actors.profilers.size(), 2u);
+  BOOST_CHECK_EQUAL(sim.actors.profilers[1].name, "perf-dwarf");
+  BOOST_CHECK_EQUAL(sim.profiles.size(), 180u);
+  // Both recordings see the same simulated stacks, so a window where both
+  // worked has one recording's samples, not two.
+  size_t full = 0;
+  for (auto& p : sim.profiles)
+    full += p.perf_data && !p.perf_error && p.samples == 11u * 2 * 60;
+  BOOST_CHECK_GE(full, 100u);
+  for (auto& p : sim.profiles)
+    BOOST_CHECK_LE(p.samples, 11u * 2 * 60 + 2);
+}
+
 BOOST_AUTO_TEST_CASE(perf_failing_at_start_backs_off_then_recovers) {
   sim_setup s;
   s.seed = sim_seed(14);
