@@ -16,10 +16,8 @@ OUT="$BUILD/bench-collapse"
 SRC="$ROOT/test/data/perf/src"
 mkdir -p "$OUT"
 
-if [ ! -f "$BUILD/CMakeCache.txt" ]; then
-  cmake -S "$ROOT" -B "$BUILD" -DGPA_WERROR=ON >&2
-fi
-cmake --build "$BUILD" -j2 --target bench_collapse bench_snapshot >&2
+source "$ROOT/scripts/common.sh"
+gpa_build bench_collapse bench_snapshot
 
 if [ ! -s "$OUT/host.txt" ] || [ "${RERECORD:-0}" = 1 ]; then
   g++ -O1 -g -fno-omit-frame-pointer -pthread -o "$OUT/hot_fp" "$SRC/hot.cpp"

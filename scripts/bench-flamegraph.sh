@@ -7,10 +7,6 @@
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 gpa_ensure_packages "${GPA_BUILD_PACKAGES[@]}" chromium
 gpa_ensure_npm "${GPA_BUILD_NPM_DIRS[@]}" "${GPA_TEST_NPM_DIRS[@]}"
-if [ ! -f "$GPA_BUILD/CMakeCache.txt" ]; then
-  cmake -S "$GPA_ROOT" -B "$GPA_BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DGPA_WERROR=ON >&2
-fi
-cmake --build "$GPA_BUILD" -j "$(nproc)" --target gprofiler-agent >&2
+gpa_build gprofiler-agent
 exec node "$GPA_ROOT/test/bench/flamegraph_bench.js" "$GPA_BUILD/gprofiler-agent" \
   "$GPA_BUILD/bench" "${1:-50000}" "${2:-5}"

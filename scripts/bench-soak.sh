@@ -37,10 +37,8 @@ warmup="${GPA_SOAK_WARMUP:-$(awk -v d="$duration" 'BEGIN { w = int(d / 4); print
 
 if [ ! -x "$agent" ]; then
   echo "building $agent ..." >&2
-  if [ ! -f "$build/CMakeCache.txt" ]; then
-    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGPA_WERROR=ON >&2
-  fi
-  cmake --build "$build" -j2 --target gprofiler-agent >&2
+  source "$root/scripts/common.sh"
+  gpa_build gprofiler-agent
 fi
 
 workdir="$(mktemp -d /tmp/gpa-soak.XXXXXX)"

@@ -14,14 +14,13 @@ GPA_BUILD_PACKAGES=(
   libboost-dev libboost-filesystem-dev libboost-test-dev
   rapidjson-dev libcurl4-openssl-dev zlib1g-dev
   linux-perf procps
+  python3 # configuring needs it (the tests' CMake file)
 )
 
-# Further packages the tests need (python3 for the test HTTP server;
-# prometheus for promtool, which checks the metrics endpoint's output: about
+# Further packages the tests need (prometheus for promtool, which checks the metrics endpoint's output: about
 # 22 MB to download, 100 MB installed; on a host with systemd it also enables
 # a Prometheus server on :9090).
 GPA_TEST_PACKAGES=(
-  python3
   chromium # the flame-graph page's browser tests (headless)
   prometheus
 )
@@ -75,12 +74,15 @@ gpa_ensure_npm() {
   done
 }
 
-# Configures (once) and builds (incrementally) the agent and its tests.
+# Configures (once) and builds (incrementally) the given CMake targets, or
+# everything (the agent and its tests) without arguments.
 gpa_build() {
   gpa_ensure_npm "${GPA_BUILD_NPM_DIRS[@]}"
   if [ ! -f "$GPA_BUILD/CMakeCache.txt" ]; then
     cmake -S "$GPA_ROOT" -B "$GPA_BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DGPA_WERROR=ON >&2
   fi
-  cmake --build "$GPA_BUILD" -j "$(nproc)" >&2
+  local targets=()
+  [ $# -gt 0 ] && targets=(--target "$@")
+  cmake --build "$GPA_BUILD" -j "$(nproc)" "${targets[@]}" >&2
 }

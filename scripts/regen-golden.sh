@@ -9,10 +9,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${GPA_BUILD:-$ROOT/build}"
-if [ ! -f "$BUILD/CMakeCache.txt" ]; then
-  cmake -S "$ROOT" -B "$BUILD" -DGPA_WERROR=ON >&2
-fi
-cmake --build "$BUILD" -j2 --target gprofiler-agent >&2
+source "$ROOT/scripts/common.sh"
+gpa_build gprofiler-agent
 
 for sample in "$ROOT"/test/data/perf/*.txt; do
   expected="${sample%.txt}.expected"

@@ -41,4 +41,4 @@ async function launchChromium(options = {}) {
   return { context, userDataDir };
 }
 
-module.exports = { launchChromium, CHROMIUM, ARGS };
+module.exports = { launchChromium };

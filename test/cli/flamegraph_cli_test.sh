@@ -50,8 +50,10 @@ if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
   cp "$fixture" "$tmp/secret.col"
   chmod 600 "$tmp/secret.col"
   chmod 755 "$tmp"
+  # A copy of the agent, so that the checkout need not be open to others.
+  cp "$agent" "$tmp/agent"
   setpriv --reuid=65534 --regid=65534 --clear-groups \
-    "$agent" flamegraph "$tmp/secret.col" >"$tmp/out" 2>"$tmp/err"
+    "$tmp/agent" flamegraph "$tmp/secret.col" >"$tmp/out" 2>"$tmp/err"
   check "unreadable file exits 1" test $? -eq 1
   check "unreadable file says why" grep -q "Permission denied" "$tmp/err"
 fi

@@ -1,5 +1,6 @@
 """Helpers of the end-to-end tests: build the hot program, run the agent,
 read and validate .col files."""
+import datetime
 import json
 import os
 import re
@@ -24,10 +25,20 @@ def agent_env():
     return {k: v for k, v in os.environ.items() if not k.startswith("GPROFILER_")}
 
 
-def start_agent(agent, args, log_path):
+def start_agent(test, agent, args, log_path):
+    """Starts the agent with its output in log_path. However `test` ends, an
+    agent still running then is killed (it runs as root, with perf)."""
     with open(log_path, "w") as log:
-        return subprocess.Popen([agent, "--pid-file", "", "--log-file", ""] + args,
+        proc = subprocess.Popen([agent, "--pid-file", "", "--log-file", ""] + args,
                                 stdout=log, stderr=subprocess.STDOUT, env=agent_env())
+
+    def stop():
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    test.addCleanup(stop)
+    return proc
 
 
 def children_of(pid):
@@ -91,3 +102,24 @@ def read_text(path):
     """The whole text of a file (an agent's log), closed again."""
     with open(path) as f:
         return f.read()
+
+
+def wait_for(predicate, timeout=60, step=0.2):
+    """Polls predicate() until it is true or `timeout` seconds passed;
+    returns its last value."""
+    deadline = time.time() + timeout
+    value = predicate()
+    while not value and time.time() < deadline:
+        time.sleep(step)
+        value = predicate()
+    return value
+
+
+def error_stacks(stacks):
+    """The error stacks ("<comm>;[Profiling ...]") among parse_col's stacks."""
+    return [s for s in stacks if s[3] and s[3][0].startswith("[Profiling")]
+
+
+def ts(text):
+    """Seconds since the epoch of a header time ("2026-11-26T03:10:00.123Z")."""
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()

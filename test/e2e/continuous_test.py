@@ -5,7 +5,6 @@ a complete profile.
 
 Usage: continuous_test.py /path/to/gprofiler-agent
 """
-import datetime
 import glob
 import os
 import signal
@@ -14,28 +13,22 @@ import tempfile
 import time
 import unittest
 
-from common import parse_col, read_text, start_agent
+from common import parse_col, read_text, start_agent, ts, wait_for
 
 AGENT = None
-
-
-def ts(text):
-    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
 
 
 class Continuous(unittest.TestCase):
     def test_sixty_seconds_of_three_second_windows(self):
         work = tempfile.mkdtemp(prefix="gpa-cont-")
         out = os.path.join(work, "out")
-        agent = start_agent(AGENT, ["-o", out, "-c", "-d", "3"],
+        agent = start_agent(self, AGENT, ["-o", out, "-c", "-d", "3"],
                             os.path.join(work, "agent.log"))
         log = lambda: read_text(os.path.join(work, "agent.log"))
         # Wait for the first profile, then run 60 s, reading
         # last_profile.col all along.
-        deadline = time.time() + 60
-        while time.time() < deadline and not os.path.exists(os.path.join(out, "last_profile.col")):
-            time.sleep(0.1)
-        self.assertTrue(os.path.exists(os.path.join(out, "last_profile.col")), log())
+        self.assertTrue(wait_for(lambda: os.path.exists(os.path.join(out, "last_profile.col")),
+                                 step=0.1), log())
         end = time.time() + 60
         reads = 0
         while time.time() < end:

@@ -7,7 +7,6 @@ lives past its deadline (--perf-start-timeout) plus the kill grace.
 
 Usage: hung_perf_test.py /path/to/gprofiler-agent
 """
-import datetime
 import glob
 import os
 import shutil
@@ -17,7 +16,7 @@ import tempfile
 import time
 import unittest
 
-from common import parse_col, read_text, start_agent
+from common import parse_col, read_text, start_agent, ts
 
 AGENT = None
 WRAPPER = """#!/bin/sh
@@ -28,10 +27,6 @@ case "$*" in
   *) exec {perf} "$@" ;;
 esac
 """
-
-
-def ts(text):
-    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
 
 
 def hung_wrappers():
@@ -58,7 +53,7 @@ class HungPerf(unittest.TestCase):
         os.chmod(wrapper, 0o755)
         out = os.path.join(work, "out")
         start_timeout, grace = 5, 2
-        agent = start_agent(AGENT, ["-o", out, "-c", "-d", "5",
+        agent = start_agent(self, AGENT, ["-o", out, "-c", "-d", "5",
                                     "--perf-path", wrapper,
                                     "--perf-start-timeout", str(start_timeout),
                                     "--kill-grace-ms", str(grace * 1000)],
@@ -99,7 +94,6 @@ class HungPerf(unittest.TestCase):
         for a, b in zip(ends, ends[1:]):
             self.assertAlmostEqual(b - a, 5.0, delta=1.0)
         mtimes = [os.path.getmtime(f) for f in files]
-        print("ends", [e - ends[0] for e in ends], "mtimes", [m - mtimes[0] for m in mtimes], file=sys.stderr)
         for a, b in zip(mtimes, mtimes[1:]):
             self.assertAlmostEqual(b - a, 5.0, delta=1.0)
         shutil.rmtree(work)

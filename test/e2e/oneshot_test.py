@@ -12,11 +12,10 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
-from common import (HEADER_KEYS, METADATA_KEYS, build_hot, parse_col,
-                    read_text, start_agent)
+from common import (HEADER_KEYS, METADATA_KEYS, build_hot, error_stacks,
+                    parse_col, read_text, start_agent, wait_for)
 
 AGENT = None
 
@@ -28,7 +27,7 @@ class OneShot(unittest.TestCase):
         program's (ended) Popen and the agent's log."""
         hot = subprocess.Popen([build_hot(work), "60"])
         try:
-            agent = start_agent(AGENT, args(hot.pid) if callable(args) else args,
+            agent = start_agent(self, AGENT, args(hot.pid) if callable(args) else args,
                                 os.path.join(work, "agent.log"))
             rc = agent.wait(timeout=120)
             log = read_text(os.path.join(work, "agent.log"))
@@ -74,8 +73,7 @@ class OneShot(unittest.TestCase):
         self.assertTrue(kernel, "no kernel frame")
         # The counts add up to the samples perf recorded (the perf profiler
         # logs how many records perf script gave for the window) ...
-        total = sum(s[4] for s in stacks
-                    if not (s[3] and s[3][0].startswith("[Profiling")))
+        total = sum(s[4] for s in stacks) - sum(s[4] for s in error_stacks(stacks))
         recorded = [int(m) for m in re.findall(r"window 1: perf recorded (\d+) samples", log)]
         self.assertEqual(recorded, [total], log)
         # ... and perf took one sample per 1/frequency of the busy CPU at
@@ -83,8 +81,7 @@ class OneShot(unittest.TestCase):
         self.assertGreaterEqual(total, freq * secs * 0.9, f"{total} samples")
         self.assertLessEqual(total, freq * secs * os.cpu_count() * 1.1, f"{total} samples")
         # No error stack: perf worked.
-        errors = [s for s in stacks if s[3] and s[3][0].startswith("[Profiling")]
-        self.assertEqual(errors, [])
+        self.assertEqual(error_stacks(stacks), [])
         shutil.rmtree(work)
 
     def test_pids_restricts_the_profile(self):
@@ -113,8 +110,7 @@ class OneShot(unittest.TestCase):
         self.assertEqual(len(dwarf), 1, log)
         header, stacks = parse_col(os.path.join(out, "last_profile.col"))
         self.assertEqual(header["metadata"]["run_arguments"]["perf_mode"], "smart")
-        errors = [s for s in stacks if s[3] and s[3][0].startswith("[Profiling")]
-        self.assertEqual(errors, [])
+        self.assertEqual(error_stacks(stacks), [])
         # One profile's worth of samples, not two: the merged total is the
         # frame-pointer recording's, less processes only DWARF saw (and
         # rounding of the scaled ones).
@@ -131,7 +127,7 @@ class OneShot(unittest.TestCase):
         work = tempfile.mkdtemp(prefix="gpa-e2e-")
         gone = subprocess.Popen(["true"])
         gone.wait()  # reaped: its PID names no process now
-        agent = start_agent(AGENT, ["-o", os.path.join(work, "out"), "-d", "2",
+        agent = start_agent(self, AGENT, ["-o", os.path.join(work, "out"), "-d", "2",
                                     "--pids", str(gone.pid)],
                             os.path.join(work, "agent.log"))
         rc = agent.wait(timeout=30)
@@ -147,30 +143,24 @@ class OneShot(unittest.TestCase):
         work = tempfile.mkdtemp(prefix="gpa-e2e-")
         out = os.path.join(work, "out")
         target = subprocess.Popen(["sleep", "1000"])
-        agent = start_agent(AGENT, ["-o", out, "-c", "-d", "2", "--pids", str(target.pid)],
+        agent = start_agent(self, AGENT, ["-o", out, "-c", "-d", "2", "--pids", str(target.pid)],
                             os.path.join(work, "agent.log"))
-        try:
-            deadline = time.time() + 60
-            while (time.time() < deadline and "perf record is running"
-                   not in read_text(os.path.join(work, "agent.log"))):
-                time.sleep(0.2)
-            target.kill()
-            target.wait()
-            time.sleep(6)
-            agent.send_signal(signal.SIGTERM)
-            rc = agent.wait(timeout=30)
-        finally:
-            if agent.poll() is None:
-                agent.kill()
+        last = os.path.join(out, "last_profile.col")
+        gone = f"none of the --pids processes ({target.pid}) is running"
+        wait_for(lambda: "perf record is running" in read_text(os.path.join(work, "agent.log")))
+        target.kill()
+        target.wait()
+        # Until a profile written after the target's exit says so.
+        wait_for(lambda: os.path.exists(last) and gone in read_text(last), timeout=30)
+        agent.send_signal(signal.SIGTERM)
+        rc = agent.wait(timeout=30)
         log = read_text(os.path.join(work, "agent.log"))
         self.assertEqual(rc, 0, log)
         self.assertIn("perf record ended: a --pids process exited", log)
         self.assertNotIn("exited unexpectedly", log)
         self.assertEqual(log.count("perf record is running"), 1, log)
         header, stacks = parse_col(os.path.join(out, "last_profile.col"))
-        errors = [s[3][0] for s in stacks if s[3] and s[3][0].startswith("[Profiling")]
-        self.assertTrue(any(f"none of the --pids processes ({target.pid}) is running" in e
-                            for e in errors), stacks)
+        self.assertTrue(any(gone in s[3][0] for s in error_stacks(stacks)), stacks)
         shutil.rmtree(work)
 
 

@@ -30,7 +30,7 @@ class Pressure(unittest.TestCase):
                        "output_dir": out, "monitor_interval": 1,
                        "agent_rss_warning_mb": 1, "agent_rss_critical_mb": 2,
                        "agent_rss_emergency_mb": 3}, f)
-        agent = start_agent(AGENT, ["--config", config],
+        agent = start_agent(self, AGENT, ["--config", config],
                             os.path.join(work, "agent.log"))
         time.sleep(20)
         agent.send_signal(signal.SIGTERM)

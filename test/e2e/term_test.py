@@ -13,7 +13,7 @@ import tempfile
 import time
 import unittest
 
-from common import alive, children_of, read_text, start_agent
+from common import alive, children_of, read_text, start_agent, wait_for
 
 AGENT = None
 
@@ -24,12 +24,10 @@ class Term(unittest.TestCase):
         out = os.path.join(work, "out")
         temp_root = os.path.join(work, "tmp")
         os.mkdir(temp_root)
-        agent = start_agent(AGENT, ["-o", out, "-c", "-d", "2", "--temp-dir", temp_root],
+        agent = start_agent(self, AGENT, ["-o", out, "-c", "-d", "2", "--temp-dir", temp_root],
                             os.path.join(work, "agent.log"))
         # Wait until it profiles (perf record running, a profile written).
-        deadline = time.time() + 60
-        while time.time() < deadline and not glob.glob(os.path.join(out, "profile_*.col")):
-            time.sleep(0.2)
+        wait_for(lambda: glob.glob(os.path.join(out, "profile_*.col")))
         log = lambda: read_text(os.path.join(work, "agent.log"))
         self.assertTrue(glob.glob(os.path.join(out, "profile_*.col")), log())
         children = children_of(agent.pid)
@@ -57,7 +55,7 @@ class Term(unittest.TestCase):
         server.bind(("127.0.0.1", 0))
         server.listen(16)
         port = server.getsockname()[1]
-        agent = start_agent(AGENT, ["-o", out, "-c", "-d", "1", "-u", "--token", "t",
+        agent = start_agent(self, AGENT, ["-o", out, "-c", "-d", "1", "-u", "--token", "t",
                                     "--service-name", "term-test",
                                     "--server-host", f"http://127.0.0.1:{port}",
                                     "--server-upload-timeout", "60",
@@ -80,8 +78,6 @@ class Term(unittest.TestCase):
             took = time.time() - t0
             conn.close()
         finally:
-            if agent.poll() is None:
-                agent.kill()
             server.close()
         self.assertEqual(rc, 1, log())
         self.assertLess(took, 2.0, log())

@@ -16,8 +16,10 @@ using gpa::test::sim_setup;
 
 namespace {
 
-/// Checks the invariants held, printing the summary and how to replay.
-void finish(agent_sim& sim, const std::string& test) {
+/// Checks the invariants held, printing the summary and how to replay the
+/// running test.
+void finish(agent_sim& sim) {
+  auto test = boost::unit_test::framework::current_test_case().full_name();
   BOOST_TEST_MESSAGE(sim.summary());
   BOOST_CHECK_MESSAGE(sim.violation.empty(), sim.violation << "\n"
                                                            << sim.replay(test));
@@ -48,7 +50,7 @@ BOOST_AUTO_TEST_CASE(steady_hour_has_every_window_with_perf_data) {
   s.cpus = 2;
   agent_sim sim{s};
   sim.run_for(61min);
-  finish(sim, "whole_agent/steady_hour_has_every_window_with_perf_data");
+  finish(sim);
   BOOST_CHECK_EQUAL(sim.profiles.size(), 60u);
   BOOST_CHECK_EQUAL(with_data(sim), sim.profiles.size());
   // 11 Hz on 2 CPUs over 60 s, minus the first window's start-up.
@@ -61,7 +63,7 @@ BOOST_AUTO_TEST_CASE(profiler_taking_twice_the_window_is_cut_every_time) {
   s.faults.script_slow = 1.0;
   agent_sim sim{s};
   sim.run_for(30min);
-  finish(sim, "whole_agent/profiler_taking_twice_the_window_is_cut_every_time");
+  finish(sim);
   BOOST_CHECK_GE(sim.profiles.size(), 28u);
   BOOST_CHECK_EQUAL(with_data(sim), 0u);
   // Every profile carries perf's timeout entry: cut, or resting after
@@ -81,7 +83,7 @@ BOOST_AUTO_TEST_CASE(overlap_policy_skip_extends_the_window) {
   s.faults.script_hangs = 1.0;
   agent_sim sim{s};
   sim.run_for(20min);
-  finish(sim, "whole_agent/overlap_policy_skip_extends_the_window");
+  finish(sim);
   BOOST_CHECK_GE(sim.scheduler().stats.ticks_skipped, 3u);
   // Windows of two minutes: every other tick was skipped.
   BOOST_CHECK_LE(sim.profiles.size(), 12u);
@@ -94,7 +96,7 @@ BOOST_AUTO_TEST_CASE(profiler_hanging_forever_is_killed_and_timed_out) {
   s.faults.script_hangs = 1.0;
   agent_sim sim{s};
   sim.run_for(30min);
-  finish(sim, "whole_agent/profiler_hanging_forever_is_killed_and_timed_out");
+  finish(sim);
   BOOST_CHECK_GE(sim.profiles.size(), 28u);
   BOOST_CHECK_GE(with_error(sim, "timed out"), 3u);
   BOOST_CHECK_GE(sim.reaper().totals.killed_total, 3u);
@@ -106,7 +108,7 @@ BOOST_AUTO_TEST_CASE(crashing_tool_gives_error_stacks_and_recovers) {
   s.faults.script_crashes = 0.5;
   agent_sim sim{s};
   sim.run_for(60min);
-  finish(sim, "whole_agent/crashing_tool_gives_error_stacks_and_recovers");
+  finish(sim);
   BOOST_CHECK_GE(with_error(sim, "perf script"), 5u);
   BOOST_CHECK_GE(with_data(sim), 5u);
 }
@@ -117,7 +119,7 @@ BOOST_AUTO_TEST_CASE(garbage_output_never_breaks_the_agent) {
   s.faults.script_garbage = 1.0;
   agent_sim sim{s};
   sim.run_for(20min);
-  finish(sim, "whole_agent/garbage_output_never_breaks_the_agent");
+  finish(sim);
   BOOST_CHECK_GE(sim.profiles.size(), 18u);
   BOOST_CHECK_EQUAL(with_data(sim), 0u);
 }
@@ -131,7 +133,7 @@ BOOST_AUTO_TEST_CASE(ten_thousand_target_processes) {
   s.faults.processes = 10000;
   agent_sim sim{s};
   sim.run_for(41s);
-  finish(sim, "whole_agent/ten_thousand_target_processes");
+  finish(sim);
   BOOST_REQUIRE_GE(sim.profiles.size(), 3u);
   BOOST_CHECK_EQUAL(sim.profiles.back().samples, 100u * 40 * 10);
   BOOST_CHECK(sim.profiles.back().perf_data);
@@ -143,7 +145,7 @@ BOOST_AUTO_TEST_CASE(perf_dying_is_restarted) {
   s.faults.record_dies = 0.3;
   agent_sim sim{s};
   sim.run_for(3h);
-  finish(sim, "whole_agent/perf_dying_is_restarted");
+  finish(sim);
   BOOST_CHECK_GE(sim.perf().restarts, 3u);
   BOOST_CHECK_GE(with_data(sim), sim.profiles.size() / 3);
   BOOST_CHECK_GE(sim.profiles.size(), 170u);
@@ -158,7 +160,7 @@ BOOST_AUTO_TEST_CASE(perf_mode_smart_runs_two_recordings_as_one_profile) {
   s.faults.record_dies = 0.1;
   agent_sim sim{s};
   sim.run_for(3h + 1min);
-  finish(sim, "whole_agent/perf_mode_smart_runs_two_recordings_as_one_profile");
+  finish(sim);
   BOOST_REQUIRE_EQUAL(sim.actors.profilers.size(), 2u);
   BOOST_CHECK_EQUAL(sim.actors.profilers[1].name, "perf-dwarf");
   BOOST_CHECK_EQUAL(sim.profiles.size(), 180u);
@@ -196,7 +198,7 @@ BOOST_AUTO_TEST_CASE(perf_failing_at_start_backs_off_then_recovers) {
   sim.world->faults.record_fails = false;
   auto before = sim.profiles.size();
   sim.run_for(20min);
-  finish(sim, "whole_agent/perf_failing_at_start_backs_off_then_recovers");
+  finish(sim);
   BOOST_CHECK(sim.profiles.back().perf_data);
   BOOST_CHECK_GE(sim.profiles.size() - before, 2u);
   BOOST_CHECK_GE(sim.profiles.size(), 36u);
@@ -212,7 +214,7 @@ BOOST_AUTO_TEST_CASE(bloated_perf_is_restarted_between_windows) {
   sim.run_for(61s);
   sim.perf_rss_kb = 50 << 10;
   sim.run_for(10min);
-  finish(sim, "whole_agent/bloated_perf_is_restarted_between_windows");
+  finish(sim);
   BOOST_CHECK_EQUAL(sim.perf().restarts, 1u);
   // The restart falls between windows: every window still has perf's data.
   BOOST_CHECK_EQUAL(with_data(sim), sim.profiles.size());
@@ -232,7 +234,7 @@ BOOST_AUTO_TEST_CASE(full_disk_is_survived) {
   sim.fs->full = false;
   sim.profiles.clear(); // the windows of the full disk are not in the files
   sim.run_for(5min);
-  finish(sim, "whole_agent/full_disk_is_survived");
+  finish(sim);
   // ...and profiles are written again once there is room.
   BOOST_CHECK_GE(sim.profiles.size(), 4u);
 }
@@ -246,10 +248,7 @@ BOOST_AUTO_TEST_CASE(memory_pressure_episode) {
   auto pages = [](uint64_t mb) {
     return mb * 1024 * 1024 / 4096;
   };
-  std::vector<pressure_level> seen;
   sim.run_for(10min);
-  seen.push_back(sim.scheduler().skip_runtime ? pressure_level::critical
-                                              : pressure_level::normal);
   self.rss_pages = pages(100); // agent thresholds: 40, 80, 160 MB
   sim.run_for(10min);
   bool skipped_at_critical = sim.scheduler().skip_runtime;
@@ -258,7 +257,7 @@ BOOST_AUTO_TEST_CASE(memory_pressure_episode) {
   self.rss_pages = pages(10);
   sim.run_for(10min);
   bool back_to_normal = !sim.scheduler().skip_runtime;
-  finish(sim, "whole_agent/memory_pressure_episode");
+  finish(sim);
   BOOST_CHECK(skipped_at_critical);
   BOOST_CHECK(back_to_normal);
   BOOST_CHECK_EQUAL(sim.metrics->value("gpa_memory_pressure_level"), 0);
@@ -277,7 +276,7 @@ BOOST_AUTO_TEST_CASE(backend_down_for_a_day_loses_nothing) {
   BOOST_CHECK(sim.backend->accepted.empty());
   sim.backend->down = false;
   sim.run_for(6h);
-  finish(sim, "whole_agent/backend_down_for_a_day_loses_nothing");
+  finish(sim);
   // Every profile written arrived, in order, none twice.
   std::vector<std::string> ends;
   for (auto& p : sim.profiles)
@@ -311,7 +310,7 @@ BOOST_AUTO_TEST_CASE(thirty_days_with_random_faults) {
   auto wall
       = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
             .count();
-  finish(sim, "whole_agent/thirty_days_with_random_faults");
+  finish(sim);
   BOOST_TEST_MESSAGE("30 simulated days in " << wall << " s of wall time");
   BOOST_CHECK_GE(sim.profiles.size(), 43190u);
   BOOST_CHECK_GE(with_data(sim), 42000u);

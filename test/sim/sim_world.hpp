@@ -254,10 +254,6 @@ public:
     ev.f();
   }
 
-  std::mt19937_64& rng() {
-    return rng_;
-  }
-
   bool chance(double p) {
     return p > 0 && std::uniform_real_distribution<double>{0, 1}(rng_) < p;
   }
