@@ -1,9 +1,11 @@
 #include "actors/agent.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstring>
+#include <iterator>
 #include <random>
 #include <thread>
 #include <vector>
@@ -36,6 +38,7 @@
 #include "runtime/metric_names.hpp"
 #include "runtime/metrics.hpp"
 #include "runtime/metrics_server.hpp"
+#include "runtime/proc.hpp"
 #include "runtime/process_env.hpp"
 #include "runtime/work_queue.hpp"
 
@@ -56,8 +59,8 @@ struct shutdown_state {
   const agent_actors& actors;
   /// The uploader's HTTP session, interrupted if draining takes too long.
   std::shared_ptr<rt::http_client> http;
+  /// Profiles the writer wrote (a one-shot run that wrote none failed).
   uint64_t written = 0;
-  uint64_t write_failures = 0;
 
   void run() {
     caf::scoped_actor self{sys};
@@ -91,9 +94,8 @@ struct shutdown_state {
       if (writer && *i == writer) {
         self->request(actors.writer, left(), stats_atom_v)
             .receive(
-                [&](uint64_t ok, uint64_t failed) {
+                [&](uint64_t ok, uint64_t) {
                   written = ok;
-                  write_failures = failed;
                 },
                 [&](caf::error&) {});
       }
@@ -110,6 +112,19 @@ struct shutdown_state {
     }
   }
 };
+
+/// The perf profilers that --perf-mode runs, as (profiler name, perf's
+/// call-graph mode): smart records twice, with frame pointers and with DWARF,
+/// and the merger keeps the deeper stacks per process
+/// (format::combine_smart).
+std::vector<std::pair<std::string, std::string>>
+perf_profilers(const std::string& perf_mode) {
+  if (perf_mode == "disabled")
+    return {};
+  if (perf_mode == "smart")
+    return {{"perf", "fp"}, {format::smart_dwarf_profiler, "dwarf"}};
+  return {{"perf", perf_mode}};
+}
 
 } // namespace
 
@@ -181,8 +196,6 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
   a.merger = sys.spawn(merger, mcfg, sinks);
   add(a.merger);
 
-  // --perf-mode smart records twice, with frame pointers and with DWARF;
-  // the merger keeps the deeper stacks per process (format::combine_smart).
   auto add_perf = [&](const std::string& name, const std::string& mode) {
     perf_config pcfg;
     pcfg.name = name;
@@ -206,12 +219,8 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
     slot.handle = caf::actor_cast<profiler_actor>(perf);
     a.profilers.push_back(std::move(slot));
   };
-  if (opts.perf.mode == "smart") {
-    add_perf("perf", "fp");
-    add_perf(format::smart_dwarf_profiler, "dwarf");
-  } else if (opts.perf.mode != "disabled") {
-    add_perf("perf", opts.perf.mode);
-  }
+  for (auto& [name, mode] : perf_profilers(opts.perf.mode))
+    add_perf(name, mode);
 
   scheduler_config scfg;
   scfg.duration = opts.scheduler.duration;
@@ -228,21 +237,20 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
       sys.spawn(scheduler, scfg, a.profilers, a.merger, a.reaper, rt.metrics));
   add(a.scheduler);
 
-  // Everything that acts on memory pressure listens to the monitor.
+  // Everything that acts on memory pressure listens to the monitor: the
+  // system profilers (perf) do, runtime profilers are skipped by the
+  // scheduler instead.
   if (a.monitor) {
     auto listen = [&](const auto& handle) {
-      sys.spawn([monitor = a.monitor,
-                 listener = caf::actor_cast<pressure_listener_actor>(handle)](
-                    caf::event_based_actor* self) {
-        self->send(monitor, subscribe_atom_v, listener);
-      });
+      caf::anon_send(a.monitor, subscribe_atom_v,
+                     caf::actor_cast<pressure_listener_actor>(handle));
     };
     listen(a.scheduler);
     listen(a.merger);
     if (a.uploader)
       listen(a.uploader);
     for (auto& p : a.profilers)
-      if (p.name == "perf" || p.name == format::smart_dwarf_profiler)
+      if (!p.runtime)
         listen(p.handle);
   }
   return a;
@@ -254,13 +262,11 @@ void start_agent(caf::actor_system& sys, const agent_actors& actors,
   auto sched = actors.scheduler;
   sys.spawn([profilers, sched, bound](caf::event_based_actor* self) {
     auto lg = log::get("agent");
+    // Each prepare request is answered once, so the scheduler starts once:
+    // when the last answer (or timeout) arrives.
     auto pending = std::make_shared<size_t>(profilers.size());
-    auto started = std::make_shared<bool>(false);
-    auto start = [self, sched, started] {
-      if (!*started) {
-        *started = true;
-        self->send(sched, start_atom_v);
-      }
+    auto start = [self, sched] {
+      self->send(sched, start_atom_v);
     };
     if (profilers.empty()) {
       lg->warn("no profiler is enabled: profiles will be empty");
@@ -302,20 +308,18 @@ int run_agent(const agent_options& opts) {
   if (auto& pids = opts.scheduler.pids; !pids.empty()) {
     // A process list that names nothing running is a mistake to report now,
     // not a profile of nothing; a process that exits later is expected.
-    std::string missing;
-    size_t n_missing = 0;
-    for (auto pid : pids)
-      if (!rt::process_exists(pid)) {
-        missing += (missing.empty() ? "" : ",") + std::to_string(pid);
-        ++n_missing;
-      }
-    if (n_missing == pids.size()) {
-      lg->critical("--pids: no process {} is running", missing);
+    std::vector<int64_t> missing;
+    std::copy_if(pids.begin(), pids.end(), std::back_inserter(missing),
+                 [](int64_t pid) {
+                   return !rt::process_exists(pid);
+                 });
+    if (missing.size() == pids.size()) {
+      lg->critical("--pids: no process {} is running", rt::join_pids(missing));
       return 2;
     }
-    if (n_missing > 0)
+    if (!missing.empty())
       lg->warn("--pids: process(es) {} not running; profiling the others",
-               missing);
+               rt::join_pids(missing));
   }
   caf::actor_system_config cfg;
   add_message_types(cfg);
@@ -346,10 +350,8 @@ int run_agent(const agent_options& opts) {
   rt.release_memory = rt::release_free_memory;
   rt.proc = rt::make_proc_source();
   std::vector<std::string> enabled;
-  if (opts.perf.mode != "disabled")
-    enabled.push_back("perf");
-  if (opts.perf.mode == "smart")
-    enabled.push_back(format::smart_dwarf_profiler);
+  for (auto& profiler : perf_profilers(opts.perf.mode))
+    enabled.push_back(profiler.first);
   rt::metric::declare_all(*rt.metrics, enabled);
   std::unique_ptr<rt::metrics_server> metrics_endpoint;
   if (!opts.monitor.metrics_address.empty()) {

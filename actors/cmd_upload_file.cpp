@@ -4,12 +4,10 @@
 
 #include "actors/commands.hpp"
 
-#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
 
-#include <unistd.h>
 
 #include <rapidjson/document.h>
 #include <spdlog/spdlog.h>
@@ -18,25 +16,12 @@
 #include "actors/upload_format.hpp"
 #include "actors/uploader.hpp"
 #include "messages/error.hpp"
+#include "runtime/host_info.hpp"
 #include "runtime/log.hpp"
 
 namespace gpa {
 
 namespace {
-
-int64_t wall_ms() {
-  return static_cast<int64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count());
-}
-
-std::string host_name() {
-  char buf[256] = {};
-  if (::gethostname(buf, sizeof(buf) - 1) != 0)
-    return "unknown";
-  return buf;
-}
 
 int fail(const std::string& msg) {
   std::fprintf(stderr, "gprofiler-agent: error: %s\n", msg.c_str());
@@ -67,7 +52,7 @@ bool read_header(const std::string& col, profile& p, std::string& error) {
   };
   auto start = time_of("start_time");
   auto end = time_of("end_time");
-  auto now = wall_ms();
+  auto now = rt::wall_clock_ms();
   p.start_ms = start && end ? *start : now;
   p.end_ms = start && end ? *end : now;
   auto m = doc.FindMember("metrics");
@@ -97,7 +82,9 @@ int run_upload_file(const config::invocation& inv) {
   std::string error;
   if (!read_header(p.col, p, error))
     return fail(path + " is not a .col profile: " + error);
-  auto cfg = make_uploader_config(inv.options, host_name(), wall_ms());
+  auto host = rt::host_name();
+  auto cfg = make_uploader_config(inv.options, host.empty() ? "unknown" : host,
+                                  rt::wall_clock_ms());
   auto http = std::shared_ptr<rt::http_client>{
       rt::make_curl_http_client(make_http_options(inv.options.upload))};
   auto lg = log::get("uploader");

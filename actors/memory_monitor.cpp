@@ -222,7 +222,6 @@ resource_sample monitor_state::take_sample() {
   s.level = pressure.level();
   window_max = std::max(window_max, s.level);
   update_gauges(s);
-  last = s;
   for (auto& l : sample_listeners)
     self->send(l, sample_atom_v, s);
   return s;

@@ -184,8 +184,7 @@ struct monitor_state {
   /// Subscribers, each once, until they terminate.
   std::vector<pressure_listener_actor> pressure_listeners;
   std::vector<sample_listener_actor> sample_listeners;
-  /// The last sample and the last published event (for late subscribers).
-  resource_sample last;
+  /// The last published event (for late subscribers).
   pressure_event last_event;
   /// Samples taken so far.
   uint64_t seq = 0;

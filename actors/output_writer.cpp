@@ -30,10 +30,8 @@ void writer_state::rotate() {
                  == 0)
         names.push_back(e.name);
     auto keep = static_cast<size_t>(cfg.keep);
-    for (size_t i = 0; i + keep < names.size(); ++i) {
+    for (size_t i = 0; i + keep < names.size(); ++i)
       fs->remove(cfg.dir + "/" + names[i]);
-      ++counts.removed;
-    }
   }
 }
 

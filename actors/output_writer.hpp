@@ -31,7 +31,6 @@ using page_renderer = std::function<std::string(std::string_view col)>;
 struct writer_counts {
   uint64_t written = 0;
   uint64_t failed = 0;
-  uint64_t removed = 0;
 };
 
 /// The output writer's interface: a profile sink plus a request that, being

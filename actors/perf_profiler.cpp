@@ -11,8 +11,10 @@
 
 #include "actors/format/collapse.hpp"
 #include "messages/error.hpp"
+#include "runtime/backoff.hpp"
 #include "runtime/log.hpp"
 #include "runtime/metric_names.hpp"
+#include "runtime/proc.hpp"
 
 namespace gpa {
 
@@ -61,13 +63,6 @@ std::string describe_exit(const run_result& r) {
   return result;
 }
 
-std::string pid_list(const std::vector<int64_t>& pids) {
-  std::string list;
-  for (auto pid : pids)
-    list += (list.empty() ? "" : ",") + std::to_string(pid);
-  return list;
-}
-
 } // namespace
 
 // -- command lines
@@ -94,7 +89,7 @@ perf_state::record_argv(const std::string& output,
     argv.push_back("-a");
   } else {
     argv.push_back("-p");
-    argv.push_back(pid_list(targets.empty() ? cfg.pids : targets));
+    argv.push_back(rt::join_pids(targets.empty() ? cfg.pids : targets));
   }
   argv.push_back("-m");
   argv.push_back(std::to_string(cfg.mmap_pages));
@@ -230,7 +225,7 @@ void perf_state::launch_record() {
     auto live = live_pids();
     if (live.empty()) {
       if (no_targets.empty()) {
-        no_targets = "none of the --pids processes (" + pid_list(cfg.pids)
+        no_targets = "none of the --pids processes (" + rt::join_pids(cfg.pids)
                      + ") is running";
         log->warn("{}: perf has nothing to record", no_targets);
       }
@@ -241,7 +236,8 @@ void perf_state::launch_record() {
     }
     if (live.size() < cfg.pids.size() && live != targets)
       log->warn("--pids: recording {} ({} of the {} processes are gone)",
-                pid_list(live), cfg.pids.size() - live.size(), cfg.pids.size());
+                rt::join_pids(live), cfg.pids.size() - live.size(),
+                cfg.pids.size());
     targets = std::move(live);
   }
   // Leftovers of a previous perf (its last segment) are not ours to use.
@@ -286,13 +282,10 @@ void perf_state::launch_record() {
             if (metrics)
               rt::metric::add(*metrics, rt::metric::perf_restarts, 1);
             // Exits before perf got ready (a bad option, a gone target, a
-            // broken perf) back off; one after a good run restarts at once.
-            auto delay = cfg.restart_delay;
-            for (uint32_t i = 0;
-                 i < early_exits && delay < cfg.restart_delay_max; ++i)
-              delay *= 2;
-            delay = std::min(delay, cfg.restart_delay_max);
-            ++early_exits;
+            // broken perf) back off; one after a good run waits the first
+            // delay only.
+            auto delay = rt::doubled_delay(
+                cfg.restart_delay, cfg.restart_delay_max, early_exits++);
             log->error("perf record exited unexpectedly ({}); restarting it in "
                        "{} s",
                        describe_exit(r),
@@ -471,7 +464,7 @@ void perf_state::on_poll() {
     auto path = cfg.temp_dir + "/" + e.name;
     log->debug("rotation file {} belongs to window {}", e.name, owner);
     auto w = windows.find(owner);
-    if (owner == 0 || w == windows.end() || w->second.done) {
+    if (owner == 0 || w == windows.end()) {
       fs->remove(path);
       continue;
     }
@@ -598,7 +591,7 @@ void perf_state::check_rss() {
 }
 
 void perf_state::on_pressure(const pressure_event& ev) {
-  if (ev.level != pressure_level::emergency || ev.largest_child_pid == 0)
+  if (!ev.action_due(pressure_level::emergency) || ev.largest_child_pid == 0)
     return;
   self->request(reaper, caf::infinite, list_atom_v, record_tag())
       .then(

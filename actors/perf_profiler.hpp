@@ -90,7 +90,6 @@ struct perf_window {
   caf::timespan budget{0};
   /// The rotation file, once perf wrote it.
   std::string data_file;
-  bool done = false;
 };
 
 /// The perf profiler's state.

@@ -12,6 +12,12 @@ namespace gpa {
 
 namespace {
 
+/// The reaper tag of the processes a profiler runs for one snapshot, so that
+/// cutting the snapshot cancels them.
+std::string snapshot_tag(uint64_t snapshot_id, const std::string& profiler) {
+  return "snap-" + std::to_string(snapshot_id) + "/" + profiler;
+}
+
 std::string join(const std::set<std::string>& xs) {
   std::string result;
   for (auto& x : xs)
@@ -164,7 +170,7 @@ void scheduler_state::close_window() {
     req.snapshot_id = rec.id;
     req.start_ms = rec.start_ms;
     req.end_ms = rec.end_ms;
-    req.tag = "snap-" + std::to_string(rec.id) + "/" + p.name;
+    req.tag = snapshot_tag(rec.id, p.name);
     req.budget = cfg.grace;
     p.outstanding.insert(rec.id);
     rec.waiting.insert(p.name);
@@ -249,8 +255,8 @@ void scheduler_state::cut(const char* why) {
                                    "no result " + std::to_string(waited)
                                        + " s after the window (" + why + ")"));
     if (reaper) {
-      auto tag = "snap-" + std::to_string(rec.id) + "/" + name;
-      self->request(reaper, caf::infinite, cancel_atom_v, tag)
+      self->request(reaper, caf::infinite, cancel_atom_v,
+                    snapshot_tag(rec.id, name))
           .then([](uint32_t) {}, [](caf::error&) {});
     }
     if (auto slot = find(name))
@@ -284,27 +290,25 @@ void scheduler_state::finish_collecting() {
   self->request(merger, caf::infinite, merge_atom_v, std::move(job))
       .then(
           [this, took](merge_summary&) {
-            --merging;
             ++stats.snapshots_done;
-            if (metrics) {
-
+            if (metrics)
               rt::metric::set_last_snapshot_duration(*metrics, took);
-            }
-            if (!cfg.continuous && !done) {
-              done = true;
-              if (cfg.on_done)
-                cfg.on_done();
-            }
+            merged();
           },
           [this, id](caf::error& err) {
-            --merging;
             log->error("merging snapshot {} failed: {}", id, describe(err));
-            if (!cfg.continuous && !done) {
-              done = true;
-              if (cfg.on_done)
-                cfg.on_done();
-            }
+            merged();
           });
+}
+
+void scheduler_state::merged() {
+  --merging;
+  // One-shot: the agent is done once its only snapshot is merged.
+  if (!cfg.continuous && !done) {
+    done = true;
+    if (cfg.on_done)
+      cfg.on_done();
+  }
 }
 
 void scheduler_state::on_pressure(const pressure_event& ev) {
@@ -313,7 +317,7 @@ void scheduler_state::on_pressure(const pressure_event& ev) {
     log->warn("memory pressure {}: runtime profilers {} from the next window",
               to_string(ev.level), skip ? "sit out" : "are back");
   skip_runtime = skip;
-  if (ev.level == pressure_level::emergency && collecting
+  if (ev.action_due(pressure_level::emergency) && collecting
       && !collecting->waiting.empty()) {
     log->warn("memory emergency: stopping the profilers still running for "
               "snapshot {} ({})",

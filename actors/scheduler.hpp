@@ -146,6 +146,8 @@ private:
   void open_window();
   void close_window();
   void cut(const char* why);
+  /// A merge request was answered (either way).
+  void merged();
   void finish_collecting();
   profiler_slot* find(const std::string& name);
   bool resting(const profiler_slot& p, uint64_t id) const;

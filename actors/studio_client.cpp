@@ -12,10 +12,6 @@ namespace gpa {
 namespace {
 
 /// What a base URL looks like in the log: scheme, host and path only.
-std::string loggable(const std::string& url) {
-  auto q = url.find('?');
-  return q == std::string::npos ? url : url.substr(0, q);
-}
 
 bool is_success(int status) {
   return status >= 200 && status < 300;
@@ -40,7 +36,6 @@ studio_client::studio_client(std::shared_ptr<rt::http_client> http,
     cfg_.now_ms = [] {
       return int64_t{0};
     };
-  cfg_.connect_timeout = std::min(cfg_.connect_timeout, cfg_.timeout);
 }
 
 void studio_client::add_auth_headers(rt::http_request& req) const {
@@ -78,7 +73,7 @@ caf::error studio_client::health_check() {
   req.method = "GET";
   req.url = upload::health_check_url(cfg_.identity, cfg_.now_ms());
   add_auth_headers(req);
-  auto where = loggable(req.url);
+  auto where = rt::without_query(req.url);
   auto resp = send(req);
   if (!resp)
     return make_gpa_error(ec::upload_failed,
@@ -215,7 +210,7 @@ void studio_client::judge(const rt::http_request& req,
     return;
   }
   ++out.failed_requests;
-  out.reason = "POST " + loggable(req.url) + " answered HTTP "
+  out.reason = "POST " + rt::without_query(req.url) + " answered HTTP "
                + std::to_string(resp->status) + ": "
                + rt::redact(upload::response_message(resp->body),
                             {cfg_.identity.token});

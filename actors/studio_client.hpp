@@ -120,19 +120,9 @@ public:
     return gpid_;
   }
 
-  /// Sets the gpid (e.g. to carry one over from a previous session).
-  void gpid(std::string x) {
-    gpid_ = std::move(x);
-  }
-
   /// Times the session was recycled.
   uint64_t recycles() const {
     return recycles_;
-  }
-
-  /// The current body limit (lowered by 413 answers).
-  uint64_t body_limit() const {
-    return limit_;
   }
 
   /// The HTTP client's counters.

@@ -10,6 +10,8 @@
 
 #include "config/version.hpp"
 #include "messages/error.hpp"
+#include "runtime/backoff.hpp"
+#include "runtime/host_info.hpp"
 #include "runtime/log.hpp"
 
 namespace gpa {
@@ -26,10 +28,8 @@ double seconds(caf::timespan d) {
 // --------------------------------------------------------------------
 
 caf::timespan uploader_state::nominal_delay(uint32_t n) const {
-  auto delay = cfg.backoff_initial;
-  for (uint32_t i = 1; i < n && delay < cfg.backoff_max; ++i)
-    delay *= 2;
-  return std::min(delay, cfg.backoff_max);
+  return rt::doubled_delay(cfg.backoff_initial, cfg.backoff_max,
+                           n > 0 ? n - 1 : 0);
 }
 
 caf::timespan uploader_state::jittered_delay(uint32_t n) {
@@ -44,24 +44,35 @@ caf::timespan uploader_state::jittered_delay(uint32_t n) {
 void uploader_state::schedule_retry(upload_lane& l) {
   ++l.attempt;
   auto delay = jittered_delay(l.attempt);
-  l.backing_off = true;
-  l.draining = false;
+  l.pending = upload_lane::step::retry;
   ++l.counts.retries;
   if (metrics)
     rt::metric::add(*metrics, *l.retries_metric, 1);
   log->warn("retrying the upload to {} in {:.1f} s (failure {} in a row); {} "
             "profile(s) wait in the spool",
             l.backend, seconds(delay), l.attempt, l.waiting());
-  self->delayed_send(self, delay, upload_atom_v, uint64_t{l.id},
-                     ++l.generation);
+  self->delayed_send(self, delay, upload_atom_v, uint64_t{l.id});
 }
 
 void uploader_state::schedule_drain(upload_lane& l) {
-  l.draining = true;
-  l.backing_off = false;
+  l.pending = upload_lane::step::drain;
   // A message to ourselves, not a loop: new profiles and stats requests are
   // served between two uploads.
-  self->send(self, upload_atom_v, uint64_t{l.id}, ++l.generation);
+  self->send(self, upload_atom_v, uint64_t{l.id});
+}
+
+void uploader_state::log_sent(upload_lane& l, const profile& p,
+                              const submit_outcome& out, bool spooled) {
+  l.attempt = 0;
+  count(l, rt::metric::upload_result::sent);
+  auto gpid = l.id == upload_lane::studio ? ", gpid " + client->gpid()
+                                          : std::string{};
+  if (spooled)
+    log->info("uploaded spooled profile {} to {} ({} bytes{}); {} left",
+              p.snapshot_id, l.backend, out.body_bytes, gpid, l.waiting());
+  else
+    log->info("uploaded profile {} to {} ({} bytes{})", p.snapshot_id,
+              l.backend, out.body_bytes, gpid);
 }
 
 submit_outcome uploader_state::submit(upload_lane& l, const profile& p) {
@@ -154,25 +165,16 @@ void uploader_state::on_profile(profile& p) {
 
 void uploader_state::offer(upload_lane& l, const profile& p) {
   using rt::metric::upload_result;
-  if (l.waiting() > 0 || l.backing_off || l.draining) {
+  if (l.waiting() > 0 || l.pending != upload_lane::step::none) {
     // Older profiles wait: this one goes behind them.
     store(l, p);
-    if (!l.backing_off && !l.draining)
+    if (l.pending == upload_lane::step::none)
       schedule_drain(l);
     return;
   }
   auto out = submit(l, p);
   switch (out.status) {
-    case submit_status::sent:
-      l.attempt = 0;
-      count(l, upload_result::sent);
-      if (l.id == upload_lane::studio)
-        log->info("uploaded profile {} ({} bytes, gpid {})", p.snapshot_id,
-                  out.body_bytes, client->gpid());
-      else
-        log->info("sent profile {} to Pyroscope ({} bytes)", p.snapshot_id,
-                  out.body_bytes);
-      break;
+    case submit_status::sent: log_sent(l, p, out, false); break;
     case submit_status::retry:
       log->warn("upload of profile {} to {} failed: {}; spooling it",
                 p.snapshot_id, l.backend, out.reason);
@@ -188,12 +190,9 @@ void uploader_state::offer(upload_lane& l, const profile& p) {
   }
 }
 
-void uploader_state::on_step(uint64_t lane, uint64_t gen) {
+void uploader_state::on_step(uint64_t lane) {
   auto& l = lane == upload_lane::pyroscope ? pyroscope : studio;
-  if (gen != l.generation)
-    return; // superseded
-  l.backing_off = false;
-  l.draining = false;
+  l.pending = upload_lane::step::none;
   drain_one(l);
 }
 
@@ -222,16 +221,9 @@ void uploader_state::drain_one(upload_lane& l) {
   auto out = submit(l, *p);
   switch (out.status) {
     case submit_status::sent:
-      l.attempt = 0;
-      count(l, upload_result::sent);
       if (auto err = l.spool->remove(*entry))
         log->error("{} (it may be sent again after a restart)", describe(err));
-      if (l.id == upload_lane::studio)
-        log->info("uploaded spooled profile {} ({} bytes, gpid {}); {} left",
-                  p->snapshot_id, out.body_bytes, client->gpid(), l.waiting());
-      else
-        log->info("sent spooled profile {} to Pyroscope ({} bytes); {} left",
-                  p->snapshot_id, out.body_bytes, l.waiting());
+      log_sent(l, *p, out, true);
       schedule_drain(l);
       break;
     case submit_status::retry:
@@ -247,7 +239,7 @@ void uploader_state::drain_one(upload_lane& l) {
 }
 
 void uploader_state::on_pressure(const pressure_event& ev) {
-  if (ev.level < pressure_level::warning)
+  if (!ev.action_due(pressure_level::warning))
     return;
   client->recycle("on memory pressure");
   client->release_buffers();
@@ -267,7 +259,7 @@ uploader_stats uploader_state::stats() const {
   result.session_recycles = client->recycles();
   result.spool_files = studio.waiting();
   result.spool_bytes = studio.spool ? studio.spool->bytes() : 0;
-  result.backing_off = studio.backing_off;
+  result.backing_off = studio.pending == upload_lane::step::retry;
   result.gpid = client->gpid();
   result.pyroscope_sent = pyroscope.counts.sent;
   result.pyroscope_failed = pyroscope.counts.failed;
@@ -287,7 +279,6 @@ uploader(uploader_impl::stateful_pointer<uploader_state> self,
          uploader_config cfg) {
   auto& st = self->state;
   st.self = self;
-  st.http = http;
   st.metrics = std::move(metrics);
   st.cfg = std::move(cfg);
   st.log = log::get("uploader");
@@ -318,8 +309,8 @@ uploader(uploader_impl::stateful_pointer<uploader_state> self,
       [self](write_atom, profile& p) {
         self->state.on_profile(p);
       },
-      [self](upload_atom, uint64_t lane, uint64_t gen) {
-        self->state.on_step(lane, gen);
+      [self](upload_atom, uint64_t lane) {
+        self->state.on_step(lane);
       },
       [self](pressure_atom, const pressure_event& ev) {
         self->state.on_pressure(ev);
@@ -350,12 +341,7 @@ uploader_config make_uploader_config(const agent_options& opts,
   s.pyroscope_app = up.pyroscope_app;
   s.pyroscope_tags = up.pyroscope_tags;
   s.sample_rate_hz = opts.scheduler.frequency;
-  s.now_ms = [] {
-    return static_cast<int64_t>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(
-            std::chrono::system_clock::now().time_since_epoch())
-            .count());
-  };
+  s.now_ms = rt::wall_clock_ms;
   return cfg;
 }
 

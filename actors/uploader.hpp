@@ -45,10 +45,9 @@ namespace gpa {
 
 /// The uploader's full interface: the public one plus its own timers.
 using uploader_impl = uploader_actor::extend<
-    // A retry timer or the next step of draining a lane's spool: the lane
-    // (upload_lane::id), then a generation, so that a stale timer does
-    // nothing.
-    caf::reacts_to<upload_atom, uint64_t, uint64_t>>;
+    // A retry timer or the next step of draining a lane's spool; the number
+    // is the lane (upload_lane::id). A lane has at most one pending.
+    caf::reacts_to<upload_atom, uint64_t>>;
 
 /// Settings of the uploader.
 struct uploader_config {
@@ -99,12 +98,9 @@ struct upload_lane {
   const rt::metric::info* spool_metric = nullptr;
   /// Failures in a row (sets the back-off).
   uint32_t attempt = 0;
-  /// A retry timer is pending.
-  bool backing_off = false;
-  /// A drain step is pending.
-  bool draining = false;
-  /// Generation of the pending timer or step.
-  uint64_t generation = 0;
+  /// What the lane's pending upload_atom message is for.
+  enum class step { none, drain, retry };
+  step pending = step::none;
   lane_counts counts;
 
   /// Profiles waiting in the spool.
@@ -118,8 +114,6 @@ struct uploader_state {
   static inline const char* name = "uploader";
 
   uploader_impl::pointer self = nullptr;
-  /// The HTTP session (shared with the studio client).
-  std::shared_ptr<rt::http_client> http;
   /// Performance Studio's lane and Pyroscope's.
   upload_lane studio;
   upload_lane pyroscope;
@@ -143,7 +137,7 @@ struct uploader_state {
   void on_profile(profile& p);
 
   /// A retry timer fired or a drain step is due in lane `lane`.
-  void on_step(uint64_t lane, uint64_t gen);
+  void on_step(uint64_t lane);
 
   /// Memory pressure.
   void on_pressure(const pressure_event& ev);
@@ -164,6 +158,10 @@ private:
   void store(upload_lane& l, const profile& p);
   void schedule_retry(upload_lane& l);
   void schedule_drain(upload_lane& l);
+  /// Counts and logs a profile that `l`'s backend accepted (`spooled`: it
+  /// came from the spool).
+  void log_sent(upload_lane& l, const profile& p, const submit_outcome& out,
+                bool spooled);
   /// Sends one profile to the lane's backend; counts failed requests and
   /// folds.
   submit_outcome submit(upload_lane& l, const profile& p);

@@ -67,12 +67,6 @@ const char* kind_of(CURLcode rc) {
   }
 }
 
-/// "scheme://host[:port]/path" of `url`, without the query: safe to log.
-std::string without_query(const std::string& url) {
-  auto q = url.find('?');
-  return q == std::string::npos ? url : url.substr(0, q);
-}
-
 class curl_http_client : public http_client {
 public:
   explicit curl_http_client(http_client_options opts) : opts_(std::move(opts)) {
@@ -216,6 +210,11 @@ std::string redact(std::string text, const std::vector<std::string>& secrets) {
     pos += 3;
   }
   return text;
+}
+
+std::string without_query(const std::string& url) {
+  auto q = url.find('?');
+  return q == std::string::npos ? url : url.substr(0, q);
 }
 
 } // namespace gpa::rt

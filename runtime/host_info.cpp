@@ -66,11 +66,16 @@ void read_network(host_info& info) {
 
 } // namespace
 
+std::string host_name() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof(host) - 1) != 0)
+    return {};
+  return host;
+}
+
 host_info read_host_info() {
   host_info info;
-  char host[256] = {};
-  if (::gethostname(host, sizeof(host) - 1) == 0)
-    info.hostname = host;
+  info.hostname = host_name();
   utsname u{};
   if (::uname(&u) == 0) {
     info.kernel_release = u.release;
@@ -111,24 +116,6 @@ void limit_malloc_arenas() {
 
 void release_free_memory() {
   ::malloc_trim(0);
-}
-
-bool process_exists(int64_t pid) {
-  if (pid <= 0)
-    return false;
-  std::ifstream in{"/proc/" + std::to_string(pid) + "/stat"};
-  std::string stat;
-  if (!std::getline(in, stat))
-    return false;
-  // The state follows the comm, which may hold spaces and parentheses.
-  auto close = stat.rfind(')');
-  return close != std::string::npos && close + 2 < stat.size()
-         && stat[close + 2] != 'Z';
-}
-
-int64_t process_rss_kb(int32_t pid) {
-  auto rss = field("/proc/" + std::to_string(pid) + "/status", "VmRSS", ':');
-  return std::atoll(rss.c_str());
 }
 
 } // namespace gpa::rt

@@ -35,14 +35,11 @@ struct host_info {
 /// nothing here fails.
 host_info read_host_info();
 
+/// This host's name (gethostname), or "" if it cannot be read.
+std::string host_name();
+
 /// Wall clock, milliseconds since the Unix epoch.
 int64_t wall_clock_ms();
-
-/// Resident set size of process `pid` in KiB (VmRSS), or 0 if it is gone.
-int64_t process_rss_kb(int32_t pid);
-
-/// Whether process `pid` exists and is not a zombie.
-bool process_exists(int64_t pid);
 
 /// Limits malloc to two arenas: the agent's threads allocate in bursts (one
 /// per snapshot), and per-thread arenas would keep each burst's peak.

@@ -102,4 +102,8 @@ std::unique_ptr<http_client> make_curl_http_client(http_client_options opts);
 /// of every `key=` URL query parameter replaced by "***".
 std::string redact(std::string text, const std::vector<std::string>& secrets);
 
+/// "scheme://host[:port]/path" of `url`, without the query (which may hold
+/// the token): safe to log.
+std::string without_query(const std::string& url);
+
 } // namespace gpa::rt

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <limits>
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -293,6 +294,33 @@ private:
 };
 
 } // namespace
+
+std::string join_pids(const std::vector<int64_t>& pids) {
+  std::string list;
+  for (auto pid : pids)
+    list += (list.empty() ? "" : ",") + std::to_string(pid);
+  return list;
+}
+
+bool process_exists(int64_t pid) {
+  if (pid <= 0 || pid > std::numeric_limits<int32_t>::max())
+    return false;
+  auto path = "/proc/" + std::to_string(pid) + "/stat";
+  std::string buf;
+  proc_stat st;
+  return read_small_file(path.c_str(), buf, 4096) && parse_proc_stat(buf, st)
+         && st.state != 'Z';
+}
+
+int64_t process_rss_kb(int32_t pid) {
+  auto path = "/proc/" + std::to_string(pid) + "/statm";
+  std::string buf;
+  uint64_t pages = 0;
+  if (!read_small_file(path.c_str(), buf, 512) || !parse_proc_statm(buf, pages))
+    return 0;
+  return static_cast<int64_t>(
+      pages * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)) / 1024);
+}
 
 std::unique_ptr<proc_source> make_proc_source(std::string proc_root) {
   return std::make_unique<real_proc_source>(std::move(proc_root));

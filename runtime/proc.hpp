@@ -127,6 +127,17 @@ public:
 /// `proc_root` is for tests that need another mount point.
 std::unique_ptr<proc_source> make_proc_source(std::string proc_root = "/proc");
 
+/// "1,2,3": PIDs as --pids and perf record -p write them.
+std::string join_pids(const std::vector<int64_t>& pids);
+
+/// Whether process `pid` exists and is not a zombie (/proc/<pid>/stat).
+/// Thread-safe: unlike a proc_source, it keeps no buffer.
+bool process_exists(int64_t pid);
+
+/// Resident set size of process `pid` in KiB (/proc/<pid>/statm), or 0 if
+/// it is gone. Thread-safe.
+int64_t process_rss_kb(int32_t pid);
+
 // -- the agent's process tree
 // --------------------------------------------------
 

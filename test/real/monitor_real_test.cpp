@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -196,6 +197,43 @@ struct quiet {
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(monitor_real)
+
+BOOST_AUTO_TEST_CASE(process_exists_and_rss_of_a_child_named_with_a_newline) {
+  auto self = static_cast<int32_t>(::getpid());
+  BOOST_CHECK(rt::process_exists(self));
+  BOOST_CHECK_LT(std::llabs(rt::process_rss_kb(self)
+                            - static_cast<long long>(status_rss_kb(self))),
+                 2048);
+  int ready[2];
+  BOOST_REQUIRE_EQUAL(::pipe2(ready, O_CLOEXEC), 0);
+  auto pid = ::fork();
+  BOOST_REQUIRE(pid >= 0);
+  if (pid == 0) {
+    // A comm that a line-based reader of /proc/<pid>/stat gets wrong.
+    ::prctl(PR_SET_NAME, "a\nb) Z c", 0, 0, 0);
+    char x = 1;
+    [[maybe_unused]] auto n = ::write(ready[1], &x, 1);
+    ::pause();
+    ::_exit(0);
+  }
+  char x = 0;
+  BOOST_REQUIRE_EQUAL(::read(ready[0], &x, 1), 1);
+  ::close(ready[0]);
+  ::close(ready[1]);
+  BOOST_CHECK(rt::process_exists(pid));
+  BOOST_CHECK_GT(rt::process_rss_kb(pid), 0);
+  ::kill(pid, SIGKILL);
+  // Killed but not reaped: a zombie does not count.
+  for (int i = 0; i < 200 && rt::process_exists(pid); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  BOOST_CHECK(!rt::process_exists(pid));
+  int status = 0;
+  BOOST_REQUIRE_EQUAL(::waitpid(pid, &status, 0), pid);
+  BOOST_CHECK(!rt::process_exists(pid));
+  BOOST_CHECK_EQUAL(rt::process_rss_kb(pid), 0);
+  BOOST_CHECK(!rt::process_exists(0));
+  BOOST_CHECK(!rt::process_exists(int64_t{1} << 40));
+}
 
 BOOST_FIXTURE_TEST_CASE(reader_finds_own_rss_fds_and_threads, quiet) {
   auto src = rt::make_proc_source();

@@ -316,6 +316,7 @@ BOOST_FIXTURE_TEST_CASE(session_recycled_on_schedule_error_and_pressure,
   run();
   BOOST_CHECK_EQUAL(http->resets, 3u);
   ev.level = pressure_level::warning;
+  ev.actions_due = 1u << static_cast<unsigned>(pressure_level::warning);
   caf::anon_send(up, pressure_atom_v, ev);
   run();
   BOOST_CHECK_EQUAL(http->resets, 4u);
