@@ -3,11 +3,8 @@
 #include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -15,22 +12,21 @@
 #include <cstring>
 #include <memory>
 #include <string>
-#include <vector>
 
 #include "actors/format/collapse.hpp"
+#include "runtime/files.hpp"
 
 // `gprofiler-agent collapse-perf [FILE|-]`: streams perf script text through
-// the converter and prints the folded stacks. A regular file is mapped into
-// memory and fed in 4 MB windows (no copy through a read buffer: about a
-// third less CPU on this machine kind, see docs/performance.md); a pipe or
-// a terminal is read in 1 MB reads.
+// the converter and prints the folded stacks, reading like the agent does
+// (rt::read_fd_chunks): a regular file is mapped into memory and fed in 4 MB
+// windows (no copy through a read buffer: about a third less CPU on this
+// machine kind, see docs/performance.md); a pipe or a terminal is read.
 
 namespace gpa {
 
 namespace {
 
 constexpr size_t window_size = size_t{4} << 20;
-constexpr size_t read_size = size_t{1} << 20;
 
 // A mapped file that shrinks while it is read raises SIGBUS on the pages
 // past its new end: the handler jumps back out of the converter, which is
@@ -66,48 +62,31 @@ bool write_all(int fd, const char* data, size_t n) {
   return true;
 }
 
-enum class feed_status { ok, not_mapped, truncated };
-
-/// Feeds the regular file `fd` of `size` bytes through a memory mapping.
-feed_status feed_mapped(int fd, size_t size, format::perf_collapser& c) {
-  void* m = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  if (m == MAP_FAILED)
-    return feed_status::not_mapped;
-  ::madvise(m, size, MADV_SEQUENTIAL);
+/// Feeds `fd` to the converter through rt::read_fd_chunks (a regular file
+/// mapped, anything else read). Returns 0, the errno of a failed read, or -1
+/// if a mapped file shrank meanwhile (SIGBUS: the converter is left in the
+/// middle of a line, and the mapping is not unmapped; the command ends).
+int feed(int fd, format::perf_collapser& c) {
   struct sigaction sa {};
   struct sigaction old {};
   sa.sa_handler = on_sigbus;
   sigemptyset(&sa.sa_mask);
   ::sigaction(SIGBUS, &sa, &old);
-  volatile feed_status status = feed_status::ok;
+  volatile int result = 0;
   if (sigsetjmp(bus_jump, 1) == 0) {
     bus_armed = 1;
-    auto base = static_cast<const char*>(m);
-    for (size_t off = 0; off < size; off += window_size)
-      c.feed(std::string_view{base + off, std::min(window_size, size - off)});
+    result = rt::read_fd_chunks(
+        fd,
+        [&c](std::string_view chunk) {
+          c.feed(chunk);
+        },
+        window_size);
   } else {
-    status = feed_status::truncated;
+    result = -1;
   }
   bus_armed = 0;
   ::sigaction(SIGBUS, &old, nullptr);
-  ::munmap(m, size);
-  return status;
-}
-
-/// Feeds `fd` with read(). Returns 0 or the errno of the failed read.
-int feed_read(int fd, format::perf_collapser& c) {
-  std::vector<char> buf(read_size);
-  for (;;) {
-    auto n = ::read(fd, buf.data(), buf.size());
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      return errno;
-    }
-    if (n == 0)
-      return 0;
-    c.feed(std::string_view{buf.data(), static_cast<size_t>(n)});
-  }
+  return result;
 }
 
 } // namespace
@@ -125,24 +104,16 @@ int run_collapse_perf(const config::invocation& inv) {
   }
   auto start = std::chrono::steady_clock::now();
   auto collapser = std::make_unique<format::perf_collapser>();
-  struct stat sb {};
-  auto status = feed_status::not_mapped;
-  if (::fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > 0)
-    status = feed_mapped(fd, static_cast<size_t>(sb.st_size), *collapser);
-  if (status == feed_status::truncated) {
+  int err = feed(fd, *collapser);
+  if (!from_stdin)
+    ::close(fd);
+  if (err < 0) {
     // The converter was left in the middle of a line: abandon it.
     (void)collapser.release();
     return fail(name + " shrank while it was read");
   }
-  if (status == feed_status::not_mapped) {
-    if (int err = feed_read(fd, *collapser); err != 0) {
-      if (!from_stdin)
-        ::close(fd);
-      return fail("cannot read " + name + ": " + std::strerror(err));
-    }
-  }
-  if (!from_stdin)
-    ::close(fd);
+  if (err > 0)
+    return fail("cannot read " + name + ": " + std::strerror(err));
   collapser->finish();
   std::string out;
   collapser->write_folded(out);

@@ -6,10 +6,10 @@
 #include <string>
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "actors/format/flamegraph.hpp"
+#include "runtime/files.hpp"
 
 namespace gpa {
 
@@ -21,32 +21,12 @@ std::string read_all(const std::string& path, std::string& out) {
       = path == "-" ? STDIN_FILENO : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return std::strerror(errno);
-  struct stat st {};
-  if (::fstat(fd, &st) == 0) {
-    if (S_ISDIR(st.st_mode)) {
-      ::close(fd);
-      return "is a directory";
-    }
-    if (S_ISREG(st.st_mode))
-      out.reserve(static_cast<size_t>(st.st_size));
-  }
-  char buf[1 << 16];
-  std::string err;
-  for (;;) {
-    auto n = ::read(fd, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      err = std::strerror(errno);
-      break;
-    }
-    if (n == 0)
-      break;
-    out.append(buf, static_cast<size_t>(n));
-  }
+  int err = rt::read_fd(fd, out);
   if (fd != STDIN_FILENO)
     ::close(fd);
-  return err;
+  if (err == EISDIR)
+    return "is a directory";
+  return err != 0 ? std::strerror(err) : std::string{};
 }
 
 } // namespace

@@ -4,10 +4,12 @@
 
 #include "actors/commands.hpp"
 
+#include <cerrno>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
+#include <cstring>
 
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <rapidjson/document.h>
 #include <spdlog/spdlog.h>
@@ -16,6 +18,7 @@
 #include "actors/upload_format.hpp"
 #include "actors/uploader.hpp"
 #include "messages/error.hpp"
+#include "runtime/files.hpp"
 #include "runtime/host_info.hpp"
 #include "runtime/log.hpp"
 
@@ -72,13 +75,13 @@ bool read_header(const std::string& col, profile& p, std::string& error) {
 
 int run_upload_file(const config::invocation& inv) {
   auto& path = inv.file_path;
-  std::ifstream in{path, std::ios::binary};
-  if (!in)
-    return fail("cannot read " + path + ": no such file or no permission");
-  std::ostringstream buf;
-  buf << in.rdbuf();
   profile p;
-  p.col = buf.str();
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  int err = fd < 0 ? errno : rt::read_fd(fd, p.col);
+  if (fd >= 0)
+    ::close(fd);
+  if (err != 0)
+    return fail("cannot read " + path + ": " + std::strerror(err));
   std::string error;
   if (!read_header(p.col, p, error))
     return fail(path + " is not a .col profile: " + error);

@@ -1,5 +1,7 @@
 #include "actors/upload_format.hpp"
 
+#include "actors/format/utf8.hpp"
+
 #include <algorithm>
 #include <cinttypes>
 #include <cmath>
@@ -32,65 +34,6 @@ struct string_out {
   }
   void Flush() {}
 };
-
-/// Length of the valid UTF-8 sequence at `p`, or 0 if it is not one.
-size_t utf8_len(const unsigned char* p, const unsigned char* end) {
-  auto c = p[0];
-  if (c < 0x80)
-    return 1;
-  auto cont = [&](size_t i) {
-    return p + i < end && (p[i] & 0xC0) == 0x80;
-  };
-  if (c >= 0xC2 && c <= 0xDF)
-    return cont(1) ? 2 : 0;
-  if (c >= 0xE0 && c <= 0xEF) {
-    if (!cont(1) || !cont(2))
-      return 0;
-    if (c == 0xE0 && p[1] < 0xA0)
-      return 0; // overlong
-    if (c == 0xED && p[1] >= 0xA0)
-      return 0; // surrogate
-    return 3;
-  }
-  if (c >= 0xF0 && c <= 0xF4) {
-    if (!cont(1) || !cont(2) || !cont(3))
-      return 0;
-    if (c == 0xF0 && p[1] < 0x90)
-      return 0; // overlong
-    if (c == 0xF4 && p[1] >= 0x90)
-      return 0; // past U+10FFFF
-    return 4;
-  }
-  return 0;
-}
-
-/// Returns `text` itself if it is valid UTF-8, else a copy in `fixed` with
-/// every invalid byte replaced by U+FFFD.
-std::string_view valid_utf8(std::string_view text, std::string& fixed) {
-  auto* p = reinterpret_cast<const unsigned char*>(text.data());
-  auto* end = p + text.size();
-  auto* q = p;
-  while (q < end) {
-    auto n = utf8_len(q, end);
-    if (n == 0)
-      break;
-    q += n;
-  }
-  if (q == end)
-    return text;
-  fixed.assign(reinterpret_cast<const char*>(p), q - p);
-  while (q < end) {
-    auto n = utf8_len(q, end);
-    if (n == 0) {
-      fixed += "\xEF\xBF\xBD";
-      ++q;
-    } else {
-      fixed.append(reinterpret_cast<const char*>(q), n);
-      q += n;
-    }
-  }
-  return fixed;
-}
 
 double finite_or_zero(double x) {
   return std::isfinite(x) ? x : 0.0;
@@ -248,7 +191,7 @@ void studio_body(const profile& p, std::string_view col,
   out.clear();
   out.reserve(col.size() + col.size() / 8 + 512);
   std::string fixed;
-  auto text = valid_utf8(col, fixed);
+  auto text = format::valid_utf8(col, fixed);
   string_out os{&out};
   rapidjson::Writer<string_out> w{os};
   auto str = [&](std::string_view x) {

@@ -25,6 +25,17 @@ struct dir_entry {
   bool regular = false;
 };
 
+/// Feeds all of the open descriptor `fd` to `f` in chunks of at most
+/// `chunk` bytes: a regular file is mapped (no copy from the page cache), and
+/// anything else (a pipe, a terminal) is read. Returns 0, or the errno of the
+/// failure (EISDIR for a directory). Does not close `fd`. A mapped file that
+/// shrinks meanwhile raises SIGBUS; the caller decides what that does.
+int read_fd_chunks(int fd, const std::function<void(std::string_view)>& f,
+                   size_t chunk = size_t{4} << 20);
+
+/// Appends all of `fd` to `out` (read_fd_chunks); returns 0 or the errno.
+int read_fd(int fd, std::string& out);
+
 class file_system {
 public:
   virtual ~file_system() = default;

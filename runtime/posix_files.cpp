@@ -31,6 +31,51 @@ std::string temp_name(const std::string& base) {
   return "." + base + buf;
 }
 
+} // namespace
+
+int read_fd_chunks(int fd, const std::function<void(std::string_view)>& f,
+                   size_t chunk) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0)
+    return errno;
+  if (S_ISDIR(st.st_mode))
+    return EISDIR;
+  // A regular file is mapped: no copy from the page cache (the converter
+  // reads perf script's output about twice as fast this way).
+  if (S_ISREG(st.st_mode) && st.st_size > 0) {
+    auto size = static_cast<size_t>(st.st_size);
+    void* base = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (base != MAP_FAILED) {
+      ::madvise(base, size, MADV_SEQUENTIAL);
+      std::string_view all{static_cast<const char*>(base), size};
+      for (size_t pos = 0; pos < size; pos += chunk)
+        f(all.substr(pos, chunk));
+      ::munmap(base, size);
+      return 0;
+    }
+  }
+  std::string buf;
+  buf.resize(chunk);
+  for (;;) {
+    auto n = ::read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return errno;
+    if (n == 0)
+      return 0;
+    f(std::string_view{buf.data(), static_cast<size_t>(n)});
+  }
+}
+
+int read_fd(int fd, std::string& out) {
+  return read_fd_chunks(fd, [&out](std::string_view chunk) {
+    out.append(chunk);
+  });
+}
+
+namespace {
+
 class posix_file_system : public file_system {
 public:
   caf::error read_chunks(const std::string& path,
@@ -39,38 +84,10 @@ public:
     int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
       return sys_error("cannot read", path, errno);
-    // A regular file is mapped: no copy from the page cache (the converter
-    // reads perf script's output about twice as fast this way).
-    struct stat st {};
-    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
-      auto size = static_cast<size_t>(st.st_size);
-      void* base = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-      if (base != MAP_FAILED) {
-        ::close(fd);
-        ::madvise(base, size, MADV_SEQUENTIAL);
-        std::string_view all{static_cast<const char*>(base), size};
-        for (size_t pos = 0; pos < size; pos += chunk)
-          f(all.substr(pos, chunk));
-        ::munmap(base, size);
-        return {};
-      }
-    }
-    std::string buf;
-    buf.resize(chunk);
-    for (;;) {
-      auto n = ::read(fd, buf.data(), buf.size());
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0) {
-        auto err = errno;
-        ::close(fd);
-        return sys_error("cannot read", path, err);
-      }
-      if (n == 0)
-        break;
-      f(std::string_view{buf.data(), static_cast<size_t>(n)});
-    }
+    auto err = read_fd_chunks(fd, f, chunk);
     ::close(fd);
+    if (err != 0)
+      return sys_error("cannot read", path, err);
     return {};
   }
 

@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include "actors/format/utf8.hpp"
+
 namespace gpa::format {
 
 /// What a frame is; it picks the frame's colour in the page. The numbers are
@@ -55,9 +57,6 @@ inline constexpr const char* frame_kind_names[]
 
 /// Classifies one frame name by its suffix or shape.
 frame_kind classify_frame(std::string_view name);
-
-/// Returns `text` with every invalid UTF-8 sequence replaced by U+FFFD.
-std::string sanitize_utf8(std::string_view text);
 
 /// Appends `text` to `out` as a JSON string literal (quotes included) that is
 /// also safe inside an HTML <script> element: `<`, `>`, `&`, U+2028 and
