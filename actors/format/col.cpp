@@ -5,6 +5,7 @@
 #include <ctime>
 #include <map>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
@@ -195,35 +196,38 @@ std::vector<merged_stack> merge_parts(const std::vector<profile_part>& all,
       for (auto& p : part->processes)
         perf_samples[p.pid] += total_of(p);
   // pids a runtime profiler covered: their perf stacks are replaced.
-  std::unordered_map<int32_t, bool> replaced;
+  std::unordered_set<int32_t> replaced;
   for (auto* part : view)
     if (part->profiler != system_profiler)
       for (auto& p : part->processes)
         if (!p.stacks.empty())
-          replaced[p.pid] = true;
+          replaced.insert(p.pid);
   std::map<std::pair<std::string, std::string>, uint64_t> lines;
-  auto add = [&](const std::string& container, const std::string& stack,
-                 uint64_t count) {
-    if (count > 0)
-      lines[{sanitize_frame(container), stack}] += count;
+  auto add = [&](const std::string& container,
+                 const std::vector<stack_count>& stacks) {
+    auto safe = sanitize_frame(container);
+    for (auto& s : stacks)
+      if (s.count > 0)
+        lines[{safe, s.stack}] += s.count;
   };
   for (auto* pp : view) {
     auto& part = *pp;
     bool is_system = part.profiler == system_profiler;
     for (auto& p : part.processes) {
       if (is_system) {
-        if (replaced.count(p.pid))
-          continue;
-        for (auto& s : p.stacks)
-          add(p.container, s.stack, s.count);
+        if (!replaced.count(p.pid))
+          add(p.container, p.stacks);
+        continue;
+      }
+      // Runtime stacks, scaled to perf's samples of the process if any.
+      auto i = perf_samples.find(p.pid);
+      if (i == perf_samples.end() || i->second == 0) {
+        add(p.container, p.stacks);
         continue;
       }
       auto stacks = p.stacks;
-      if (auto i = perf_samples.find(p.pid);
-          i != perf_samples.end() && i->second > 0)
-        scale_to(stacks, i->second);
-      for (auto& s : stacks)
-        add(p.container, s.stack, s.count);
+      scale_to(stacks, i->second);
+      add(p.container, stacks);
     }
     for (auto& e : part.errors) {
       auto comm = e.comm.empty() ? part.profiler : e.comm;
@@ -231,7 +235,8 @@ std::vector<merged_stack> merge_parts(const std::vector<profile_part>& all,
       if (!e.reason.empty())
         frame += ": " + e.reason;
       frame += "]";
-      add({}, sanitize_frame(comm) + ";" + sanitize_frame(frame), 1);
+      lines[{std::string{}, sanitize_frame(comm) + ";" + sanitize_frame(frame)}]
+          += 1;
     }
   }
   std::vector<merged_stack> result;

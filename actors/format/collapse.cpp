@@ -233,10 +233,6 @@ public:
     return next_id;
   }
 
-  size_t size() const {
-    return size_;
-  }
-
   /// Starts loading the first slot of hash `h` into the cache.
   void prefetch(uint64_t h) const {
     __builtin_prefetch(&slots_[h & mask_]);
@@ -315,10 +311,6 @@ public:
           place(s);
     }
     return true;
-  }
-
-  size_t size() const {
-    return size_;
   }
 
   /// Starts loading the first slot of hash `h` into the cache.
@@ -508,7 +500,7 @@ struct perf_collapser::impl {
         if (carry.size() + static_cast<size_t>(end - p) > limits.max_line) {
           carry.clear();
           skip_line = true;
-          overlong_line();
+          drop_record();
         } else {
           carry.append(p, end);
         }
@@ -549,7 +541,7 @@ struct perf_collapser::impl {
     if (p < end) {
       if (static_cast<size_t>(end - p) > limits.max_line) {
         skip_line = true;
-        overlong_line();
+        drop_record();
       } else {
         carry.assign(p, end);
       }
@@ -613,17 +605,15 @@ struct perf_collapser::impl {
       return;
     }
     // A header cut anywhere may still look like a header: drop it.
-    bool blank = std::all_of(b, e, [](char c) {
-      return is_blank(c);
-    });
-    if (blank)
+    if (std::all_of(b, e, is_blank))
       return;
     end_record();
-    ++malformed;
-    st = state::skipping;
+    drop_record();
   }
 
-  void overlong_line() {
+  /// Counts the record being read (or a stray line) as malformed, once, and
+  /// skips to the next blank line.
+  void drop_record() {
     if (st != state::skipping)
       ++malformed;
     st = state::skipping;
@@ -640,7 +630,7 @@ struct perf_collapser::impl {
   void process_line(const char* b, const char* e, const char* sym,
                     uint64_t hash) {
     if (static_cast<size_t>(e - b) > limits.max_line) {
-      overlong_line();
+      drop_record();
       return;
     }
     if (b == e) {
@@ -648,47 +638,22 @@ struct perf_collapser::impl {
       return;
     }
     if (*b == '\t' || *b == ' ') {
-      if (st == state::in_record) {
-        if (sym != nullptr ? add_frame_at(sym, e, hash) : add_frame(b, e))
-          return;
-        if (std::all_of(b, e, [](char c) {
-              return is_blank(c);
-            })) {
-          end_record();
-          return;
-        }
-        // Not a frame: maybe the next header (perf without a blank line).
-        if (start_record(b, e))
-          return;
-        ++malformed;
-        st = state::skipping;
+      if (st == state::in_record
+          && (sym != nullptr ? add_frame_at(sym, e, hash) : add_frame(b, e)))
         return;
-      }
-      if (std::all_of(b, e, [](char c) {
-            return is_blank(c);
-          })) {
+      if (std::all_of(b, e, is_blank)) {
         end_record();
         return;
       }
-      if (start_record(b, e))
-        return;
-      if (st == state::between)
-        ++malformed; // a frame line outside any record
-      st = state::skipping;
-      return;
     }
+    // Not a frame: maybe the next header (perf without a blank line).
     if (start_record(b, e))
       return;
-    if (st == state::in_record) {
-      ++malformed;
-      st = state::skipping;
-      return;
-    }
     if (st == state::between && *b == '#')
       return; // perf's comments
-    if (st == state::between)
-      ++malformed;
-    st = state::skipping;
+    // A stray line, or the end of a broken record (a frame line outside any
+    // record, a header that does not parse).
+    drop_record();
   }
 
   /// Parses a frame line into the current record. False if it is not one.

@@ -340,7 +340,6 @@ flame_tree::node_id flame_tree::child(node_id parent, uint32_t name) {
   ++child_count_;
   node n;
   n.name = name;
-  n.parent = parent;
   n.next_sibling = nodes_[parent].first_child;
   nodes_.push_back(n);
   nodes_[parent].first_child = id;

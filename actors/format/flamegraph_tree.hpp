@@ -101,10 +101,8 @@ public:
   /// A node of the trie. Level 1 holds containers, level 2 comms, then
   /// frames. `total` counts the samples of every stack through the node.
   struct node {
-    /// Index into names().
+    /// Index of its name.
     uint32_t name = 0;
-    /// The parent node; npos for the root.
-    node_id parent = npos;
     /// The first child; npos for a leaf.
     node_id first_child = npos;
     /// The next child of the same parent; npos for the last.
@@ -121,21 +119,6 @@ public:
   /// frames are dropped; a stack without frames is ignored (returns false).
   bool add_stack(std::string_view container,
                  const std::vector<std::string_view>& frames, uint64_t count);
-
-  /// The nodes; nodes()[0] is the root.
-  const std::vector<node>& nodes() const {
-    return nodes_;
-  }
-
-  /// The distinct names, valid UTF-8; names()[0] is "all".
-  const std::vector<std::string_view>& names() const {
-    return names_;
-  }
-
-  /// The kind of each name as a frame (not as a comm or container).
-  const std::vector<frame_kind>& kinds() const {
-    return kinds_;
-  }
 
   /// Samples of all stacks read.
   uint64_t total_samples() const {
