@@ -35,6 +35,21 @@ const char* action_of(pressure_level x) {
   }
 }
 
+/// Adds `who` to `listeners` unless it is null or there already; returns
+/// whether it was added.
+template <class Handle>
+bool add_listener(std::vector<Handle>& listeners, const Handle& who) {
+  if (!who)
+    return false;
+  auto addr = who.address();
+  if (std::any_of(listeners.begin(), listeners.end(), [&](auto& x) {
+        return x.address() == addr;
+      }))
+    return false;
+  listeners.push_back(who);
+  return true;
+}
+
 } // namespace
 
 // -- thresholds and hysteresis
@@ -196,19 +211,15 @@ resource_sample monitor_state::take_sample() {
     s.largest_child_rss_kb = tree.largest.front().rss_kb;
   }
   s.fds = proc->count_fds(s.pid);
-  rt::cpu_times cpu;
-  rt::mem_info mem;
-  bool has_cpu = proc->read_cpu(cpu);
-  bool has_mem = proc->read_mem(mem);
-  if (has_cpu && has_prev_cpu)
-    s.host_cpu_percent = rt::cpu_busy_percent(prev_cpu, cpu);
-  if (has_cpu) {
-    prev_cpu = cpu;
+  auto h = read_host();
+  if (h.has_cpu && has_prev_cpu)
+    s.host_cpu_percent = rt::cpu_busy_percent(prev_cpu, h.cpu);
+  if (h.has_cpu) {
+    prev_cpu = h.cpu;
     has_prev_cpu = true;
   }
-  if (has_mem)
-    s.host_mem_percent = mem.used_percent();
-  host.add(has_cpu ? &cpu : nullptr, has_mem ? &mem : nullptr);
+  if (h.has_mem)
+    s.host_mem_percent = h.mem.used_percent();
   // Window statistics.
   agent_rss.add(static_cast<double>(s.agent_rss_kb));
   tree_rss.add(static_cast<double>(s.tree_rss_kb));
@@ -295,12 +306,16 @@ void monitor_state::update_gauges(const resource_sample& s) {
   m::add(*metrics, m::monitor_samples, 1);
 }
 
+monitor_state::host_reading monitor_state::read_host() {
+  host_reading h;
+  h.has_cpu = proc->read_cpu(h.cpu);
+  h.has_mem = proc->read_mem(h.mem);
+  host.add(h.has_cpu ? &h.cpu : nullptr, h.has_mem ? &h.mem : nullptr);
+  return h;
+}
+
 window_stats monitor_state::close_window() {
-  rt::cpu_times cpu;
-  rt::mem_info mem;
-  bool has_cpu = proc->read_cpu(cpu);
-  bool has_mem = proc->read_mem(mem);
-  host.add(has_cpu ? &cpu : nullptr, has_mem ? &mem : nullptr);
+  read_host();
   window_stats w;
   w.samples = agent_rss.n;
   w.start_ns = window_start_ns;
@@ -322,31 +337,16 @@ window_stats monitor_state::close_window() {
 }
 
 void monitor_state::subscribe(const pressure_listener_actor& who) {
-  if (!who)
+  if (!add_listener(pressure_listeners, who))
     return;
-  auto addr = who.address();
-  if (std::any_of(pressure_listeners.begin(), pressure_listeners.end(),
-                  [&](auto& x) {
-                    return x.address() == addr;
-                  }))
-    return;
-  pressure_listeners.push_back(who);
   self->monitor(who);
   if (pressure.level() != pressure_level::normal)
     self->send(who, pressure_atom_v, last_event);
 }
 
 void monitor_state::subscribe(const sample_listener_actor& who) {
-  if (!who)
-    return;
-  auto addr = who.address();
-  if (std::any_of(sample_listeners.begin(), sample_listeners.end(),
-                  [&](auto& x) {
-                    return x.address() == addr;
-                  }))
-    return;
-  sample_listeners.push_back(who);
-  self->monitor(who);
+  if (add_listener(sample_listeners, who))
+    self->monitor(who);
 }
 
 void monitor_state::on_down(const caf::actor_addr& who) {

@@ -228,6 +228,16 @@ struct monitor_state {
   void on_down(const caf::actor_addr& who);
 
 private:
+  /// The host's CPU and memory counters now, as far as they could be read.
+  struct host_reading {
+    rt::cpu_times cpu;
+    rt::mem_info mem;
+    bool has_cpu = false;
+    bool has_mem = false;
+  };
+
+  /// Reads the host's counters and adds them to the window's averages.
+  host_reading read_host();
   /// The actor clock's time in nanoseconds since its epoch.
   int64_t now_ns() const;
   /// Builds the event of a level change and sends it to every listener.

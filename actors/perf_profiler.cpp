@@ -113,8 +113,11 @@ void perf_state::prepare(caf::typed_response_promise<std::string> promise) {
     return;
   }
   prepare_waiters.push_back(std::move(promise));
-  if (!event && probe_index == 0 && probe_failures.empty())
+  // The first request starts the probe; later ones wait for its result.
+  if (!probing) {
+    probing = true;
     probe_next();
+  }
 }
 
 void perf_state::set_fatal(std::string why) {
@@ -278,9 +281,7 @@ void perf_state::launch_record() {
               launch_record();
               return;
             }
-            ++restarts;
-            if (metrics)
-              rt::metric::add(*metrics, rt::metric::perf_restarts, 1);
+            count_restart();
             // Exits before perf got ready (a bad option, a gone target, a
             // broken perf) back off; one after a good run waits the first
             // delay only.
@@ -302,9 +303,7 @@ void perf_state::launch_record() {
 
 void perf_state::restart_perf(const std::string& why) {
   log->warn("restarting perf: {}", why);
-  ++restarts;
-  if (metrics)
-    rt::metric::add(*metrics, rt::metric::perf_restarts, 1);
+  count_restart();
   if (!recording) {
     launch_record();
     return;
@@ -319,14 +318,12 @@ void perf_state::restart_perf(const std::string& why) {
 // ---------------------------------------------------------------------
 
 void perf_state::on_start(const window_info& info) {
-  if (last_closed != 0 && last_closed + 1 == info.snapshot_id) {
-    // The rotation that closed the previous window also opened this one.
-    segment_window = info.snapshot_id;
-  } else {
-    if (ready)
-      rotate(0); // what perf recorded before this window is discarded
-    segment_window = info.snapshot_id;
-  }
+  // Unless the rotation that closed the previous window also opened this
+  // one, what perf recorded before this window is discarded.
+  bool follows = last_closed != 0 && last_closed + 1 == info.snapshot_id;
+  if (!follows && ready)
+    rotate(0);
+  segment_window = info.snapshot_id;
   last_closed = 0;
 }
 
@@ -351,13 +348,9 @@ void perf_state::on_snapshot(
     // perf is not recording (it died, or hangs while starting): there is no
     // data of this window to wait for.
     if (start_timeouts > 0)
-      fail_window(
-          req.snapshot_id, "timed out",
-          "perf record did not get ready within "
-              + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                                   cfg.probe_timeout)
-                                   .count())
-              + " s (" + std::to_string(start_timeouts) + " times in a row)");
+      fail_window(req.snapshot_id, "timed out",
+                  not_ready() + " (" + std::to_string(start_timeouts)
+                      + " times in a row)");
     else
       fail_window(req.snapshot_id, "failed", "perf record is restarting");
     segment_window = 0;
@@ -436,12 +429,7 @@ void perf_state::on_poll() {
     }
     if (!ready && now - launched > cfg.probe_timeout) {
       ++start_timeouts;
-      restart_perf(
-          "perf record did not get ready within "
-          + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                               cfg.probe_timeout)
-                               .count())
-          + " s");
+      restart_perf(not_ready());
       return;
     }
     if (!ready) {
@@ -496,8 +484,7 @@ void perf_state::run_script(perf_window& w) {
   self->request(reaper, caf::infinite, run_atom_v, std::move(req))
       .then(
           [this, id, data_file](run_result& r) {
-            fs->remove(data_file);
-            seen_files.erase(data_file.substr(data_file.rfind('/') + 1));
+            forget(data_file);
             if (!r.success()) {
               fs->remove(r.out_path);
               fail_window(id, r.timed_out ? "timed out" : "failed",
@@ -533,8 +520,7 @@ void perf_state::run_script(perf_window& w) {
             });
           },
           [this, id, data_file](caf::error& err) {
-            fs->remove(data_file);
-            seen_files.erase(data_file.substr(data_file.rfind('/') + 1));
+            forget(data_file);
             fail_window(id, "failed", "perf script: " + describe(err));
           });
 }
@@ -570,19 +556,35 @@ void perf_state::fail_window(uint64_t id, const std::string& what,
   windows.erase(w);
 }
 
-void perf_state::check_rss() {
-  if (!cfg.rss_kb)
-    return;
+std::string perf_state::not_ready() const {
+  return "perf record did not get ready within "
+         + std::to_string(
+             std::chrono::duration_cast<std::chrono::seconds>(cfg.probe_timeout)
+                 .count())
+         + " s";
+}
+
+void perf_state::count_restart() {
+  ++restarts;
+  if (metrics)
+    rt::metric::add(*metrics, rt::metric::perf_restarts, 1);
+}
+
+void perf_state::forget(const std::string& data_file) {
+  fs->remove(data_file);
+  seen_files.erase(data_file.substr(data_file.rfind('/') + 1));
+}
+
+void perf_state::restart_after_window_if(
+    std::function<std::string(const child_info&)> why) {
   self->request(reaper, caf::infinite, list_atom_v, record_tag())
       .then(
-          [this](const child_list& list) {
+          [this, why](const child_list& list) {
             for (auto& c : list.children) {
-              auto rss = cfg.rss_kb(c.pid);
-
-              if (rss > cfg.rss_limit_kb && !restart_after_rotation) {
-                log->warn("perf record (pid {}) uses {} MB, above the limit of "
-                          "{} MB; restarting it after this window",
-                          c.pid, rss / 1024, cfg.rss_limit_kb / 1024);
+              if (restart_after_rotation)
+                return;
+              if (auto reason = why(c); !reason.empty()) {
+                log->warn("{}; restarting it after this window", reason);
                 restart_after_rotation = true;
               }
             }
@@ -590,21 +592,28 @@ void perf_state::check_rss() {
           [](caf::error&) {});
 }
 
+void perf_state::check_rss() {
+  if (!cfg.rss_kb)
+    return;
+  restart_after_window_if([this](const child_info& c) {
+    auto rss = cfg.rss_kb(c.pid);
+    if (rss <= cfg.rss_limit_kb)
+      return std::string{};
+    return "perf record (pid " + std::to_string(c.pid) + ") uses "
+           + std::to_string(rss / 1024) + " MB, above the limit of "
+           + std::to_string(cfg.rss_limit_kb / 1024) + " MB";
+  });
+}
+
 void perf_state::on_pressure(const pressure_event& ev) {
   if (!ev.action_due(pressure_level::emergency) || ev.largest_child_pid == 0)
     return;
-  self->request(reaper, caf::infinite, list_atom_v, record_tag())
-      .then(
-          [this, ev](const child_list& list) {
-            for (auto& c : list.children)
-              if (c.pid == ev.largest_child_pid && !restart_after_rotation) {
-                log->warn("memory emergency and perf (pid {}) is the largest "
-                          "child; restarting it after this window",
-                          c.pid);
-                restart_after_rotation = true;
-              }
-          },
-          [](caf::error&) {});
+  restart_after_window_if([pid = ev.largest_child_pid](const child_info& c) {
+    if (c.pid != pid)
+      return std::string{};
+    return "memory emergency and perf (pid " + std::to_string(c.pid)
+           + ") is the largest child";
+  });
 }
 
 // -- behaviour

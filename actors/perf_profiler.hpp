@@ -104,7 +104,8 @@ struct perf_state {
   std::shared_ptr<rt::metrics> metrics;
   std::shared_ptr<spdlog::logger> log;
 
-  /// Probing: which candidate event is being tried.
+  /// Probing: started (once), and which candidate event is being tried.
+  bool probing = false;
   size_t probe_index = 0;
   std::vector<std::string> probe_failures;
   /// The chosen event ("" = perf's default), once probing succeeded.
@@ -182,6 +183,17 @@ private:
                    const std::string& reason);
   void check_rss();
   void restart_perf(const std::string& why);
+  /// Asks the reaper for this profiler's perf record processes and, if
+  /// `why` gives a reason for one of them, restarts perf after the current
+  /// window (once), logging the reason.
+  void
+  restart_after_window_if(std::function<std::string(const child_info&)> why);
+  /// "perf record did not get ready within N s".
+  std::string not_ready() const;
+  /// Counts a restart of perf (state and metric).
+  void count_restart();
+  /// Removes a rotation file and forgets that it was seen.
+  void forget(const std::string& data_file);
 };
 
 /// Spawns as `sys.spawn(perf_profiler, cfg, reaper, fs, work, metrics)`.
