@@ -1,7 +1,7 @@
 #pragma once
 
 // The merger: combines the parts of one snapshot by gProfiler's rule
-// (actors/format/col.hpp), adds the header, hands the profile to the sinks
+// (format/col.hpp), adds the header, hands the profile to the sinks
 // (output writer, uploader) and keeps nothing of it afterwards.
 
 #include <functional>
@@ -13,7 +13,7 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
-#include "actors/format/col.hpp"
+#include "format/col.hpp"
 #include "messages/monitor.hpp"
 #include "messages/scheduler.hpp"
 

@@ -2,8 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include "actors/format/col.hpp"
-#include "messages/error.hpp"
+#include "format/col.hpp"
+#include "runtime/error.hpp"
 #include "runtime/log.hpp"
 
 namespace gpa {

@@ -9,9 +9,9 @@
 #include <caf/send.hpp>
 #include <spdlog/spdlog.h>
 
-#include "actors/format/collapse.hpp"
-#include "messages/error.hpp"
+#include "format/collapse.hpp"
 #include "runtime/backoff.hpp"
+#include "runtime/error.hpp"
 #include "runtime/log.hpp"
 #include "runtime/metric_names.hpp"
 #include "runtime/proc.hpp"

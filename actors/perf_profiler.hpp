@@ -7,7 +7,7 @@
 // long-running `perf record --switch-output=signal`. Windows are cut from
 // that one recording with SIGUSR2, so they follow each other without gaps:
 // each rotation leaves a perf.data.<time> file, which `perf script` turns
-// into text and the converter (actors/format/collapse.hpp), run on the work
+// into text and the converter (format/collapse.hpp), run on the work
 // queue, into stacks per process. perf that dies is restarted; perf whose
 // RSS passes the limit is restarted between windows. Every perf process goes
 // through the reaper.

@@ -10,7 +10,7 @@
 #include <caf/send.hpp>
 #include <spdlog/spdlog.h>
 
-#include "messages/error.hpp"
+#include "runtime/error.hpp"
 #include "runtime/log.hpp"
 
 namespace gpa {

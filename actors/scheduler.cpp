@@ -4,7 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "messages/error.hpp"
+#include "runtime/error.hpp"
 #include "runtime/log.hpp"
 #include "runtime/metric_names.hpp"
 

@@ -9,8 +9,8 @@
 #include <spdlog/spdlog.h>
 
 #include "config/version.hpp"
-#include "messages/error.hpp"
 #include "runtime/backoff.hpp"
+#include "runtime/error.hpp"
 #include "runtime/host_info.hpp"
 #include "runtime/log.hpp"
 

@@ -29,13 +29,13 @@
 #include <caf/timespan.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
-#include "actors/studio_client.hpp"
 #include "config/options.hpp"
 #include "messages/uploader.hpp"
 #include "runtime/http_client.hpp"
 #include "runtime/metric_names.hpp"
 #include "runtime/metrics.hpp"
 #include "runtime/spool.hpp"
+#include "upload/studio_client.hpp"
 
 namespace spdlog {
 class logger;

@@ -1,4 +1,3 @@
-#include "messages/error.hpp"
 #include "messages/monitor.hpp"
 #include "messages/profile.hpp"
 #include "messages/reaper.hpp"
@@ -9,30 +8,6 @@
 #include <caf/message.hpp>
 
 namespace gpa {
-
-const char* to_string(ec x) {
-  switch (x) {
-    case ec::none: return "none";
-    case ec::queue_full: return "queue_full";
-    case ec::spawn_failed: return "spawn_failed";
-    case ec::cancelled: return "cancelled";
-    case ec::shutting_down: return "shutting_down";
-    case ec::invalid_request: return "invalid_request";
-    case ec::profiler_failed: return "profiler_failed";
-    case ec::write_failed: return "write_failed";
-    case ec::upload_failed: return "upload_failed";
-  }
-  return "unknown";
-}
-
-std::string to_string(stdout_mode x) {
-  switch (x) {
-    case stdout_mode::capture: return "capture";
-    case stdout_mode::file: return "file";
-    case stdout_mode::discard: return "discard";
-  }
-  return "unknown";
-}
 
 std::string to_string(pressure_level x) {
   switch (x) {
@@ -52,25 +27,6 @@ std::string to_string(pressure_cause x) {
     case pressure_cause::both: return "both";
   }
   return "unknown";
-}
-
-caf::error make_gpa_error(ec code, std::string context) {
-  return caf::make_error(code, std::move(context));
-}
-
-std::string describe(const caf::error& err) {
-  if (!err)
-    return "no error";
-  if (err.category() == caf::atom("gpa")) {
-    std::string result = to_string(static_cast<ec>(err.code()));
-    auto& ctx = err.context();
-    if (ctx.size() == 1 && ctx.match_element<std::string>(0)) {
-      result += ": ";
-      result += ctx.get_as<std::string>(0);
-    }
-    return result;
-  }
-  return caf::to_string(err);
 }
 
 } // namespace gpa

@@ -13,23 +13,9 @@
 #include <caf/typed_actor.hpp>
 
 #include "messages/fwd.hpp"
+#include "runtime/process_launcher.hpp"
 
 namespace gpa {
-
-/// Where a child's standard output goes.
-enum class stdout_mode : uint8_t {
-  /// Captured in memory up to `run_request::out_cap` bytes; the rest is read
-  /// and dropped, so the child never blocks on a full pipe.
-  capture = 0,
-  /// Written to `run_request::out_file` inside the agent's private temporary
-  /// directory (created 0600, never through a symlink).
-  file = 1,
-  /// Sent to /dev/null.
-  discard = 2,
-};
-
-/// Returns "capture", "file" or "discard".
-std::string to_string(stdout_mode x);
 
 /// Asks the reaper to run one child process.
 struct run_request {
@@ -112,20 +98,6 @@ typename Inspector::result_type inspect(Inspector& f, run_result& x) {
            x.out_truncated, x.out_bytes, x.out_path, x.err, x.err_truncated,
            x.run_time);
 }
-
-/// Reported by a process launcher when one of its children is gone: reaped,
-/// with every descriptor closed. Internal to the reaper.
-struct child_exit {
-  /// The reaper's ID for the child.
-  uint64_t id = 0;
-  /// Raw wait status (as from waitpid).
-  int32_t wait_status = 0;
-  std::string out;
-  bool out_truncated = false;
-  uint64_t out_bytes = 0;
-  std::string err;
-  bool err_truncated = false;
-};
 
 /// @relates child_exit
 template <class Inspector>

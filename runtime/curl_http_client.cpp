@@ -13,7 +13,7 @@
 
 #include <curl/curl.h>
 
-#include "messages/error.hpp"
+#include "runtime/error.hpp"
 
 namespace gpa::rt {
 

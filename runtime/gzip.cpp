@@ -4,7 +4,7 @@
 
 #include <zlib.h>
 
-#include "messages/error.hpp"
+#include "runtime/error.hpp"
 
 namespace gpa::rt {
 

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "messages/error.hpp"
+#include "runtime/error.hpp"
 
 namespace gpa::rt {
 

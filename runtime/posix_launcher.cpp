@@ -42,7 +42,7 @@
 #include <boost/process/search_path.hpp>
 #include <boost/process/start_dir.hpp>
 
-#include "messages/error.hpp"
+#include "runtime/error.hpp"
 
 namespace bp = boost::process;
 
@@ -543,3 +543,16 @@ std::unique_ptr<process_launcher> make_posix_launcher() {
 }
 
 } // namespace gpa::rt
+
+namespace gpa {
+
+std::string to_string(stdout_mode x) {
+  switch (x) {
+    case stdout_mode::capture: return "capture";
+    case stdout_mode::file: return "file";
+    case stdout_mode::discard: return "discard";
+  }
+  return "unknown";
+}
+
+} // namespace gpa

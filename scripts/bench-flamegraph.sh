@@ -6,7 +6,6 @@
 #   scripts/bench-flamegraph.sh [STACKS] [RUNS]      (defaults: 50000 5)
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 gpa_ensure_packages "${GPA_BUILD_PACKAGES[@]}" chromium
-gpa_ensure_npm "${GPA_BUILD_NPM_DIRS[@]}" "${GPA_TEST_NPM_DIRS[@]}"
-gpa_build gprofiler-agent
-exec node "$GPA_ROOT/test/bench/flamegraph_bench.js" "$GPA_BUILD/gprofiler-agent" \
+gpa_build gprofiler-agent browser_npm
+NODE_PATH="$GPA_BUILD/test/browser-npm/node_modules" exec node "$GPA_ROOT/test/bench/flamegraph_bench.js" "$GPA_BUILD/gprofiler-agent" \
   "$GPA_BUILD/bench" "${1:-50000}" "${2:-5}"

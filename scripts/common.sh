@@ -23,14 +23,8 @@ GPA_BUILD_PACKAGES=(
 GPA_TEST_PACKAGES=(
   chromium # the flame-graph page's browser tests (headless)
   prometheus
+  clang-format # the lint.format check
 )
-
-# npm package folders (package.json + committed package-lock.json) that
-# `npm ci` installs when node_modules is missing or the lock changed.
-# Build: the flame-graph viewer, embedded into the agent at build time.
-GPA_BUILD_NPM_DIRS=(actors/format/viewer)
-# Tests: playwright-core, which drives Debian's chromium.
-GPA_TEST_NPM_DIRS=(test/browser)
 
 # Installs the Debian packages among "$@" that are not installed yet.
 gpa_ensure_packages() {
@@ -54,30 +48,19 @@ gpa_ensure_packages() {
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 }
 
-# Runs `npm ci` in each folder of "$@" (relative to the repository) whose
-# node_modules is missing or was installed from another package-lock.json.
-gpa_ensure_npm() {
-  local dir want stamp
-  if ! command -v npm >/dev/null 2>&1; then
+# Node.js and npm: the build installs the flame-graph viewer's npm packages
+# (into the build tree) and embeds them. Debian's nodejs and npm are
+# installed only when no npm is on the PATH.
+gpa_ensure_node() {
+  if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
     gpa_ensure_packages nodejs npm
   fi
-  for dir in "$@"; do
-    dir="$GPA_ROOT/$dir"
-    want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
-    stamp="$dir/node_modules/.gpa-lock.sha256"
-    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-      continue
-    fi
-    echo "npm ci in $dir" >&2
-    (cd "$dir" && npm ci --no-audit --no-fund >&2)
-    echo "$want" >"$stamp"
-  done
 }
 
 # Configures (once) and builds (incrementally) the given CMake targets, or
 # everything (the agent and its tests) without arguments.
 gpa_build() {
-  gpa_ensure_npm "${GPA_BUILD_NPM_DIRS[@]}"
+  gpa_ensure_node
   if [ ! -f "$GPA_BUILD/CMakeCache.txt" ]; then
     cmake -S "$GPA_ROOT" -B "$GPA_BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DGPA_WERROR=ON >&2

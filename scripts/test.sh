@@ -3,7 +3,6 @@
 # Extra arguments go to ctest, e.g.:  sudo scripts/test.sh -L simulation
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 gpa_ensure_packages "${GPA_BUILD_PACKAGES[@]}" "${GPA_TEST_PACKAGES[@]}"
-gpa_ensure_npm "${GPA_TEST_NPM_DIRS[@]}"
 gpa_build
 cd "$GPA_BUILD"
 exec ctest --output-on-failure --timeout 1800 "$@"

@@ -32,7 +32,7 @@
 #include <string>
 #include <vector>
 
-#include "actors/format/collapse.hpp"
+#include "format/collapse.hpp"
 
 namespace {
 

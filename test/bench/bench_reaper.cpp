@@ -17,11 +17,11 @@
 #include <caf/scoped_actor.hpp>
 
 #include "actors/process_reaper.hpp"
-#include "messages/error.hpp"
 #include "messages/registry.hpp"
+#include "runtime/error.hpp"
 #include "runtime/log.hpp"
 #include "runtime/process_env.hpp"
-#include "test/real/proc_counts.hpp"
+#include "test/support/proc_counts.hpp"
 
 using namespace std::chrono_literals;
 using namespace gpa;

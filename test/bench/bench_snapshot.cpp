@@ -13,9 +13,9 @@
 
 #include <sys/resource.h>
 
-#include "actors/format/col.hpp"
-#include "actors/format/collapse.hpp"
-#include "actors/format/flamegraph.hpp"
+#include "format/col.hpp"
+#include "format/collapse.hpp"
+#include "format/flamegraph.hpp"
 
 using clock_type = std::chrono::steady_clock;
 

@@ -10,7 +10,7 @@ const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { pathToFileURL } = require('node:url');
-const { launchChromium } = require('../browser/chromium');
+const { launchChromium } = require('../format/browser/chromium');
 
 const [agent, workDir, stacksArg, runsArg] = process.argv.slice(2);
 if (!agent || !workDir) {

@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "runtime/proc.hpp"
-#include "test/sim/fake_proc.hpp"
+#include "test/support/fake_proc.hpp"
 
 namespace {
 

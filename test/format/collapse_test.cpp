@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "actors/format/collapse.hpp"
+#include "format/collapse.hpp"
 
 using gpa::process_stacks;
 using gpa::stack_count;

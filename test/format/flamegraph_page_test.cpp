@@ -1,6 +1,6 @@
 // Unit tests of the flame-graph page's HTML: self-contained, a CSP that
 // forbids the network, the data block cannot be escaped by hostile names, and
-// the embedded viewer is the one built from actors/format/viewer.
+// the embedded viewer is the one built from format/viewer.
 // (The page's behaviour in a browser: test/browser/flamegraph.test.js.)
 
 #include <boost/test/unit_test.hpp>
@@ -10,8 +10,8 @@
 
 #include <rapidjson/document.h>
 
-#include "actors/format/flamegraph.hpp"
-#include "actors/format/flamegraph_assets.hpp"
+#include "format/flamegraph.hpp"
+#include "format/flamegraph_assets.hpp"
 
 using namespace gpa::format;
 

@@ -1,7 +1,6 @@
 // Unit tests of the flame-graph data: reading .col and folded text into the
 // trie, pruning, the JSON the viewer reads, and escaping of hostile names.
 
-#define BOOST_TEST_MODULE flamegraph
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
@@ -14,7 +13,7 @@
 
 #include <rapidjson/document.h>
 
-#include "actors/format/flamegraph_tree.hpp"
+#include "format/flamegraph_tree.hpp"
 
 using namespace gpa::format;
 

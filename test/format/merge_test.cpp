@@ -1,4 +1,4 @@
-// Merging the parts of a snapshot (actors/format/col.*): gProfiler's rule for
+// Merging the parts of a snapshot (format/col.*): gProfiler's rule for
 // runtime profilers, error stacks, and the --perf-mode smart rule that picks
 // per process between the frame-pointer and the DWARF recording.
 
@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "actors/format/col.hpp"
+#include "format/col.hpp"
 
 using gpa::process_stacks;
 using gpa::profile_part;

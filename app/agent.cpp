@@ -1,0 +1,426 @@
+#include "app/agent.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <iterator>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include <unistd.h>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/memory_monitor.hpp"
+#include "actors/merger.hpp"
+#include "actors/output_writer.hpp"
+#include "actors/perf_profiler.hpp"
+#include "actors/process_reaper.hpp"
+#include "actors/scheduler.hpp"
+#include "config/load.hpp"
+#include "config/version.hpp"
+#include "format/col.hpp"
+#include "format/flamegraph.hpp"
+#include "messages/registry.hpp"
+#include "runtime/error.hpp"
+#include "runtime/files.hpp"
+#include "runtime/host_info.hpp"
+#include "runtime/log.hpp"
+#include "runtime/metric_names.hpp"
+#include "runtime/metrics.hpp"
+#include "runtime/metrics_server.hpp"
+#include "runtime/proc.hpp"
+#include "runtime/process_env.hpp"
+#include "runtime/work_queue.hpp"
+
+namespace gpa {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+/// How long the ordered shutdown may take before the agent stops waiting.
+constexpr auto shutdown_budget = 4s;
+
+/// Stops the actors last-spawned first, waiting for each. The output
+/// writer first finishes what is in its mailbox (it answers a request in
+/// mailbox order).
+struct shutdown_state {
+  caf::actor_system& sys;
+  const agent_actors& actors;
+  /// The uploader's HTTP session, interrupted if draining takes too long.
+  std::shared_ptr<rt::http_client> http;
+  /// Profiles the writer wrote (a one-shot run that wrote none failed).
+  uint64_t written = 0;
+
+  void run() {
+    caf::scoped_actor self{sys};
+    auto deadline = std::chrono::steady_clock::now() + shutdown_budget;
+    auto left = [&] {
+      auto d = deadline - std::chrono::steady_clock::now();
+      return std::chrono::duration_cast<std::chrono::milliseconds>(d < 0s ? 0s
+                                                                          : d);
+    };
+    auto writer = caf::actor_cast<caf::actor>(actors.writer);
+    auto uploader = caf::actor_cast<caf::actor>(actors.uploader);
+    for (auto i = actors.order.rbegin(); i != actors.order.rend(); ++i) {
+      if (uploader && *i == uploader) {
+        // Profiles in its mailbox are sent or spooled, not dropped. A
+        // request that takes too long is interrupted: its profile and the
+        // ones behind it go to the spool.
+        bool drained = false;
+        auto budget = left() > 1s ? left() - 1s : left() / 2;
+        self->request(actors.uploader, budget, stats_atom_v)
+            .receive(
+                [&](const uploader_stats&) {
+                  drained = true;
+                },
+                [&](caf::error&) {});
+        if (!drained && http) {
+          http->interrupt();
+          self->request(actors.uploader, left(), stats_atom_v)
+              .receive([](const uploader_stats&) {}, [](caf::error&) {});
+        }
+      }
+      if (writer && *i == writer) {
+        self->request(actors.writer, left(), stats_atom_v)
+            .receive(
+                [&](uint64_t ok, uint64_t) {
+                  written = ok;
+                },
+                [&](caf::error&) {});
+      }
+      self->monitor(*i);
+      self->send_exit(*i, caf::exit_reason::user_shutdown);
+      bool down = false;
+      self->receive(
+          [&](const caf::down_msg&) {
+            down = true;
+          },
+          caf::after(left()) >> [] {});
+      if (!down)
+        log::get("agent")->warn("an actor did not stop in time");
+    }
+  }
+};
+
+/// The perf profilers that --perf-mode runs, as (profiler name, perf's
+/// call-graph mode): smart records twice, with frame pointers and with DWARF,
+/// and the merger keeps the deeper stacks per process
+/// (format::combine_smart).
+std::vector<std::pair<std::string, std::string>>
+perf_profilers(const std::string& perf_mode) {
+  if (perf_mode == "disabled")
+    return {};
+  if (perf_mode == "smart")
+    return {{"perf", "fp"}, {format::smart_dwarf_profiler, "dwarf"}};
+  return {{"perf", perf_mode}};
+}
+
+} // namespace
+
+agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
+                         const agent_runtime& rt,
+                         std::function<void()> on_done) {
+  agent_actors a;
+  auto add = [&](const auto& handle) {
+    a.order.push_back(caf::actor_cast<caf::actor>(handle));
+  };
+
+  reaper_config rcfg;
+  rcfg.max_children = static_cast<uint32_t>(opts.reaper.max_children);
+  rcfg.max_queued = static_cast<uint32_t>(opts.reaper.max_queued);
+  rcfg.temp_dir = rt.temp_dir;
+  a.reaper = caf::actor_cast<reaper_actor>(
+      sys.spawn(process_reaper, rt.launcher, rcfg));
+  add(a.reaper);
+
+  if (rt.proc) {
+    auto mcfg = make_monitor_config(opts.monitor);
+    // A /proc scan of a large host takes a while: its own thread.
+    a.monitor = caf::actor_cast<memory_monitor_actor>(
+        rt.detach_blocking
+            ? sys.spawn<caf::detached>(memory_monitor, rt.proc, rt.metrics,
+                                       mcfg)
+            : sys.spawn(memory_monitor, rt.proc, rt.metrics, mcfg));
+    add(a.monitor);
+  }
+
+  std::vector<profile_sink_actor> sinks;
+  if (!opts.output.dir.empty()) {
+    writer_config wcfg;
+    wcfg.dir = opts.output.dir;
+    wcfg.rotating = opts.output.rotating;
+    wcfg.keep = opts.output.rotating_keep;
+    wcfg.release_memory = rt.release_memory;
+    if (!opts.output.no_flamegraph)
+      wcfg.render_page = [](std::string_view col) {
+        return format::render_flamegraph(col);
+      };
+    a.writer = rt.detach_blocking
+                   ? sys.spawn<caf::detached>(output_writer, wcfg, rt.fs)
+                   : sys.spawn(output_writer, wcfg, rt.fs);
+    add(a.writer);
+    sinks.push_back(caf::actor_cast<profile_sink_actor>(a.writer));
+  }
+
+  if (rt.http) {
+    auto ucfg = make_uploader_config(opts, rt.host.hostname, rt.spawn_ms);
+    ucfg.rng_seed = rt.seed;
+    ucfg.pyroscope_spool = rt.pyroscope_spool;
+    a.uploader = rt.detach_blocking
+                     ? spawn_uploader(sys, rt.http, rt.spool, rt.metrics, ucfg)
+                     : caf::actor_cast<uploader_actor>(sys.spawn(
+                         uploader, rt.http, rt.spool, rt.metrics, ucfg));
+    add(a.uploader);
+    sinks.push_back(a.uploader);
+  }
+
+  merger_config mcfg;
+  mcfg.header.host = rt.host;
+  mcfg.header.agent_version = agent_version;
+  mcfg.header.spawn_time = static_cast<double>(rt.spawn_ms) / 1000.0;
+  mcfg.header.pid = rt.pid;
+  mcfg.header.run_arguments_json = config::to_json(opts);
+  mcfg.monitor = a.monitor;
+  mcfg.release_memory = rt.release_memory;
+  a.merger = sys.spawn(merger, mcfg, sinks);
+  add(a.merger);
+
+  auto add_perf = [&](const std::string& name, const std::string& mode) {
+    perf_config pcfg;
+    pcfg.name = name;
+    pcfg.perf_path = opts.perf.path;
+    pcfg.mode = mode;
+    pcfg.frequency = opts.scheduler.frequency;
+    pcfg.dwarf_stack_size = opts.perf.dwarf_stack_size;
+    pcfg.pids = opts.scheduler.pids;
+    pcfg.mmap_pages = opts.perf.mmap_pages;
+    pcfg.rss_limit_kb = opts.perf.rss_limit_mb * 1024;
+    pcfg.temp_dir = rt.temp_dir;
+    pcfg.kill_grace = opts.reaper.kill_grace;
+    pcfg.probe_timeout = opts.perf.start_timeout;
+    pcfg.rss_kb = rt.rss_kb;
+    pcfg.alive = rt.pid_alive;
+    auto perf
+        = sys.spawn(perf_profiler, pcfg, a.reaper, rt.fs, rt.work, rt.metrics);
+    add(perf);
+    profiler_slot slot;
+    slot.name = name;
+    slot.handle = caf::actor_cast<profiler_actor>(perf);
+    a.profilers.push_back(std::move(slot));
+  };
+  for (auto& [name, mode] : perf_profilers(opts.perf.mode))
+    add_perf(name, mode);
+
+  scheduler_config scfg;
+  scfg.duration = opts.scheduler.duration;
+  scfg.grace = opts.scheduler.profiler_grace;
+  scfg.overlap = opts.scheduler.overlap;
+  scfg.continuous = opts.scheduler.continuous;
+  scfg.wall_clock_ms = rt.wall_clock_ms;
+  scfg.backoff_after
+      = static_cast<uint32_t>(opts.scheduler.backoff_after_failures);
+  scfg.backoff_max
+      = static_cast<uint32_t>(opts.scheduler.backoff_max_snapshots);
+  scfg.on_done = std::move(on_done);
+  a.scheduler = caf::actor_cast<scheduler_actor>(
+      sys.spawn(scheduler, scfg, a.profilers, a.merger, a.reaper, rt.metrics));
+  add(a.scheduler);
+
+  // Everything that acts on memory pressure listens to the monitor: the
+  // system profilers (perf) do, runtime profilers are skipped by the
+  // scheduler instead.
+  if (a.monitor) {
+    auto listen = [&](const auto& handle) {
+      caf::anon_send(a.monitor, subscribe_atom_v,
+                     caf::actor_cast<pressure_listener_actor>(handle));
+    };
+    listen(a.scheduler);
+    listen(a.merger);
+    if (a.uploader)
+      listen(a.uploader);
+    for (auto& p : a.profilers)
+      if (!p.runtime)
+        listen(p.handle);
+  }
+  return a;
+}
+
+void start_agent(caf::actor_system& sys, const agent_actors& actors,
+                 caf::timespan bound) {
+  auto profilers = actors.profilers;
+  auto sched = actors.scheduler;
+  sys.spawn([profilers, sched, bound](caf::event_based_actor* self) {
+    auto lg = log::get("agent");
+    // Each prepare request is answered once, so the scheduler starts once:
+    // when the last answer (or timeout) arrives.
+    auto pending = std::make_shared<size_t>(profilers.size());
+    auto start = [self, sched] {
+      self->send(sched, start_atom_v);
+    };
+    if (profilers.empty()) {
+      lg->warn("no profiler is enabled: profiles will be empty");
+      start();
+      return;
+    }
+    for (auto& p : profilers) {
+      auto name = p.name;
+      self->request(p.handle, bound, prepare_atom_v)
+          .then(
+              [=](const std::string& status) {
+                if (status.empty())
+                  lg->info("profiler {} is ready", name);
+                else
+                  lg->error("profiler {} cannot profile: {}", name, status);
+                if (--*pending == 0)
+                  start();
+              },
+              [=](caf::error& err) {
+                if (err == caf::sec::request_timeout)
+                  lg->warn(
+                      "profiler {} is not ready after {} s; starting "
+                      "without it",
+                      name,
+                      std::chrono::duration_cast<std::chrono::seconds>(bound)
+                          .count());
+                else
+                  lg->error("profiler {} failed to prepare: {}", name,
+                            describe(err));
+                if (--*pending == 0)
+                  start();
+              });
+    }
+  });
+}
+
+int run_agent(const agent_options& opts) {
+  auto lg = log::get("agent");
+  if (auto& pids = opts.scheduler.pids; !pids.empty()) {
+    // A process list that names nothing running is a mistake to report now,
+    // not a profile of nothing; a process that exits later is expected.
+    std::vector<int64_t> missing;
+    std::copy_if(pids.begin(), pids.end(), std::back_inserter(missing),
+                 [](int64_t pid) {
+                   return !rt::process_exists(pid);
+                 });
+    if (missing.size() == pids.size()) {
+      lg->critical("--pids: no process {} is running", rt::join_pids(missing));
+      return 2;
+    }
+    if (!missing.empty())
+      lg->warn("--pids: process(es) {} not running; profiling the others",
+               rt::join_pids(missing));
+  }
+  caf::actor_system_config cfg;
+  add_message_types(cfg);
+  // Two cores are the norm on our hosts, and the actors never block.
+  cfg.set("scheduler.max-threads", 2);
+  caf::actor_system sys{cfg};
+  std::unique_ptr<rt::private_temp_dir> temp;
+  try {
+    temp = std::make_unique<rt::private_temp_dir>(opts.reaper.temp_root);
+  } catch (const std::exception& ex) {
+    lg->critical("{}", ex.what());
+    return 1;
+  }
+  agent_runtime rt;
+  rt.spawn_ms = rt::wall_clock_ms();
+  rt.launcher = rt::make_posix_launcher();
+  rt.fs = rt::make_posix_file_system();
+  rt.work = rt::make_thread_work_queue();
+  rt.metrics = std::make_shared<rt::metrics>();
+  rt.wall_clock_ms = rt::wall_clock_ms;
+  rt.rss_kb = rt::process_rss_kb;
+  rt.pid_alive = rt::process_exists;
+  rt.host = rt::read_host_info();
+  rt.temp_dir = temp->path();
+  rt.pid = static_cast<int32_t>(::getpid());
+  rt.seed = std::random_device{}();
+  rt::limit_malloc_arenas();
+  rt.release_memory = rt::release_free_memory;
+  rt.proc = rt::make_proc_source();
+  std::vector<std::string> enabled;
+  for (auto& profiler : perf_profilers(opts.perf.mode))
+    enabled.push_back(profiler.first);
+  rt::metric::declare_all(*rt.metrics, enabled);
+  std::unique_ptr<rt::metrics_server> metrics_endpoint;
+  if (!opts.monitor.metrics_address.empty()) {
+    try {
+      metrics_endpoint = std::make_unique<rt::metrics_server>(
+          opts.monitor.metrics_address, rt.metrics);
+    } catch (const std::exception& ex) {
+      lg->critical("{}", ex.what());
+      return 1;
+    }
+  }
+  if (opts.upload.enabled || !opts.upload.pyroscope_url.empty()) {
+    rt.http = rt::make_curl_http_client(make_http_options(opts.upload));
+    auto open_spool = [&](const std::string& dir, const char* backend) {
+      std::shared_ptr<rt::spool> result;
+      if (auto sp = rt::spool::open(dir, make_spool_limits(opts.upload)))
+        result = *sp;
+      else
+        lg->error("{}; profiles that cannot be uploaded to {} will be lost",
+                  describe(sp.error()), backend);
+      return result;
+    };
+    if (opts.upload.enabled)
+      rt.spool = open_spool(opts.upload.spool_dir, "Performance Studio");
+    if (!opts.upload.pyroscope_url.empty())
+      rt.pyroscope_spool
+          = open_spool(opts.upload.spool_dir + "/pyroscope", "Pyroscope");
+  }
+  std::atomic<bool> done{false};
+  auto actors = spawn_agent(sys, opts, rt, [&done] {
+    done = true;
+  });
+  start_agent(sys, actors, opts.perf.start_timeout);
+  lg->info("gprofiler-agent {} running (PID {}), {} window(s) of {} s",
+           agent_version, rt.pid,
+           opts.scheduler.continuous ? "continuous" : "one",
+           opts.scheduler.duration.count());
+
+  // -- wait for the end
+  // --------------------------------------------------------
+
+  int sig = 0;
+  while (sig == 0 && !done)
+    sig = rt::wait_termination_signal(200ms);
+  if (sig != 0)
+    lg->info("received {}; shutting down", strsignal(sig));
+  shutdown_state stop{sys, actors, rt.http};
+  std::atomic<bool> stopped{false};
+  std::thread stopper([&] {
+    stop.run();
+    stopped = true;
+  });
+  while (!stopped) {
+    if (int again = rt::wait_termination_signal(100ms); again != 0) {
+      lg->warn("received {} again; forcing the exit", strsignal(again));
+      rt.launcher->kill_all();
+      log::shutdown();
+      std::_Exit(1);
+    }
+  }
+  stopper.join();
+  int status = 0;
+  if (!opts.scheduler.continuous && sig == 0 && actors.writer
+      && stop.written == 0) {
+    lg->error("the profile could not be written to {}", opts.output.dir);
+    status = 1;
+  }
+  lg->info("stopped");
+  return status;
+}
+
+} // namespace gpa

@@ -1,0 +1,82 @@
+// gprofiler-agent's entry point: parse the configuration, then run the agent
+// or one of its subcommands. Configuration mistakes exit with status 2 and
+// one line on stderr.
+
+#include <cstdio>
+#include <exception>
+#include <iostream>
+#include <memory>
+
+#include <spdlog/spdlog.h>
+
+#include "app/agent.hpp"
+#include "app/commands.hpp"
+#include "config/load.hpp"
+#include "config/version.hpp"
+#include "runtime/log.hpp"
+#include "runtime/metrics_server.hpp"
+#include "runtime/process_env.hpp"
+
+extern char** environ;
+
+namespace {
+
+int fail_config(const std::string& msg) {
+  std::fprintf(stderr, "gprofiler-agent: error: %s\n", msg.c_str());
+  return 2;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  gpa::config::invocation inv;
+  try {
+    inv = gpa::config::parse(std::vector<std::string>(argv + 1, argv + argc),
+                             gpa::config::environment_map(environ));
+    if (inv.help) {
+      std::cout << gpa::config::help_text();
+      return 0;
+    }
+    if (inv.version) {
+      std::cout << "gprofiler-agent " << gpa::agent_version << "\n";
+      return 0;
+    }
+    gpa::config::validate(inv);
+  } catch (const gpa::config::config_error& err) {
+    return fail_config(err.what());
+  }
+  if (auto& addr = inv.options.monitor.metrics_address; !addr.empty()) {
+    gpa::rt::loopback_endpoint ep;
+    if (auto why = gpa::rt::parse_loopback_address(addr, ep); !why.empty())
+      return fail_config("--metrics-address: " + why);
+  }
+  if (inv.print_config) {
+    std::cout << gpa::config::to_json(inv.options);
+    return 0;
+  }
+  if (inv.command == "collapse-perf")
+    return gpa::run_collapse_perf(inv);
+  if (inv.command == "flamegraph")
+    return gpa::run_flamegraph(inv);
+  if (auto err = gpa::log::setup(inv.options.log); !err.empty())
+    gpa::log::get("agent")->warn("{}", err);
+  for (auto& w : inv.warnings)
+    gpa::log::get("agent")->warn("{}", w);
+  if (inv.command == "upload-file")
+    return gpa::run_upload_file(inv);
+  // Before any thread exists: the agent's main thread alone takes SIGINT,
+  // SIGTERM and SIGHUP (subcommands keep the default: Ctrl-C stops them).
+  gpa::rt::block_termination_signals();
+  int status = 1;
+  try {
+    std::unique_ptr<gpa::rt::pid_file> pid;
+    if (!inv.options.process.pid_file.empty())
+      pid = std::make_unique<gpa::rt::pid_file>(inv.options.process.pid_file);
+    status = gpa::run_agent(inv.options);
+  } catch (const std::exception& ex) {
+    gpa::log::get("agent")->critical("{}", ex.what());
+    status = 1;
+  }
+  gpa::log::shutdown();
+  return status;
+}

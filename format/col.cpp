@@ -1,0 +1,363 @@
+#include "format/col.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <ctime>
+#include <map>
+#include <unordered_map>
+#include <unordered_set>
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+namespace gpa::format {
+
+namespace {
+
+/// Scales `stacks` so that their counts add up to `target` (largest
+/// remainder method); stacks left at 0 are removed unless `keep_zeros`.
+void scale_to(std::vector<stack_count>& stacks, uint64_t target,
+              bool keep_zeros = false) {
+  uint64_t total = 0;
+  for (auto& s : stacks)
+    total += s.count;
+  if (total == 0 || total == target)
+    return;
+  struct share {
+    size_t index;
+    double remainder;
+  };
+  std::vector<share> shares;
+  shares.reserve(stacks.size());
+  uint64_t assigned = 0;
+  for (size_t i = 0; i < stacks.size(); ++i) {
+    double exact = static_cast<double>(stacks[i].count)
+                   * static_cast<double>(target) / static_cast<double>(total);
+    auto whole = static_cast<uint64_t>(exact);
+    shares.push_back({i, exact - static_cast<double>(whole)});
+    stacks[i].count = whole;
+    assigned += whole;
+  }
+  std::sort(shares.begin(), shares.end(), [](auto& a, auto& b) {
+    return a.remainder != b.remainder ? a.remainder > b.remainder
+                                      : a.index < b.index;
+  });
+  for (size_t k = 0; assigned < target && k < shares.size(); ++k, ++assigned)
+    ++stacks[shares[k].index].count;
+  if (keep_zeros)
+    return;
+  stacks.erase(std::remove_if(stacks.begin(), stacks.end(),
+                              [](auto& s) {
+                                return s.count == 0;
+                              }),
+               stacks.end());
+}
+
+uint64_t total_of(const process_stacks& p) {
+  uint64_t n = 0;
+  for (auto& s : p.stacks)
+    n += s.count;
+  return n;
+}
+
+using json_writer = rapidjson::Writer<rapidjson::StringBuffer>;
+
+void kv(json_writer& w, const char* key, const std::string& value) {
+  w.Key(key);
+  if (value.empty())
+    w.String("unknown");
+  else
+    w.String(value.c_str(), static_cast<rapidjson::SizeType>(value.size()));
+}
+
+void kv(json_writer& w, const char* key, int64_t value) {
+  w.Key(key);
+  w.Int64(value);
+}
+
+} // namespace
+
+namespace {
+
+/// Average number of ';' of the distinct stacks of one process (gProfiler
+/// counts them in "comm;frame;...", so it is the frame count).
+double average_depth(const std::vector<const process_stacks*>& entries) {
+  uint64_t stacks = 0;
+  uint64_t separators = 0;
+  for (auto* p : entries)
+    for (auto& s : p->stacks) {
+      ++stacks;
+      separators += static_cast<uint64_t>(
+          std::count(s.stack.begin(), s.stack.end(), ';'));
+    }
+  return stacks == 0
+             ? 0.0
+             : static_cast<double>(separators) / static_cast<double>(stacks);
+}
+
+using by_pid = std::map<int32_t, std::vector<const process_stacks*>>;
+
+by_pid group_by_pid(const profile_part& part, uint64_t& total) {
+  by_pid result;
+  for (auto& p : part.processes) {
+    result[p.pid].push_back(&p);
+    total += total_of(p);
+  }
+  return result;
+}
+
+} // namespace
+
+profile_part combine_smart(const profile_part& fp, const profile_part& dwarf) {
+  profile_part result;
+  result.snapshot_id = fp.snapshot_id;
+  result.profiler = fp.profiler;
+  result.errors = fp.errors;
+  result.errors.insert(result.errors.end(), dwarf.errors.begin(),
+                       dwarf.errors.end());
+  uint64_t fp_total = 0;
+  uint64_t dwarf_total = 0;
+  auto fp_pids = group_by_pid(fp, fp_total);
+  auto dwarf_pids = group_by_pid(dwarf, dwarf_total);
+  if (dwarf_total == 0 || fp_total == 0) {
+    result.processes = dwarf_total == 0 ? fp.processes : dwarf.processes;
+    return result;
+  }
+  double ratio
+      = static_cast<double>(fp_total) / static_cast<double>(dwarf_total);
+  for (auto& [pid, fp_entries] : fp_pids) {
+    auto d = dwarf_pids.find(pid);
+    if (d == dwarf_pids.end()
+        || average_depth(fp_entries) > average_depth(d->second)) {
+      for (auto* p : fp_entries)
+        result.processes.push_back(*p);
+      continue;
+    }
+    // The DWARF stacks of this process, scaled as one set, then split back
+    // into their (pid, comm) entries.
+    std::vector<stack_count> all;
+    std::vector<size_t> owner;
+    uint64_t total = 0;
+    for (size_t i = 0; i < d->second.size(); ++i)
+      for (auto& s : d->second[i]->stacks) {
+        all.push_back(s);
+        owner.push_back(i);
+        total += s.count;
+      }
+    scale_to(
+        all,
+        static_cast<uint64_t>(std::llround(static_cast<double>(total) * ratio)),
+        true);
+    std::vector<process_stacks> out;
+    for (auto* p : d->second) {
+      process_stacks copy = *p;
+      copy.stacks.clear();
+      out.push_back(std::move(copy));
+    }
+    for (size_t k = 0; k < all.size(); ++k)
+      if (all[k].count > 0)
+        out[owner[k]].stacks.push_back(std::move(all[k]));
+    for (auto& p : out)
+      if (!p.stacks.empty())
+        result.processes.push_back(std::move(p));
+  }
+  return result;
+}
+
+std::vector<merged_stack> merge_parts(const std::vector<profile_part>& all,
+                                      const std::string& system_profiler) {
+  // With --perf-mode smart, the two recordings become one system part.
+  const profile_part* fp = nullptr;
+  const profile_part* dwarf = nullptr;
+  for (auto& part : all) {
+    if (part.profiler == system_profiler)
+      fp = &part;
+    else if (part.profiler == smart_dwarf_profiler)
+      dwarf = &part;
+  }
+  profile_part smart;
+  std::vector<const profile_part*> view;
+  for (auto& part : all)
+    if (dwarf == nullptr
+        || (&part != fp && part.profiler != smart_dwarf_profiler))
+      view.push_back(&part);
+  if (dwarf != nullptr) {
+    profile_part none;
+    none.profiler = system_profiler;
+    smart = combine_smart(fp != nullptr ? *fp : none, *dwarf);
+    smart.profiler = system_profiler;
+    view.push_back(&smart);
+  }
+  // pid -> perf's samples of that pid.
+  std::unordered_map<int32_t, uint64_t> perf_samples;
+  for (auto* part : view)
+    if (part->profiler == system_profiler)
+      for (auto& p : part->processes)
+        perf_samples[p.pid] += total_of(p);
+  // pids a runtime profiler covered: their perf stacks are replaced.
+  std::unordered_set<int32_t> replaced;
+  for (auto* part : view)
+    if (part->profiler != system_profiler)
+      for (auto& p : part->processes)
+        if (!p.stacks.empty())
+          replaced.insert(p.pid);
+  std::map<std::pair<std::string, std::string>, uint64_t> lines;
+  auto add = [&](const std::string& container,
+                 const std::vector<stack_count>& stacks) {
+    auto safe = sanitize_frame(container);
+    for (auto& s : stacks)
+      if (s.count > 0)
+        lines[{safe, s.stack}] += s.count;
+  };
+  for (auto* pp : view) {
+    auto& part = *pp;
+    bool is_system = part.profiler == system_profiler;
+    for (auto& p : part.processes) {
+      if (is_system) {
+        if (!replaced.count(p.pid))
+          add(p.container, p.stacks);
+        continue;
+      }
+      // Runtime stacks, scaled to perf's samples of the process if any.
+      auto i = perf_samples.find(p.pid);
+      if (i == perf_samples.end() || i->second == 0) {
+        add(p.container, p.stacks);
+        continue;
+      }
+      auto stacks = p.stacks;
+      scale_to(stacks, i->second);
+      add(p.container, stacks);
+    }
+    for (auto& e : part.errors) {
+      auto comm = e.comm.empty() ? part.profiler : e.comm;
+      std::string frame = "[Profiling " + e.what;
+      if (!e.reason.empty())
+        frame += ": " + e.reason;
+      frame += "]";
+      lines[{std::string{}, sanitize_frame(comm) + ";" + sanitize_frame(frame)}]
+          += 1;
+    }
+  }
+  std::vector<merged_stack> result;
+  result.reserve(lines.size());
+  for (auto& [key, count] : lines)
+    result.push_back({key.first, key.second, count});
+  return result;
+}
+
+std::string iso8601_ms(int64_t unix_ms) {
+  auto secs = static_cast<time_t>(unix_ms / 1000);
+  tm t{};
+  gmtime_r(&secs, &t);
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                t.tm_year + 1900, t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min,
+                t.tm_sec, static_cast<int>(unix_ms % 1000));
+  return buf;
+}
+
+std::string render_header(const col_header& h) {
+  rapidjson::StringBuffer buf;
+  json_writer w(buf);
+  w.StartObject();
+  w.Key("containers");
+  w.StartArray();
+  w.EndArray();
+  w.Key("container_names_enabled");
+  w.Bool(false);
+  w.Key("metadata");
+  w.StartObject();
+  kv(w, "cloud_provider", "unknown");
+  kv(w, "agent_version", h.agent_version);
+  w.Key("spawn_time");
+  w.Double(h.spawn_time);
+  kv(w, "run_mode", "standalone_executable");
+  kv(w, "deployment_type", "unknown");
+  kv(w, "kernel_release", h.host.kernel_release);
+  kv(w, "kernel_version", h.host.kernel_version);
+  kv(w, "system_name", h.host.system_name);
+  kv(w, "hypervisor", h.host.hypervisor);
+  kv(w, "processors", h.host.processors);
+  kv(w, "cpu_model_name", h.host.cpu_model_name);
+  kv(w, "cpu_flags", h.host.cpu_flags);
+  kv(w, "memory_capacity_mb", h.host.memory_capacity_mb);
+  kv(w, "hostname", h.host.hostname);
+  kv(w, "system", h.host.system_name);
+  kv(w, "os_name", h.host.os_name);
+  kv(w, "os_release", h.host.os_release);
+  kv(w, "os_codename", h.host.os_codename);
+  kv(w, "libc_type", h.host.libc_type);
+  kv(w, "libc_version", h.host.libc_version);
+  kv(w, "hardware_type", h.host.hardware_type);
+  kv(w, "pid", h.pid);
+  kv(w, "mac_address", h.host.mac_address);
+  kv(w, "private_ip", h.host.private_ip);
+  kv(w, "spawn_uptime_ms", h.host.spawn_uptime_ms);
+  w.Key("cloud_info");
+  w.StartObject();
+  kv(w, "provider", "unknown");
+  w.EndObject();
+  w.Key("run_arguments");
+  rapidjson::Document args;
+  args.Parse(h.run_arguments_json.c_str());
+  if (args.HasParseError() || !args.IsObject())
+    args.SetObject();
+  args.Accept(w);
+  w.Key("external_metadata");
+  w.StartObject();
+  w.EndObject();
+  kv(w, "current_time", iso8601_ms(h.end_ms));
+  kv(w, "profiling_mode", "cpu");
+  w.EndObject();
+  w.Key("metrics");
+  w.StartObject();
+  // Unknown (negative) averages are null, as gProfiler sends them when it
+  // has no reading.
+  w.Key("cpu_avg");
+  if (h.cpu_avg < 0)
+    w.Null();
+  else
+    w.Double(h.cpu_avg);
+  w.Key("mem_avg");
+  if (h.mem_avg < 0)
+    w.Null();
+  else
+    w.Double(h.mem_avg);
+  w.EndObject();
+  w.Key("application_metadata");
+  w.StartArray();
+  w.Null();
+  w.EndArray();
+  w.Key("application_metadata_enabled");
+  w.Bool(true);
+  kv(w, "profiling_mode", "cpu");
+  kv(w, "start_time", iso8601_ms(h.start_ms));
+  kv(w, "end_time", iso8601_ms(h.end_ms));
+  w.EndObject();
+  std::string line = "# ";
+  line.append(buf.GetString(), buf.GetSize());
+  line += '\n';
+  return line;
+}
+
+std::string render_col(const col_header& header,
+                       const std::vector<merged_stack>& stacks) {
+  auto out = render_header(header);
+  size_t size = out.size();
+  for (auto& s : stacks)
+    size += s.container.size() + s.stack.size() + 24;
+  out.reserve(size);
+  for (auto& s : stacks) {
+    out += "0;";
+    out += s.container;
+    out += ';';
+    out += s.stack;
+    out += ' ';
+    out += std::to_string(s.count);
+    out += '\n';
+  }
+  return out;
+}
+
+} // namespace gpa::format

@@ -1,0 +1,82 @@
+#pragma once
+
+// gProfiler's .col format: merging the parts of a snapshot by gProfiler's
+// rule and writing the "# {json}" header and the stack lines.
+//
+// Merge rule (gProfiler's): for a process that a runtime profiler (Java,
+// Python, ...) profiled, its runtime stacks replace perf's native stacks,
+// scaled so that they add up to the number of samples perf took of that
+// process (largest-remainder rounding, so the totals match exactly). If perf
+// saw no samples of it, the runtime stacks are kept as they are. Processes
+// only perf saw keep perf's stacks. Every error becomes one stack
+// "<comm>;[Profiling <what>: <reason>]" with count 1.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "format/collapse.hpp"
+#include "format/host.hpp"
+#include "format/profile.hpp"
+
+namespace gpa::format {
+
+/// One line of a profile before the prefix: container and "comm;frames".
+struct merged_stack {
+  std::string container;
+  std::string stack;
+  uint64_t count = 0;
+};
+
+/// The part of the DWARF recording of `--perf-mode smart` (the
+/// frame-pointer one is the system profiler's, "perf").
+inline constexpr const char* smart_dwarf_profiler = "perf-dwarf";
+
+/// gProfiler's rule for `--perf-mode smart`, which records the host twice,
+/// with frame pointers and with DWARF: per process, the recording whose
+/// distinct stacks are deeper on average wins (on a tie DWARF, as in
+/// gProfiler); DWARF stacks are scaled by the ratio
+/// of the two recordings' total samples (largest remainder per process). A
+/// process only the DWARF recording saw is left out. If one recording has
+/// no stacks at all (it failed), the other is used as it is. The result is
+/// named like `fp`; the errors of both are kept.
+profile_part combine_smart(const profile_part& fp, const profile_part& dwarf);
+
+/// Merges the parts of one snapshot. `system_profiler` names the part whose
+/// stacks other parts replace ("perf"); a part named smart_dwarf_profiler is
+/// first combined with it by combine_smart(). The result is sorted by stack.
+std::vector<merged_stack> merge_parts(const std::vector<profile_part>& parts,
+                                      const std::string& system_profiler
+                                      = "perf");
+
+/// Everything in the header besides the stacks.
+struct col_header {
+  host_info host;
+  std::string agent_version;
+  /// Agent start, seconds since the Unix epoch.
+  double spawn_time = 0;
+  int32_t pid = 0;
+  /// The effective options as a JSON object (secrets redacted).
+  std::string run_arguments_json = "{}";
+  int64_t start_ms = 0;
+  int64_t end_ms = 0;
+  /// Host CPU and memory use over the window, in percent; negative when
+  /// unknown (rendered as null).
+  double cpu_avg = -1;
+  double mem_avg = -1;
+};
+
+/// Renders the header line, including "# " and the newline.
+std::string render_header(const col_header& header);
+
+/// Renders the whole .col text: header, then one
+/// "0;<container>;<stack> <count>" line per merged stack.
+std::string render_col(const col_header& header,
+                       const std::vector<merged_stack>& stacks);
+
+/// Formats milliseconds since the epoch as ISO 8601 UTC with milliseconds,
+/// e.g. "2026-11-25T23:56:24.123Z".
+std::string iso8601_ms(int64_t unix_ms);
+
+} // namespace gpa::format

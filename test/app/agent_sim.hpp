@@ -1,0 +1,368 @@
+#pragma once
+
+// The whole agent in deterministic simulation: the real actors, wired by the
+// real spawn_agent(), over a simulated world (test/sim/sim_world.hpp) and a
+// scripted /proc. Time is the test clock; the loop interleaves CAF's timers
+// and the world's events in time order. After every step it checks the
+// invariants; every profile written is checked and folded into the trace
+// hash.
+
+#include <cinttypes>
+#include <cstdio>
+#include <limits>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <caf/actor_cast.hpp>
+#include <caf/send.hpp>
+
+#include "actors/memory_monitor.hpp"
+#include "actors/perf_profiler.hpp"
+#include "actors/process_reaper.hpp"
+#include "actors/scheduler.hpp"
+#include "actors/uploader.hpp"
+#include "app/agent.hpp"
+#include "runtime/metric_names.hpp"
+#include "runtime/process_env.hpp"
+#include "test/support/fake_proc.hpp"
+#include "test/support/fixture.hpp"
+#include "test/support/sim_world.hpp"
+
+namespace gpa::test {
+
+/// What a scenario sets up.
+struct sim_setup {
+  uint64_t seed = 1;
+  caf::timespan window{std::chrono::seconds(60)};
+  caf::timespan grace{std::chrono::seconds(10)};
+  overlap_policy overlap = overlap_policy::cut;
+  int64_t frequency = 1;
+  int64_t cpus = 1;
+  fault_plan faults;
+  /// Upload to the simulated backend (with a real spool in a temp dir).
+  bool upload = false;
+  int64_t spool_max_files = 100000;
+  /// Run the memory monitor over a scripted /proc.
+  bool monitor = false;
+  /// --perf-mode: "fp", or "smart" (two simulated perf recordings).
+  std::string perf_mode = "fp";
+};
+
+/// One profile as written, in brief.
+struct seen_profile {
+  std::string start;
+  std::string end;
+  uint64_t samples = 0;
+  bool perf_data = false;
+  bool perf_error = false;
+  std::string perf_error_text;
+};
+
+class agent_sim : public sim_fixture {
+public:
+  static constexpr int64_t epoch_ms = 1700000000000;
+  const std::string out_dir = "/sim/out";
+  const std::string temp_dir = "/sim/tmp";
+
+  sim_setup setup;
+  std::shared_ptr<fake_fs> fs = std::make_shared<fake_fs>();
+  std::shared_ptr<sim_world> world;
+  std::shared_ptr<sim_backend> backend;
+  std::shared_ptr<fake_proc> proc;
+  std::shared_ptr<rt::metrics> metrics = std::make_shared<rt::metrics>();
+  std::unique_ptr<rt::private_temp_dir> spool_dir;
+  std::shared_ptr<rt::spool> spool;
+  agent_options opts;
+  agent_actors actors;
+  std::vector<seen_profile> profiles;
+  uint64_t steps = 0;
+  uint64_t invariant_checks = 0;
+  /// What perf's RSS reads as, in KiB.
+  int64_t perf_rss_kb = 50 << 10;
+  /// The first invariant that broke, with the time; empty while all hold.
+  std::string violation;
+
+  explicit agent_sim(sim_setup s) : setup(std::move(s)) {
+    world = std::make_shared<sim_world>(setup.seed, fs, [this] {
+      return now();
+    });
+    world->faults = setup.faults;
+    world->window = setup.window;
+    world->frequency = setup.frequency;
+    world->cpus = setup.cpus;
+    fs->on_write = [this](const std::string& name, std::string_view content) {
+      on_written(name, content);
+    };
+    opts.scheduler.duration
+        = std::chrono::duration_cast<std::chrono::seconds>(setup.window);
+    opts.scheduler.profiler_grace
+        = std::chrono::duration_cast<std::chrono::seconds>(setup.grace);
+    opts.scheduler.overlap = setup.overlap;
+    opts.scheduler.frequency = setup.frequency;
+    opts.scheduler.continuous = true;
+    opts.output.dir = out_dir;
+    opts.output.rotating = true;
+    opts.output.rotating_keep = 3;
+    opts.output.no_flamegraph = true;
+    opts.perf.mode = setup.perf_mode;
+    opts.reaper.max_children = 16;
+    opts.reaper.max_queued = 64;
+    agent_runtime rt;
+    rt.launcher = world;
+    rt.fs = fs;
+    rt.work = std::make_shared<inline_work_queue>();
+    rt.metrics = metrics;
+    rt.wall_clock_ms = [this] {
+      return wall_ms();
+    };
+    rt.rss_kb = [this](int32_t) {
+      return perf_rss_kb;
+    };
+    rt.host.hostname = "sim-host";
+    rt.temp_dir = temp_dir;
+    rt.pid = 4242;
+    rt.spawn_ms = epoch_ms;
+    rt.seed = setup.seed;
+    rt.detach_blocking = false;
+    if (setup.upload) {
+      opts.upload.enabled = true;
+      opts.upload.token = "sim-token";
+      opts.upload.service_name = "sim";
+      opts.upload.server_host = "https://studio.sim";
+      opts.upload.spool_max_files = setup.spool_max_files;
+      backend = std::make_shared<sim_backend>();
+      rt.http = backend;
+      spool_dir = std::make_unique<rt::private_temp_dir>("/tmp");
+      auto sp = rt::spool::open(spool_dir->path() + "/spool",
+                                make_spool_limits(opts.upload));
+      BOOST_REQUIRE(sp);
+      spool = *sp;
+      rt.spool = spool;
+    }
+    if (setup.monitor) {
+      proc = std::make_shared<fake_proc>();
+      rt.proc = proc;
+    }
+    rt::metric::declare_all(*metrics, {"perf"});
+    actors = spawn_agent(sys, opts, rt, [] {});
+    start_agent(sys, actors, std::chrono::seconds(30));
+  }
+
+  ~agent_sim() override {
+    for (auto i = actors.order.rbegin(); i != actors.order.rend(); ++i)
+      caf::anon_send_exit(*i, caf::exit_reason::user_shutdown);
+    run();
+  }
+
+  int64_t wall_ms() {
+    return epoch_ms
+           + std::chrono::duration_cast<std::chrono::milliseconds>(
+                 now().time_since_epoch())
+                 .count();
+  }
+
+  // -- the loop ---------------------------------------------------------------
+
+  /// Runs the simulation for `d` of simulated time (or until an invariant
+  /// breaks).
+  void run_for(caf::timespan d) {
+    auto end = now() + d;
+    constexpr auto never = caf::actor_clock::time_point::max();
+    while (violation.empty()) {
+      run();
+      ++steps;
+      check_invariants();
+      auto& schedule = sched.clock().schedule();
+      auto t_caf = schedule.empty() ? never : schedule.begin()->first;
+      auto t_world = world->has_event() ? world->next_event_time() : never;
+      auto t = std::min(t_caf, t_world);
+      if (t > end) {
+        if (end > now())
+          sched.advance_time(end - now());
+        run();
+        return;
+      }
+      if (t_world <= t_caf) {
+        if (t_world > now())
+          sched.advance_time(t_world - now());
+        world->fire_next();
+      } else {
+        sched.trigger_timeout();
+      }
+    }
+  }
+
+  /// Calls `f` at simulated time now + `d` (a scripted outside event).
+  void at(caf::timespan d, std::function<void()> f) {
+    world->at(now() + d, std::move(f));
+  }
+
+  // -- state access (single-threaded: safe in the simulation)
+  // -------------------
+
+  template <class State, class Impl, class Handle>
+  State& state_of(const Handle& h) {
+    auto ptr = caf::actor_cast<caf::abstract_actor*>(h);
+    return dynamic_cast<typename Impl::template stateful_base<State>&>(*ptr)
+        .state;
+  }
+
+  reaper_state& reaper() {
+    return state_of<reaper_state, reaper_impl>(actors.reaper);
+  }
+
+  scheduler_state& scheduler() {
+    return state_of<scheduler_state, scheduler_impl>(actors.scheduler);
+  }
+
+  perf_state& perf() {
+    return state_of<perf_state, perf_profiler_impl>(
+        actors.profilers.at(0).handle);
+  }
+
+  // -- invariants
+  // ------------------------------------------------------------------
+
+  void fail(const std::string& what) {
+    if (!violation.empty())
+      return;
+    std::ostringstream out;
+    out << "at t="
+        << std::chrono::duration_cast<std::chrono::seconds>(
+               now().time_since_epoch())
+               .count()
+        << " s: " << what;
+    violation = out.str();
+  }
+
+  void check_invariants() {
+    ++invariant_checks;
+    // The reaper: bounded, and no child owned past its deadline plus grace.
+    auto& r = reaper();
+    if (r.live.size() > r.cfg.max_children)
+      fail("more children than the cap");
+    if (r.queue.size() > r.cfg.max_queued)
+      fail("reaper queue over its bound");
+    if (r.monitored.size() > 8)
+      fail("reaper monitors " + std::to_string(r.monitored.size())
+           + " requesters");
+    for (auto& [id, child] : r.live) {
+      auto& req = child.job.req;
+      if (req.timeout.count() > 0
+          && now() - child.started > req.timeout + req.kill_grace + 1s)
+        fail(req.argv[0] + " " + req.argv[1] + " owned past its deadline");
+    }
+    if (world->live() != r.live.size())
+      fail("the world and the reaper disagree on live children");
+    // The scheduler: one snapshot recording, one collecting, bounded work.
+    auto& s = scheduler();
+    if (s.stats.incomplete != 0)
+      fail("a snapshot lacks a profiler's entry");
+    if (s.merging > 2)
+      fail("more than two merges in flight");
+    if (s.collecting && s.recording && s.collecting->id >= s.recording->id)
+      fail("collecting snapshot is not older than the recording one");
+    for (auto& p : s.profilers)
+      if (p.outstanding.size() > 3)
+        fail(p.name + " has " + std::to_string(p.outstanding.size())
+             + " unanswered requests");
+    // The perf profiler: bounded state.
+    auto& pf = perf();
+    if (pf.windows.size() > 8 || pf.rotations.size() > 4
+        || pf.seen_files.size() > 4)
+      fail("perf profiler state grows");
+    // Files: nothing leaks in the temp dir, rotation keeps the output small.
+    if (fs->count(temp_dir) > 6)
+      fail(std::to_string(fs->count(temp_dir))
+           + " files left in the temp "
+             "dir");
+    if (fs->count(out_dir) > 8)
+      fail("the output directory grows");
+  }
+
+  /// A profile was written: check it, remember it, hash it.
+  void on_written(const std::string& name, std::string_view content) {
+    if (name.rfind("profile_", 0) != 0)
+      return;
+    seen_profile p;
+    auto field = [&](const std::string& key) {
+      auto k = "\"" + key + "\":\"";
+      auto pos = content.find(k);
+      if (pos == std::string_view::npos)
+        return std::string{};
+      auto start = pos + k.size();
+      return std::string{
+          content.substr(start, content.find('"', start) - start)};
+    };
+    p.start = field("start_time");
+    p.end = field("end_time");
+    size_t pos = content.find('\n') + 1;
+    while (pos < content.size()) {
+      auto nl = content.find('\n', pos);
+      auto line = content.substr(pos, nl - pos);
+      pos = nl + 1;
+      auto space = line.rfind(' ');
+      p.samples += std::strtoull(std::string{line.substr(space + 1)}.c_str(),
+                                 nullptr, 10);
+      if (line.find(";perf;[Profiling") != std::string_view::npos
+          || line.find(";perf-dwarf;[Profiling") != std::string_view::npos) {
+        p.perf_error = true;
+        p.perf_error_text = std::string{line};
+      } else if (line.find(";simproc-") != std::string_view::npos) {
+        p.perf_data = true;
+      }
+    }
+    // perf's part may be empty (no samples in a short segment after a
+    // restart); anything else has its stacks or its error.
+    if (!p.perf_data && !p.perf_error && p.samples != 0)
+      fail("profile " + p.end + " has neither perf's stacks nor its error:\n"
+           + std::string{content.substr(content.find('\n') + 1)});
+    if (!profiles.empty() && profiles.back().end != p.start)
+      fail("window " + p.start + " does not start where " + profiles.back().end
+           + " ended");
+    if (p.start >= p.end)
+      fail("empty window " + p.start);
+    world->trace.add(p.start);
+    world->trace.add(p.end);
+    world->trace.add(p.samples);
+    world->trace.add(p.perf_error_text);
+    profiles.push_back(std::move(p));
+  }
+
+  /// Profiles written and not uploaded yet (waiting in the spool).
+  size_t upload_pending() const {
+    return spool ? spool->count() : 0;
+  }
+
+  /// Counts of what happened, one line.
+  std::string summary() {
+    uint64_t errors = 0;
+    for (auto& p : profiles)
+      errors += p.perf_error;
+    std::ostringstream out;
+    out << "seed " << setup.seed << ": " << profiles.size() << " snapshots ("
+        << errors << " with perf's error stack), " << steps << " steps, "
+        << invariant_checks << " invariant checks, faults:";
+    for (auto& [what, n] : world->fault_counts)
+      out << " " << what << "=" << n;
+    out << ", trace hash " << std::hex << world->trace.value();
+    return out.str();
+  }
+
+  /// How to replay this run.
+  std::string replay(const std::string& test) const {
+    return "replay: GPA_SIM_SEED=" + std::to_string(setup.seed)
+           + " build/test/test_sim --run_test=" + test;
+  }
+};
+
+/// The seed of a scenario: GPA_SIM_SEED if set, else `fallback`.
+inline uint64_t sim_seed(uint64_t fallback) {
+  if (auto env = std::getenv("GPA_SIM_SEED"))
+    return std::strtoull(env, nullptr, 10);
+  return fallback;
+}
+
+} // namespace gpa::test

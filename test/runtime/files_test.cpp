@@ -1,0 +1,132 @@
+// The real file system's writes: atomic, private temporaries, and never
+// through a symlink planted where the agent writes.
+
+#include <boost/test/unit_test.hpp>
+
+#include <fstream>
+#include <sstream>
+
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "runtime/error.hpp"
+#include "runtime/files.hpp"
+#include "runtime/log.hpp"
+#include "runtime/process_env.hpp"
+
+using namespace gpa;
+
+namespace {
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+struct files_fixture {
+  rt::private_temp_dir temp{"/tmp"};
+  std::shared_ptr<rt::file_system> fs = rt::make_posix_file_system();
+  std::string dir = temp.path() + "/out";
+  std::string victim = temp.path() + "/victim";
+
+  files_fixture() {
+    std::ofstream{victim} << "precious";
+  }
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(files)
+
+BOOST_FIXTURE_TEST_CASE(writes_create_the_directory_and_replace_atomically,
+                        files_fixture) {
+  BOOST_REQUIRE(!fs->make_dirs(dir + "/a/b", 0755));
+  BOOST_REQUIRE(!fs->write_atomic(dir + "/a/b", "p.col", "one", 0644));
+  BOOST_REQUIRE(!fs->write_atomic(dir + "/a/b", "p.col", "two", 0644));
+  BOOST_CHECK_EQUAL(read_file(dir + "/a/b/p.col"), "two");
+  auto entries = fs->list(dir + "/a/b", "");
+  BOOST_REQUIRE(entries);
+  BOOST_CHECK_EQUAL(entries->size(), 1u); // no temporaries left
+  struct stat st {};
+  BOOST_REQUIRE_EQUAL(::stat((dir + "/a/b/p.col").c_str(), &st), 0);
+  BOOST_CHECK_EQUAL(st.st_mode & 0777, 0644u);
+}
+
+BOOST_FIXTURE_TEST_CASE(planted_symlinks_are_replaced_not_followed,
+                        files_fixture) {
+  BOOST_REQUIRE(!fs->make_dirs(dir, 0755));
+  // Someone plants links where the agent writes its profile and its
+  // last_profile.col link.
+  BOOST_REQUIRE_EQUAL(::symlink(victim.c_str(), (dir + "/p.col").c_str()), 0);
+  BOOST_REQUIRE_EQUAL(
+      ::symlink(victim.c_str(), (dir + "/last_profile.col").c_str()), 0);
+  BOOST_REQUIRE(!fs->write_atomic(dir, "p.col", "profile", 0644));
+  BOOST_REQUIRE(!fs->link_atomic(dir, "p.col", "last_profile.col"));
+  BOOST_CHECK_EQUAL(read_file(victim), "precious");
+  BOOST_CHECK_EQUAL(read_file(dir + "/p.col"), "profile");
+  char target[64] = {};
+  BOOST_REQUIRE_GT(
+      ::readlink((dir + "/last_profile.col").c_str(), target, sizeof(target)),
+      0);
+  BOOST_CHECK_EQUAL(std::string{target}, "p.col");
+}
+
+BOOST_FIXTURE_TEST_CASE(a_symlinked_directory_is_refused, files_fixture) {
+  BOOST_REQUIRE_EQUAL(::symlink(temp.path().c_str(), dir.c_str()), 0);
+  auto err = fs->make_dirs(dir, 0755);
+  BOOST_REQUIRE(err);
+  BOOST_CHECK_NE(describe(err).find("symlink"), std::string::npos);
+}
+
+BOOST_FIXTURE_TEST_CASE(reading_refuses_symlinks_and_names_the_file,
+                        files_fixture) {
+  auto link = temp.path() + "/link";
+  BOOST_REQUIRE_EQUAL(::symlink(victim.c_str(), link.c_str()), 0);
+  auto err = fs->read_chunks(
+      link, [](std::string_view) {}, 1024);
+  BOOST_REQUIRE(err);
+  BOOST_CHECK_NE(describe(err).find(link), std::string::npos);
+  std::string got;
+  BOOST_REQUIRE(!fs->read_chunks(
+      victim,
+      [&](std::string_view chunk) {
+        got.append(chunk);
+      },
+      3));
+  BOOST_CHECK_EQUAL(got, "precious");
+}
+
+BOOST_FIXTURE_TEST_CASE(unwritable_directory_is_a_clear_error, files_fixture) {
+  auto err = fs->write_atomic("/proc/self", "p.col", "x", 0644);
+  BOOST_REQUIRE(err);
+  BOOST_CHECK_NE(describe(err).find("/proc/self"), std::string::npos);
+}
+
+BOOST_FIXTURE_TEST_CASE(log_file_refuses_planted_symlinks, files_fixture) {
+  auto logs = temp.path() + "/logs";
+  BOOST_REQUIRE_EQUAL(::mkdir(logs.c_str(), 0700), 0);
+  log_options opts;
+  opts.file = logs + "/agent.log";
+  opts.rotate_backup_count = 2;
+  // A link at the log file itself, then at a rotated backup: both refused,
+  // naming the link; the file it points to is untouched.
+  for (auto name : {"/agent.log", "/agent.2.log"}) {
+    auto link = logs + name;
+    BOOST_REQUIRE_EQUAL(::symlink(victim.c_str(), link.c_str()), 0);
+    auto err = log::setup(opts);
+    BOOST_CHECK_NE(err.find(link + " is a symbolic link"), std::string::npos);
+    log::get("files-test")->warn("must not reach the victim");
+    BOOST_CHECK_EQUAL(read_file(victim), "precious");
+    BOOST_REQUIRE_EQUAL(::unlink(link.c_str()), 0);
+  }
+  // A plain path is logged to.
+  BOOST_CHECK_EQUAL(log::setup(opts), "");
+  log::get("files-test")->warn("to the file");
+  BOOST_CHECK_NE(read_file(opts.file).find("to the file"), std::string::npos);
+  log::silence();
+}
+
+BOOST_AUTO_TEST_SUITE_END()
