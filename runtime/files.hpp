@@ -36,6 +36,47 @@ int read_fd_chunks(int fd, const std::function<void(std::string_view)>& f,
 /// Appends all of `fd` to `out` (read_fd_chunks); returns 0 or the errno.
 int read_fd(int fd, std::string& out);
 
+/// A whole input file that the user named (a config file, a .col to render
+/// or upload), read the one bounded way: `path` must name a regular file, or
+/// be "-" for standard input; a FIFO, device, socket or directory is refused
+/// without blocking on it, and so is anything longer than the limit. A
+/// regular file is mapped (no copy, no RSS beyond the page cache), standard
+/// input is read into memory up to the limit. Move-only.
+class input_file {
+public:
+  /// Opens and maps (or reads) `path`. The error names the path and says
+  /// what is wrong: missing, not a regular file (and what it is), larger
+  /// than `max_bytes` (and both sizes), or the read failure.
+  static caf::expected<input_file> open(const std::string& path,
+                                        uint64_t max_bytes);
+
+  input_file(input_file&& other) noexcept;
+  input_file& operator=(input_file&& other) noexcept;
+  input_file(const input_file&) = delete;
+  input_file& operator=(const input_file&) = delete;
+  ~input_file();
+
+  /// The file's contents.
+  std::string_view text() const {
+    return view_;
+  }
+
+private:
+  input_file() = default;
+  void release();
+
+  /// The mapping of a regular file (null for stdin and empty files).
+  void* map_ = nullptr;
+  size_t map_size_ = 0;
+  /// What was read from standard input.
+  std::string buffer_;
+  std::string_view view_;
+};
+
+/// Reads `path` as input_file::open() does, into a string.
+caf::expected<std::string> read_input_file(const std::string& path,
+                                           uint64_t max_bytes);
+
 class file_system {
 public:
   virtual ~file_system() = default;

@@ -76,6 +76,135 @@ int read_fd(int fd, std::string& out) {
 
 namespace {
 
+/// What kind of file `st` is, for error messages.
+const char* file_kind(const struct stat& st) {
+  if (S_ISDIR(st.st_mode))
+    return "a directory";
+  if (S_ISFIFO(st.st_mode))
+    return "a FIFO";
+  if (S_ISSOCK(st.st_mode))
+    return "a socket";
+  if (S_ISCHR(st.st_mode))
+    return "a character device";
+  if (S_ISBLK(st.st_mode))
+    return "a block device";
+  return "not a regular file";
+}
+
+caf::error input_error(const std::string& path, const std::string& why) {
+  return make_gpa_error(ec::invalid_request,
+                        "cannot read " + path + ": " + why);
+}
+
+} // namespace
+
+caf::expected<input_file> input_file::open(const std::string& path,
+                                           uint64_t max_bytes) {
+  input_file result;
+  auto limit_text = [&] {
+    return "it is larger than the limit of " + std::to_string(max_bytes)
+           + " bytes";
+  };
+  if (path == "-") {
+    // Standard input is whatever the caller piped in: read up to the limit.
+    std::string& buf = result.buffer_;
+    char chunk[65536];
+    for (;;) {
+      auto n = ::read(STDIN_FILENO, chunk, sizeof(chunk));
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return input_error("standard input", std::strerror(errno));
+      if (n == 0)
+        break;
+      if (buf.size() + static_cast<size_t>(n) > max_bytes)
+        return input_error("standard input", limit_text());
+      buf.append(chunk, static_cast<size_t>(n));
+    }
+    result.view_ = buf;
+    return result;
+  }
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; the type check
+  // below refuses it anyway.
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0)
+    return input_error(path, std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    auto err = errno;
+    ::close(fd);
+    return input_error(path, std::strerror(err));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return input_error(path, std::string{"it is "} + file_kind(st)
+                                 + ", not a regular file");
+  }
+  auto size = static_cast<uint64_t>(st.st_size);
+  if (size > max_bytes) {
+    ::close(fd);
+    return input_error(path,
+                       limit_text() + " (" + std::to_string(size) + " bytes)");
+  }
+  if (size > 0) {
+    void* base = ::mmap(nullptr, static_cast<size_t>(size), PROT_READ,
+                        MAP_PRIVATE, fd, 0);
+    if (base == MAP_FAILED) {
+      auto err = errno;
+      ::close(fd);
+      return input_error(path, std::strerror(err));
+    }
+    ::madvise(base, static_cast<size_t>(size), MADV_SEQUENTIAL);
+    result.map_ = base;
+    result.map_size_ = static_cast<size_t>(size);
+    result.view_ = std::string_view{static_cast<const char*>(base),
+                                    static_cast<size_t>(size)};
+  }
+  ::close(fd);
+  return result;
+}
+
+input_file::input_file(input_file&& other) noexcept {
+  *this = std::move(other);
+}
+
+input_file& input_file::operator=(input_file&& other) noexcept {
+  if (this != &other) {
+    release();
+    map_ = other.map_;
+    map_size_ = other.map_size_;
+    bool buffered = other.map_ == nullptr;
+    buffer_ = std::move(other.buffer_);
+    view_ = buffered ? std::string_view{buffer_} : other.view_;
+    other.map_ = nullptr;
+    other.map_size_ = 0;
+    other.view_ = {};
+  }
+  return *this;
+}
+
+input_file::~input_file() {
+  release();
+}
+
+void input_file::release() {
+  if (map_ != nullptr)
+    ::munmap(map_, map_size_);
+  map_ = nullptr;
+  map_size_ = 0;
+  view_ = {};
+}
+
+caf::expected<std::string> read_input_file(const std::string& path,
+                                           uint64_t max_bytes) {
+  auto in = input_file::open(path, max_bytes);
+  if (!in)
+    return std::move(in.error());
+  return std::string{in->text()};
+}
+
+namespace {
+
 class posix_file_system : public file_system {
 public:
   caf::error read_chunks(const std::string& path,
