@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "runtime/error.hpp"
 #include "runtime/log.hpp"
 
 namespace gpa {
@@ -33,22 +34,29 @@ merge_summary merger_state::merge(merge_job& job, double cpu_avg,
   summary.bytes = p.col.size();
   log->info("snapshot {}: {} samples in {} stacks ({} bytes)", p.snapshot_id,
             p.total_samples, summary.stacks, summary.bytes);
-  // The profile goes to every sink; the last one gets the original.
-  for (size_t i = 0; i < sinks.size(); ++i) {
-    if (i + 1 == sinks.size())
-      self->send(sinks[i], write_atom_v, std::move(p));
-    else
-      self->send(sinks[i], write_atom_v, p);
+  if (cfg.uploader) {
+    auto lg = log;
+    auto id = p.snapshot_id;
+    self->request(cfg.uploader, caf::infinite, write_atom_v, std::move(p))
+        .then([](bool) {},
+              [lg, id](caf::error& err) {
+                lg->error("the uploader did not take profile {}: {}", id,
+                          describe(err));
+              });
+  } else if (cfg.writer) {
+    self->send(cfg.writer, write_atom_v, std::move(p));
   }
+  // Each window's log lines reach the disk (a crash loses none of them).
+  spdlog::apply_all([](const std::shared_ptr<spdlog::logger>& lg) {
+    lg->flush();
+  });
   return summary;
 }
 
 merger_actor::behavior_type
-merger(merger_actor::stateful_pointer<merger_state> self, merger_config cfg,
-       std::vector<profile_sink_actor> sinks) {
+merger(merger_actor::stateful_pointer<merger_state> self, merger_config cfg) {
   self->state.self = self;
   self->state.cfg = std::move(cfg);
-  self->state.sinks = std::move(sinks);
   self->state.log = log::get("merger");
   return {
       [self](merge_atom, merge_job& job) -> caf::result<merge_summary> {

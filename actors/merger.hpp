@@ -1,8 +1,9 @@
 #pragma once
 
 // The merger: combines the parts of one snapshot by gProfiler's rule
-// (format/col.hpp), adds the header, hands the profile to the sinks
-// (output writer, uploader) and keeps nothing of it afterwards.
+// (format/col.hpp), adds the header, hands the profile on (to the uploader,
+// which stores it and passes it to the output writer, or to the writer
+// alone) and keeps nothing of it afterwards.
 
 #include <functional>
 #include <memory>
@@ -16,6 +17,7 @@
 #include "format/col.hpp"
 #include "messages/monitor.hpp"
 #include "messages/scheduler.hpp"
+#include "messages/uploader.hpp"
 
 namespace spdlog {
 class logger;
@@ -33,6 +35,11 @@ struct merger_config {
   /// Gives free heap memory back to the OS (under memory pressure); none:
   /// nothing.
   std::function<void()> release_memory;
+  /// Where each profile goes: the uploader, which stores it in its
+  /// write-ahead spool and then hands it on to the output writer; or, with
+  /// no uploads, the writer directly. Either may be null.
+  uploader_actor uploader;
+  profile_sink_actor writer;
 };
 
 /// The merger's state.
@@ -41,18 +48,15 @@ struct merger_state {
 
   merger_actor::pointer self = nullptr;
   merger_config cfg;
-  std::vector<profile_sink_actor> sinks;
   std::shared_ptr<spdlog::logger> log;
 
   /// Builds the profile of `job` with the host's CPU and memory use over
-  /// its window (negative: unknown), hands it to the sinks and returns what
-  /// it made.
+  /// its window (negative: unknown), hands it on and returns what it made.
   merge_summary merge(merge_job& job, double cpu_avg, double mem_avg);
 };
 
-/// Spawns as `sys.spawn(merger, cfg, sinks)`.
+/// Spawns as `sys.spawn(merger, cfg)`.
 merger_actor::behavior_type
-merger(merger_actor::stateful_pointer<merger_state> self, merger_config cfg,
-       std::vector<profile_sink_actor> sinks);
+merger(merger_actor::stateful_pointer<merger_state> self, merger_config cfg);
 
 } // namespace gpa

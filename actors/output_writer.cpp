@@ -42,10 +42,18 @@ write_report writer_state::write(const profile& p) {
   auto fail = [&](const caf::error& err) {
     report.error = describe(err);
     ++counts.failed;
-    if (report.error != last_error)
-      log->error("cannot write profile {}: {}; going on", p.snapshot_id,
-                 report.error);
-    last_error = report.error;
+    ++failed_in_episode;
+    // One line per episode: the message names a different file every
+    // window, so an episode is known by its cause (the text after the last
+    // ": ", e.g. "No space left on device").
+    auto colon = report.error.rfind(": ");
+    auto cause = colon == std::string::npos ? report.error
+                                            : report.error.substr(colon + 2);
+    if (cause != last_error)
+      log->error("cannot write profile {}: {}; going on (said once until it "
+                 "changes or works again)",
+                 p.snapshot_id, report.error);
+    last_error = cause;
     return report;
   };
   if (auto err = fs->make_dirs(cfg.dir, 0755))
@@ -62,8 +70,11 @@ write_report writer_state::write(const profile& p) {
   if (cfg.rotating)
     rotate();
   if (!last_error.empty())
-    log->info("writing profiles works again");
+    log->info("writing profiles works again ({} profile(s) could not be "
+              "written)",
+              failed_in_episode);
   last_error.clear();
+  failed_in_episode = 0;
   ++counts.written;
   log->info("wrote {}", report.col_path);
   // The snapshot's burst (collapse, merge, page) is over: give its memory

@@ -58,8 +58,10 @@ struct writer_state {
   std::shared_ptr<rt::file_system> fs;
   std::shared_ptr<spdlog::logger> log;
   writer_counts counts;
-  /// The last error, logged once until a write succeeds again.
+  /// The cause of the last error, logged once until a write succeeds again
+  /// or the cause changes; and the failures since the last success.
   std::string last_error;
+  uint64_t failed_in_episode = 0;
 
   /// Writes one profile; returns what was written or the error.
   write_report write(const profile& p);

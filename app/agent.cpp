@@ -74,21 +74,21 @@ struct shutdown_state {
     auto uploader = caf::actor_cast<caf::actor>(actors.uploader);
     for (auto i = actors.order.rbegin(); i != actors.order.rend(); ++i) {
       if (uploader && *i == uploader) {
-        // Profiles in its mailbox are sent or spooled, not dropped. A
-        // request that takes too long is interrupted: its profile and the
-        // ones behind it go to the spool.
-        bool drained = false;
-        auto budget = left() > 1s ? left() - 1s : left() / 2;
-        self->request(actors.uploader, budget, stats_atom_v)
+        // Every profile is in the spool already: the uploader only gets a
+        // moment to finish the upload in flight (so that it is not sent
+        // again after a restart), then that request is interrupted.
+        bool idle = false;
+        auto budget = left() > 2s ? 2s : left() / 2;
+        self->request(actors.uploader, budget, shutdown_atom_v)
             .receive(
-                [&](const uploader_stats&) {
-                  drained = true;
+                [&](bool) {
+                  idle = true;
                 },
                 [&](caf::error&) {});
-        if (!drained && http) {
+        if (!idle && http) {
           http->interrupt();
-          self->request(actors.uploader, left(), stats_atom_v)
-              .receive([](const uploader_stats&) {}, [](caf::error&) {});
+          self->request(actors.uploader, left(), shutdown_atom_v)
+              .receive([](bool) {}, [](caf::error&) {});
         }
       }
       if (writer && *i == writer) {
@@ -155,6 +155,8 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
     add(a.monitor);
   }
 
+  // The output writer, if any (the uploader, if any, comes first: it hands
+  // every profile on to the writer once it is stored).
   std::vector<profile_sink_actor> sinks;
   if (!opts.output.dir.empty()) {
     writer_config wcfg;
@@ -176,13 +178,21 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
   if (rt.http) {
     auto ucfg = make_uploader_config(opts, rt.host.hostname, rt.spawn_ms);
     ucfg.rng_seed = rt.seed;
-    ucfg.pyroscope_spool = rt.pyroscope_spool;
-    a.uploader = rt.detach_blocking
-                     ? spawn_uploader(sys, rt.http, rt.spool, rt.metrics, ucfg)
-                     : caf::actor_cast<uploader_actor>(sys.spawn(
-                         uploader, rt.http, rt.spool, rt.metrics, ucfg));
+    // Write-ahead: the uploader stores each profile in its spools, then
+    // hands it on to the output writer.
+    if (!sinks.empty())
+      ucfg.next = sinks.front();
+    uploader_effects ufx;
+    ufx.http = rt.http;
+    ufx.studio_spool = rt.spool;
+    ufx.pyroscope_spool = rt.pyroscope_spool;
+    ufx.sender = rt.upload_work;
+    ufx.metrics = rt.metrics;
+    a.uploader = caf::actor_cast<uploader_actor>(
+        rt.detach_blocking
+            ? sys.spawn<caf::detached>(uploader, std::move(ufx), ucfg)
+            : sys.spawn(uploader, std::move(ufx), ucfg));
     add(a.uploader);
-    sinks.push_back(a.uploader);
   }
 
   merger_config mcfg;
@@ -193,7 +203,10 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
   mcfg.header.run_arguments_json = config::to_json(opts);
   mcfg.monitor = a.monitor;
   mcfg.release_memory = rt.release_memory;
-  a.merger = sys.spawn(merger, mcfg, sinks);
+  mcfg.uploader = a.uploader;
+  if (!a.uploader && !sinks.empty())
+    mcfg.writer = sinks.front();
+  a.merger = sys.spawn(merger, mcfg);
   add(a.merger);
 
   auto add_perf = [&](const std::string& name, const std::string& mode) {
@@ -365,12 +378,14 @@ int run_agent(const agent_options& opts) {
   }
   if (opts.upload.enabled || !opts.upload.pyroscope_url.empty()) {
     rt.http = rt::make_curl_http_client(make_http_options(opts.upload));
+    rt.upload_work = rt::make_thread_work_queue();
     auto open_spool = [&](const std::string& dir, const char* backend) {
       std::shared_ptr<rt::spool> result;
       if (auto sp = rt::spool::open(dir, make_spool_limits(opts.upload)))
         result = *sp;
       else
-        lg->error("{}; profiles that cannot be uploaded to {} will be lost",
+        lg->error("{}; profiles waiting for {} are kept in memory only and "
+                  "are lost if the agent stops before they are sent",
                   describe(sp.error()), backend);
       return result;
     };

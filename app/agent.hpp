@@ -51,11 +51,13 @@ struct agent_runtime {
   /// /proc, for the memory monitor (null: no monitor).
   std::shared_ptr<rt::proc_source> proc;
   /// The HTTP session and the spools of the uploader, Performance Studio's
-  /// and Pyroscope's (null: no uploads; a null spool keeps nothing across
-  /// failures).
+  /// and Pyroscope's (null http: no uploads; a null spool: the uploader
+  /// keeps its write-ahead log in memory, which does not survive the agent).
   std::shared_ptr<rt::http_client> http;
   std::shared_ptr<rt::spool> spool;
   std::shared_ptr<rt::spool> pyroscope_spool;
+  /// Where the uploader's blocking HTTP calls run (its own thread).
+  std::shared_ptr<rt::work_queue> upload_work;
   /// Gives free heap memory back to the OS; none: nothing.
   std::function<void()> release_memory;
   /// Seed of the uploader's back-off jitter.

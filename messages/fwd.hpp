@@ -46,6 +46,7 @@ struct window_stats;
 // -- uploader (messages/uploader.hpp) --
 
 struct uploader_stats;
+struct upload_result;
 
 } // namespace gpa
 
@@ -77,6 +78,7 @@ CAF_ADD_TYPE_ID(gpa, (gpa::window_stats))
 
 // -- uploader
 CAF_ADD_TYPE_ID(gpa, (gpa::uploader_stats))
+CAF_ADD_TYPE_ID(gpa, (gpa::upload_result))
 
 // -- atoms (at most 10 characters; prefixed so none equals one of CAF's)
 CAF_ADD_ATOM(gpa, gpa, run_atom, "gpa_run")

@@ -63,14 +63,45 @@ typename Inspector::result_type inspect(Inspector& f, uploader_stats& x) {
            x.spool_bytes, x.backing_off, x.gpid);
 }
 
-/// The uploader's public interface. It is a profile_sink_actor and a
-/// pressure_listener_actor (both convert implicitly from this handle).
+/// How one upload attempt of a spooled profile ended: what the uploader's
+/// sender thread reports back to the uploader.
+struct upload_result {
+  /// The lane (Performance Studio or Pyroscope) and its spool entry.
+  uint64_t lane = 0;
+  uint64_t seq = 0;
+  uint64_t snapshot_id = 0;
+  /// 0 sent, 1 try again later, 2 refused for good (upload::submit_status).
+  uint8_t status = 1;
+  /// Why it failed (no secrets).
+  std::string reason;
+  /// Requests that failed during the attempt.
+  uint32_t failed_requests = 0;
+  /// Whether the size rule folded stacks; the gzip body's size.
+  bool folded = false;
+  uint64_t body_bytes = 0;
+};
+
+/// @relates upload_result
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, upload_result& x) {
+  return f(caf::meta::type_name("upload_result"), x.lane, x.seq, x.snapshot_id,
+           x.status, x.reason, x.failed_requests, x.folded, x.body_bytes);
+}
+
+/// The uploader's public interface. It is a pressure_listener_actor (which
+/// converts implicitly from this handle).
 using uploader_actor = caf::typed_actor<
-    // A finished profile: send it, or spool it if it cannot go now.
-    caf::reacts_to<write_atom, profile>,
+    // A finished profile: stored in the spool of every backend first (the
+    // write-ahead log), then handed on to the next sink (the output writer),
+    // then sent. The reply says whether it is on disk for every backend
+    // (false: kept in memory only, or lost; the log says why).
+    caf::replies_to<write_atom, profile>::with<bool>,
     // Memory pressure: at warning or above, recycle the HTTP session and drop
     // reusable buffers.
     caf::reacts_to<pressure_atom, pressure_event>,
+    // Shutting down: start no new upload; the reply comes once none is in
+    // flight (every profile not yet accepted stays in the spool).
+    caf::replies_to<shutdown_atom>::with<bool>,
     // Introspection.
     caf::replies_to<stats_atom>::with<uploader_stats>>;
 

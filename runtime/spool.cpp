@@ -45,19 +45,26 @@ std::string hint_for(int err) {
   }
 }
 
-/// Parses "<20 digits>.prof"; returns 0 for anything else.
-uint64_t parse_name(const char* name) {
+/// What a directory entry's name says it is.
+enum class name_kind { other, entry, invalid_entry };
+
+/// Parses "<20 digits>.prof" into `seq`: an entry if the number is in
+/// [1, spool::max_seq] (the first digit is 0, so it never overflows), an
+/// invalid entry if it is shaped like one but out of range, else other.
+name_kind parse_name(const char* name, uint64_t& seq) {
   auto len = std::strlen(name);
   if (len != seq_digits + std::strlen(suffix)
       || std::strcmp(name + seq_digits, suffix) != 0)
-    return 0;
-  uint64_t seq = 0;
-  for (size_t i = 0; i < seq_digits; ++i) {
+    return name_kind::other;
+  seq = 0;
+  for (size_t i = 0; i < seq_digits; ++i)
     if (name[i] < '0' || name[i] > '9')
-      return 0;
+      return name_kind::other;
+  if (name[0] != '0')
+    return name_kind::invalid_entry;
+  for (size_t i = 1; i < seq_digits; ++i)
     seq = seq * 10 + static_cast<uint64_t>(name[i] - '0');
-  }
-  return seq;
+  return seq == 0 ? name_kind::invalid_entry : name_kind::entry;
 }
 
 /// Creates the missing parents of `dir` (0755, like mkdir -p).
@@ -90,7 +97,22 @@ std::string spool_entry::name() const {
 }
 
 spool::spool(std::string path, int dir_fd, spool_limits limits)
-    : path_(std::move(path)), dir_fd_(dir_fd), limits_(limits) {}
+    : path_(std::move(path)), dir_fd_(dir_fd), limits_(limits) {
+  limits_.max_files = std::max<uint64_t>(limits_.max_files, 1);
+}
+
+std::shared_ptr<spool> spool::in_memory(spool_limits limits, std::string name) {
+  // Every entry is in memory: the byte bound is the memory bound.
+  limits.max_memory_bytes = limits.max_bytes;
+  return std::shared_ptr<spool>{new spool(std::move(name), -1, limits)};
+}
+
+size_t spool::in_memory_count() const {
+  return static_cast<size_t>(
+      std::count_if(entries_.begin(), entries_.end(), [](auto& e) {
+        return e.second.memory.has_value();
+      }));
+}
 
 spool::~spool() {
   if (dir_fd_ >= 0)
@@ -152,45 +174,61 @@ caf::error spool::scan() {
     return fail("cannot list spool directory " + path_, err, "");
   }
   ::rewinddir(d);
-  std::vector<std::string> temps;
+  // Temporaries are writes that never completed (crash, full disk); names
+  // shaped like entries but out of range would wrap: both are removed.
+  std::vector<std::string> garbage;
   while (auto* ent = ::readdir(d)) {
     const char* name = ent->d_name;
     if (std::strncmp(name, temp_prefix, std::strlen(temp_prefix)) == 0) {
-      temps.emplace_back(name);
+      garbage.emplace_back(name);
       continue;
     }
-    auto seq = parse_name(name);
-    if (seq == 0)
+    uint64_t seq = 0;
+    auto kind = parse_name(name, seq);
+    if (kind == name_kind::other)
       continue; // not ours: left alone
+    if (kind == name_kind::invalid_entry) {
+      garbage.emplace_back(name);
+      continue;
+    }
     struct stat st;
     if (::fstatat(dir_fd_, name, &st, AT_SYMLINK_NOFOLLOW) != 0
         || !S_ISREG(st.st_mode))
       continue; // a symlink or device under our name is never read
-    entries_[seq] = static_cast<uint64_t>(st.st_size);
+    entries_[seq].bytes = static_cast<uint64_t>(st.st_size);
     bytes_ += static_cast<uint64_t>(st.st_size);
     next_seq_ = std::max(next_seq_, seq + 1);
   }
   ::closedir(d);
-  // A temporary is a write that never completed (crash, full disk).
-  for (auto& name : temps)
+  for (auto& name : garbage)
     ::unlinkat(dir_fd_, name.c_str(), 0);
+  if (next_seq_ > max_seq)
+    return renumber();
   return caf::none;
 }
 
-caf::expected<spool_push_result> spool::push(std::string_view data) {
-  if (limits_.max_files == 0)
-    return make_gpa_error(ec::write_failed,
-                          "spooling is disabled (--spool-max-files 0)");
-  if (data.size() > limits_.max_bytes)
-    return make_gpa_error(ec::write_failed,
-                          "entry of " + std::to_string(data.size())
-                              + " bytes exceeds the spool's limit of "
-                              + std::to_string(limits_.max_bytes)
-                              + " bytes (--spool-max-size)");
-  spool_entry entry;
-  entry.seq = next_seq_++;
-  entry.bytes = data.size();
-  auto final_name = entry.name();
+caf::error spool::renumber() {
+  uint64_t seq = 0;
+  std::map<uint64_t, held> renumbered;
+  for (auto& [old_seq, entry] : entries_) {
+    ++seq;
+    if (!entry.memory && old_seq != seq) {
+      auto from = spool_entry{old_seq, 0}.name();
+      auto to = spool_entry{seq, 0}.name();
+      if (::renameat(dir_fd_, from.c_str(), dir_fd_, to.c_str()) != 0)
+        return fail("cannot renumber " + path_ + "/" + from, errno, "");
+    }
+    renumbered[seq] = std::move(entry);
+  }
+  entries_ = std::move(renumbered);
+  next_seq_ = seq + 1;
+  if (dir_fd_ >= 0)
+    ::fsync(dir_fd_);
+  return caf::none;
+}
+
+caf::error spool::write_file(uint64_t seq, std::string_view data) {
+  auto final_name = spool_entry{seq, 0}.name();
   auto temp_name = std::string{temp_prefix} + final_name;
   int fd = ::openat(dir_fd_, temp_name.c_str(),
                     O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -214,16 +252,53 @@ caf::expected<spool_push_result> spool::push(std::string_view data) {
   }
   // Make the rename itself durable.
   ::fsync(dir_fd_);
-  entries_[entry.seq] = entry.bytes;
-  bytes_ += entry.bytes;
+  return caf::none;
+}
+
+caf::expected<spool_push_result> spool::push(std::string_view data) {
+  if (data.size() > limits_.max_bytes)
+    return make_gpa_error(ec::write_failed,
+                          "entry of " + std::to_string(data.size())
+                              + " bytes exceeds the spool's limit of "
+                              + std::to_string(limits_.max_bytes)
+                              + " bytes (--spool-max-size)");
+  if (next_seq_ > max_seq)
+    if (auto err = renumber())
+      return err;
   spool_push_result result;
-  result.entry = entry;
+  result.entry.seq = next_seq_;
+  result.entry.bytes = data.size();
+  held entry;
+  entry.bytes = data.size();
+  caf::error not_durable;
+  if (dir_fd_ >= 0)
+    not_durable = write_file(next_seq_, data);
+  else
+    not_durable = make_gpa_error(ec::write_failed,
+                                 "the spool " + path_ + " is in memory only");
+  if (not_durable) {
+    // Not on disk: kept in memory, so that it is still sent (but lost if
+    // the agent dies first).
+    if (memory_bytes_ + data.size() > limits_.max_memory_bytes)
+      return make_gpa_error(
+          ec::write_failed,
+          describe(not_durable) + "; and the "
+              + std::to_string(limits_.max_memory_bytes)
+              + " bytes of memory for entries that cannot be written are "
+                "used up");
+    entry.memory = std::string{data};
+    memory_bytes_ += data.size();
+    result.durable = false;
+    result.not_durable_because = describe(not_durable);
+  }
+  ++next_seq_;
+  entries_[result.entry.seq] = std::move(entry);
+  bytes_ += data.size();
   while (entries_.size() > limits_.max_files || bytes_ > limits_.max_bytes) {
     auto oldest = entries_.begin();
-    if (oldest->first == entry.seq)
+    if (oldest->first == result.entry.seq)
       break; // cannot happen: the entry alone fits
-    spool_entry victim{oldest->first, oldest->second};
-    remove(victim);
+    remove(spool_entry{oldest->first, oldest->second.bytes});
     ++result.dropped;
   }
   return result;
@@ -232,18 +307,24 @@ caf::expected<spool_push_result> spool::push(std::string_view data) {
 std::optional<spool_entry> spool::oldest() const {
   if (entries_.empty())
     return std::nullopt;
-  return spool_entry{entries_.begin()->first, entries_.begin()->second};
+  return spool_entry{entries_.begin()->first, entries_.begin()->second.bytes};
 }
 
 std::vector<spool_entry> spool::list() const {
   std::vector<spool_entry> result;
   result.reserve(entries_.size());
-  for (auto& [seq, bytes] : entries_)
-    result.push_back(spool_entry{seq, bytes});
+  for (auto& [seq, entry] : entries_)
+    result.push_back(spool_entry{seq, entry.bytes});
   return result;
 }
 
 caf::expected<std::string> spool::read(const spool_entry& entry) const {
+  if (auto i = entries_.find(entry.seq);
+      i != entries_.end() && i->second.memory)
+    return *i->second.memory;
+  if (dir_fd_ < 0)
+    return make_gpa_error(ec::write_failed,
+                          "no entry " + entry.name() + " in " + path_);
   auto name = entry.name();
   int fd = ::openat(dir_fd_, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0)
@@ -276,9 +357,16 @@ caf::expected<std::string> spool::read(const spool_entry& entry) const {
 caf::error spool::remove(const spool_entry& entry) {
   auto i = entries_.find(entry.seq);
   if (i != entries_.end()) {
-    bytes_ -= i->second;
+    bytes_ -= i->second.bytes;
+    bool in_memory = i->second.memory.has_value();
+    if (in_memory)
+      memory_bytes_ -= i->second.bytes;
     entries_.erase(i);
+    if (in_memory || dir_fd_ < 0)
+      return caf::none;
   }
+  if (dir_fd_ < 0)
+    return caf::none;
   auto name = entry.name();
   if (::unlinkat(dir_fd_, name.c_str(), 0) != 0 && errno != ENOENT) {
     auto err = errno;

@@ -49,9 +49,16 @@ struct running {
   uploader_actor up;
 
   running(uploader_config ucfg, std::shared_ptr<rt::spool> spool,
-          rt::http_client_options hopts)
+          rt::http_client_options hopts,
+          std::shared_ptr<rt::spool> pyroscope_spool = nullptr)
       : sys(init(cfg)), http(rt::make_curl_http_client(hopts)) {
-    up = spawn_uploader(sys, http, std::move(spool), nullptr, std::move(ucfg));
+    uploader_effects fx;
+    fx.http = http;
+    fx.studio_spool = std::move(spool);
+    fx.pyroscope_spool = std::move(pyroscope_spool);
+    fx.sender = rt::make_thread_work_queue();
+    up = caf::actor_cast<uploader_actor>(
+        sys.spawn<caf::detached>(uploader, std::move(fx), std::move(ucfg)));
   }
 
   ~running() {
@@ -59,8 +66,14 @@ struct running {
     caf::anon_send_exit(up, caf::exit_reason::user_shutdown);
   }
 
+  /// Hands a profile to the uploader and waits until it is stored.
   void send(const profile& p) {
-    caf::anon_send(up, write_atom_v, p);
+    caf::scoped_actor self{sys};
+    self->request(up, 30s, write_atom_v, p)
+        .receive([](bool) {},
+                 [&](caf::error& err) {
+                   BOOST_FAIL("write request failed: " + describe(err));
+                 });
   }
 
   uploader_stats stats() {
@@ -121,7 +134,15 @@ struct upload_fixture {
   std::unique_ptr<running> start(uploader_config cfg) {
     rt::http_client_options hopts;
     hopts.secrets = {token};
-    return std::make_unique<running>(std::move(cfg), open_spool(), hopts);
+    std::shared_ptr<rt::spool> py;
+    if (!cfg.studio.pyroscope_url.empty()) {
+      // Pyroscope's spool where the agent puts it.
+      auto sp = rt::spool::open(spool_dir + "/pyroscope", limits);
+      BOOST_REQUIRE_MESSAGE(static_cast<bool>(sp),
+                            (sp ? std::string{} : describe(sp.error())));
+      py = *sp;
+    }
+    return std::make_unique<running>(std::move(cfg), open_spool(), hopts, py);
   }
 
   std::unique_ptr<running> start() {
@@ -157,17 +178,12 @@ struct upload_fixture {
     return result;
   }
 
-  /// A configuration that also sends to Pyroscope (the same test server),
-  /// with Pyroscope's spool where the agent puts it.
+  /// A configuration that also sends to Pyroscope (the same test server).
   uploader_config config_with_pyroscope() {
     auto cfg = config();
     cfg.studio.pyroscope_url = server.url();
     cfg.studio.pyroscope_app = "myapp.cpu";
     cfg.studio.sample_rate_hz = 11;
-    auto sp = rt::spool::open(spool_dir + "/pyroscope", limits);
-    BOOST_REQUIRE_MESSAGE(static_cast<bool>(sp),
-                          (sp ? std::string{} : describe(sp.error())));
-    cfg.pyroscope_spool = *sp;
     return cfg;
   }
 

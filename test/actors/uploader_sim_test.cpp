@@ -1,6 +1,7 @@
 // Deterministic tests of the uploader's state machine: a scripted HTTP
-// client, a real spool in a temporary directory, and simulated time for the
-// back-off (delayed_send on the test_coordinator).
+// client, in-memory spools (the simulation touches no directory), an inline
+// sender, and simulated time for the back-off (delayed_send on the
+// test_coordinator).
 
 #include <boost/test/unit_test.hpp>
 
@@ -11,6 +12,7 @@
 #include "test/support/fake_http_client.hpp"
 #include "test/support/fixture.hpp"
 #include "test/support/helpers.hpp"
+#include "test/support/sim_world.hpp"
 #include "upload/format.hpp"
 
 using namespace std::chrono_literals;
@@ -24,10 +26,12 @@ namespace {
 struct uploader_fixture : gpa::test::sim_fixture {
   std::shared_ptr<fake_http_client> http = std::make_shared<fake_http_client>();
   std::shared_ptr<rt::metrics> metrics = std::make_shared<rt::metrics>();
-  rt::private_temp_dir temp{"/tmp"};
-  std::string spool_dir = temp.path() + "/spool";
   std::shared_ptr<rt::spool> spool;
+  std::shared_ptr<rt::spool> py_spool;
   uploader_actor up;
+  /// What a stand-in next sink saw: profiles, and the spool's size then.
+  std::vector<uint64_t> seen_by_writer;
+  std::vector<size_t> spool_when_written;
 
   ~uploader_fixture() override {
     caf::anon_send_exit(up, caf::exit_reason::user_shutdown);
@@ -52,17 +56,28 @@ struct uploader_fixture : gpa::test::sim_fixture {
   }
 
   void start(uploader_config cfg = config(), rt::spool_limits lim = {}) {
-    auto sp = rt::spool::open(spool_dir, lim);
-    BOOST_REQUIRE(sp);
-    spool = *sp;
+    if (!spool)
+      spool = rt::spool::in_memory(lim, "studio");
+    if (!py_spool)
+      py_spool = rt::spool::in_memory(lim, "pyroscope");
+    uploader_effects fx;
+    fx.http = http;
+    fx.studio_spool = spool;
+    fx.pyroscope_spool = py_spool;
+    fx.sender = std::make_shared<gpa::test::inline_work_queue>();
+    fx.metrics = metrics;
     up = caf::actor_cast<uploader_actor>(
-        sys.spawn(uploader, http, spool, metrics, std::move(cfg)));
+        sys.spawn(uploader, std::move(fx), std::move(cfg)));
     run();
   }
 
-  void send(uint64_t id) {
-    caf::anon_send(up, write_atom_v, make_profile(id));
+  /// Hands a profile to the uploader; returns whether it said the profile
+  /// is stored on disk.
+  bool send(uint64_t id) {
+    auto r = request<bool>(up, write_atom_v, make_profile(id));
     run();
+    BOOST_REQUIRE(r->value);
+    return *r->value;
   }
 
   uploader_stats stats() {
@@ -216,9 +231,6 @@ BOOST_FIXTURE_TEST_CASE(pyroscope_has_its_own_spool_and_back_off,
   cfg.studio.pyroscope_url = "https://pyroscope.test";
   cfg.studio.pyroscope_app = "app.cpu";
   cfg.studio.sample_rate_hz = 11;
-  auto py_spool = rt::spool::open(spool_dir + "/pyroscope", {});
-  BOOST_REQUIRE(py_spool);
-  cfg.pyroscope_spool = *py_spool;
   start(cfg);
   auto ingested = [&](bool ok_only) {
     std::vector<uint64_t> result;
@@ -242,9 +254,8 @@ BOOST_FIXTURE_TEST_CASE(pyroscope_has_its_own_spool_and_back_off,
   BOOST_CHECK_EQUAL(st.pyroscope_failed, 1u);
   BOOST_CHECK_EQUAL(st.pyroscope_spooled, 3u);
   BOOST_CHECK_EQUAL(st.pyroscope_spool_files, 3u);
-  BOOST_CHECK_EQUAL((*py_spool)->count(), 3u);
-  // Studio's spool is untouched: the Pyroscope directory inside it is not
-  // one of its entries.
+  BOOST_CHECK_EQUAL(py_spool->count(), 3u);
+  // Studio's spool holds nothing: every profile went out.
   BOOST_CHECK_EQUAL(spool->count(), 0u);
   // Pyroscope returns: the three arrive oldest first, once each.
   http->ingest_down = false;
@@ -324,21 +335,13 @@ BOOST_FIXTURE_TEST_CASE(session_recycled_on_schedule_error_and_pressure,
 }
 
 BOOST_FIXTURE_TEST_CASE(previous_runs_spool_goes_first, uploader_fixture) {
-  {
-    auto sp = rt::spool::open(spool_dir, {});
-    BOOST_REQUIRE(sp);
-    (*sp)->push(upload::to_spool_record(make_profile(1)));
-    (*sp)->push("not a spool record"); // corrupt: dropped, not fatal
-    (*sp)->push(upload::to_spool_record(make_profile(2)));
-  }
-  auto sp = rt::spool::open(spool_dir, {});
-  BOOST_REQUIRE(sp);
-  spool = *sp;
-  up = caf::actor_cast<uploader_actor>(
-      sys.spawn(uploader, http, spool, metrics, config()));
-  // A new profile that arrives before the uploader even started.
-  caf::anon_send(up, write_atom_v, make_profile(3));
-  run();
+  // What a previous run left in the spool.
+  spool = rt::spool::in_memory({}, "studio");
+  spool->push(upload::to_spool_record(make_profile(1)));
+  spool->push("not a spool record"); // corrupt: dropped, not fatal
+  spool->push(upload::to_spool_record(make_profile(2)));
+  start();
+  send(3);
   BOOST_CHECK((uploaded() == std::vector<uint64_t>{1, 2, 3}));
   auto st = stats();
   BOOST_CHECK_EQUAL(st.sent, 3u);
@@ -349,16 +352,70 @@ BOOST_FIXTURE_TEST_CASE(previous_runs_spool_goes_first, uploader_fixture) {
               != std::string::npos);
 }
 
-BOOST_FIXTURE_TEST_CASE(without_a_spool_a_failed_profile_is_dropped,
+BOOST_FIXTURE_TEST_CASE(write_ahead_the_profile_is_stored_before_it_is_sent,
                         uploader_fixture) {
+  // The next sink (the output writer) gets the profile only after it is in
+  // the spool, and the spool entry goes only once the backend accepted it.
+  auto writer = sys.spawn([this](caf::event_based_actor*) -> caf::behavior {
+    return {
+        [this](write_atom, const profile& p) {
+          seen_by_writer.push_back(p.snapshot_id);
+          spool_when_written.push_back(spool->count());
+        },
+    };
+  });
+  auto cfg = config();
+  cfg.next = caf::actor_cast<profile_sink_actor>(writer);
+  http->down = true;
+  start(cfg);
+  // With the backend down it stays in the spool and still reaches the
+  // writer.
+  BOOST_CHECK(!send(1)); // an in-memory spool is not durable
+  BOOST_CHECK_EQUAL(spool->count(), 1u);
+  BOOST_CHECK((seen_by_writer == std::vector<uint64_t>{1}));
+  BOOST_CHECK_EQUAL(spool_when_written.at(0), 1u);
+  http->down = false;
+  BOOST_REQUIRE(fire_next_timer());
+  BOOST_CHECK_EQUAL(spool->count(), 0u);
+  BOOST_CHECK((uploaded() == std::vector<uint64_t>{1}));
+  caf::anon_send_exit(writer, caf::exit_reason::user_shutdown);
+  run();
+}
+
+BOOST_FIXTURE_TEST_CASE(without_spools_profiles_wait_in_memory,
+                        uploader_fixture) {
+  uploader_effects fx;
+  fx.http = http;
+  fx.sender = std::make_shared<gpa::test::inline_work_queue>();
   up = caf::actor_cast<uploader_actor>(
-      sys.spawn(uploader, http, nullptr, metrics, config()));
+      sys.spawn(uploader, std::move(fx), config()));
   run();
   http->script = {0};
   send(1);
   auto st = stats();
-  BOOST_CHECK_EQUAL(st.dropped, 1u);
-  BOOST_CHECK_EQUAL(st.spooled, 0u);
+  BOOST_CHECK_EQUAL(st.spooled, 1u);
+  BOOST_CHECK_EQUAL(st.spool_files, 1u);
+  BOOST_REQUIRE(fire_next_timer());
+  BOOST_CHECK((uploaded() == std::vector<uint64_t>{1}));
+  BOOST_CHECK_EQUAL(stats().dropped, 0u);
+}
+
+BOOST_FIXTURE_TEST_CASE(shutdown_waits_for_the_upload_in_flight_only,
+                        uploader_fixture) {
+  // An inline sender finishes every send before the shutdown request is
+  // read, so the answer comes at once and starts no further upload.
+  start();
+  http->down = true;
+  send(1);
+  auto r = request<bool>(up, shutdown_atom_v);
+  run();
+  BOOST_REQUIRE(r->value);
+  BOOST_CHECK(*r->value);
+  auto before = http->calls.size();
+  // A retry timer that fires now sends nothing: the profile stays stored.
+  fire_next_timer();
+  BOOST_CHECK_EQUAL(http->calls.size(), before);
+  BOOST_CHECK_EQUAL(spool->count(), 1u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

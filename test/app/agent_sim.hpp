@@ -41,7 +41,7 @@ struct sim_setup {
   int64_t frequency = 1;
   int64_t cpus = 1;
   fault_plan faults;
-  /// Upload to the simulated backend (with a real spool in a temp dir).
+  /// Upload to the simulated backend (with an in-memory spool).
   bool upload = false;
   int64_t spool_max_files = 100000;
   /// Run the memory monitor over a scripted /proc.
@@ -72,7 +72,6 @@ public:
   std::shared_ptr<sim_backend> backend;
   std::shared_ptr<fake_proc> proc;
   std::shared_ptr<rt::metrics> metrics = std::make_shared<rt::metrics>();
-  std::unique_ptr<rt::private_temp_dir> spool_dir;
   std::shared_ptr<rt::spool> spool;
   agent_options opts;
   agent_actors actors;
@@ -134,12 +133,10 @@ public:
       opts.upload.spool_max_files = setup.spool_max_files;
       backend = std::make_shared<sim_backend>();
       rt.http = backend;
-      spool_dir = std::make_unique<rt::private_temp_dir>("/tmp");
-      auto sp = rt::spool::open(spool_dir->path() + "/spool",
-                                make_spool_limits(opts.upload));
-      BOOST_REQUIRE(sp);
-      spool = *sp;
+      // In memory: the simulation touches no directory.
+      spool = rt::spool::in_memory(make_spool_limits(opts.upload), "sim");
       rt.spool = spool;
+      rt.upload_work = std::make_shared<inline_work_queue>();
     }
     if (setup.monitor) {
       proc = std::make_shared<fake_proc>();

@@ -98,13 +98,50 @@ BOOST_FIXTURE_TEST_CASE(bounds_drop_the_oldest, spool_fixture) {
   BOOST_CHECK_EQUAL(sp->count(), 2u);
 }
 
-BOOST_FIXTURE_TEST_CASE(disabled_when_max_files_is_zero, spool_fixture) {
+BOOST_FIXTURE_TEST_CASE(holds_at_least_one_entry, spool_fixture) {
+  // The spool is the write-ahead log of every upload: it cannot be off.
   rt::spool_limits lim;
   lim.max_files = 0;
   auto sp = open(lim);
-  auto r = sp->push("x");
-  BOOST_REQUIRE(!r);
-  BOOST_CHECK(describe(r.error()).find("disabled") != std::string::npos);
+  BOOST_REQUIRE(sp->push("x"));
+  auto r = sp->push("y");
+  BOOST_REQUIRE(r);
+  BOOST_CHECK_EQUAL(r->dropped, 1u);
+  BOOST_CHECK((contents(*sp) == std::vector<std::string>{"y"}));
+}
+
+BOOST_FIXTURE_TEST_CASE(names_beyond_the_sequence_range_never_wrap,
+                        spool_fixture) {
+  // 2^64 is 18446744073709551616: a 20-digit name above it used to wrap to
+  // a small number, so the entry read and removed was not this file, and
+  // the file stayed forever. Such names are removed at open.
+  open()->push("kept");
+  for (auto name : {"/99999999999999999999.prof", "/18446744073709551617.prof",
+                    "/10000000000000000000.prof", "/00000000000000000000.prof"})
+    std::ofstream{dir + name} << "planted";
+  auto sp = open();
+  BOOST_CHECK_EQUAL(sp->count(), 1u);
+  BOOST_CHECK((contents(*sp) == std::vector<std::string>{"kept"}));
+  for (auto name : {"/99999999999999999999.prof", "/18446744073709551617.prof",
+                    "/10000000000000000000.prof", "/00000000000000000000.prof"})
+    BOOST_CHECK(::access((dir + name).c_str(), F_OK) != 0);
+  BOOST_CHECK_EQUAL(sp->list().back().seq, 1u);
+}
+
+BOOST_FIXTURE_TEST_CASE(the_end_of_the_sequence_renumbers_in_order,
+                        spool_fixture) {
+  {
+    auto sp = open();
+    sp->push("a");
+  }
+  // The highest valid number, as if 10^19 profiles had gone through.
+  std::ofstream{dir + "/09999999999999999999.prof"} << "b";
+  auto sp = open();
+  BOOST_REQUIRE(sp->push("c"));
+  BOOST_CHECK((contents(*sp) == std::vector<std::string>{"a", "b", "c"}));
+  BOOST_CHECK_EQUAL(sp->list().back().seq, 3u);
+  auto again = open();
+  BOOST_CHECK((contents(*again) == std::vector<std::string>{"a", "b", "c"}));
 }
 
 BOOST_FIXTURE_TEST_CASE(crash_leftovers_removed_foreign_files_kept,
@@ -128,14 +165,16 @@ BOOST_FIXTURE_TEST_CASE(no_symlink_is_followed, spool_fixture) {
   auto bad = rt::spool::open(link_dir, {});
   BOOST_REQUIRE(!bad);
   BOOST_CHECK(describe(bad.error()).find("symlink") != std::string::npos);
-  // A symlink planted at the next temporary name: the write fails, the
-  // target is untouched.
+  // A symlink planted at the next temporary name: the write fails (the
+  // entry is kept in memory, not durable), the target is untouched.
   auto sp = open();
   BOOST_REQUIRE(::symlink(victim.c_str(),
                           (dir + "/.tmp.00000000000000000001.prof").c_str())
                 == 0);
   auto r = sp->push("attack");
-  BOOST_CHECK(!r);
+  BOOST_REQUIRE(r);
+  BOOST_CHECK(!r->durable);
+  BOOST_CHECK_EQUAL(*sp->read(r->entry), "attack");
   std::ifstream in{victim};
   std::string text;
   std::getline(in, text);
@@ -161,8 +200,40 @@ BOOST_FIXTURE_TEST_CASE(unwritable_spool_is_an_error_not_a_crash,
   // replace the directory under the open spool by removing it).
   rt::remove_tree(dir);
   auto r = sp->push("x");
+  BOOST_REQUIRE(r);
+  BOOST_CHECK(!r->durable);
+  BOOST_CHECK(r->not_durable_because.find(dir) != std::string::npos);
+  // Kept in memory, so that it is still sent; removing it frees it.
+  BOOST_CHECK_EQUAL(sp->in_memory_count(), 1u);
+  BOOST_CHECK_EQUAL(*sp->read(r->entry), "x");
+  BOOST_CHECK(!sp->remove(r->entry));
+  BOOST_CHECK_EQUAL(sp->count(), 0u);
+}
+
+BOOST_FIXTURE_TEST_CASE(memory_kept_entries_are_bounded, spool_fixture) {
+  rt::spool_limits lim;
+  lim.max_memory_bytes = 4;
+  auto sp = open(lim);
+  rt::remove_tree(dir);
+  BOOST_REQUIRE(sp->push("abc"));
+  auto r = sp->push("de");
   BOOST_REQUIRE(!r);
-  BOOST_CHECK(describe(r.error()).find(dir) != std::string::npos);
+  BOOST_CHECK(describe(r.error()).find("used up") != std::string::npos);
+  BOOST_CHECK_EQUAL(sp->count(), 1u);
+}
+
+BOOST_AUTO_TEST_CASE(memory_spool_keeps_order_and_bounds) {
+  rt::spool_limits lim;
+  lim.max_files = 2;
+  auto sp = rt::spool::in_memory(lim, "test");
+  BOOST_CHECK(!sp->on_disk());
+  for (auto x : {"a", "b", "c"}) {
+    auto r = sp->push(x);
+    BOOST_REQUIRE(r);
+    BOOST_CHECK(!r->durable);
+  }
+  BOOST_CHECK_EQUAL(sp->count(), 2u);
+  BOOST_CHECK_EQUAL(*sp->read(*sp->oldest()), "b");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,7 +1,7 @@
 #pragma once
 
-// Helpers shared by the uploader's tests: profiles with a recognisable
-// marker per snapshot, and a log sink that captures what the uploader logs.
+// Helpers shared by the tests: profiles with a recognisable marker per
+// snapshot, and a log sink that captures what an actor logs.
 
 #include <cstdint>
 #include <memory>
@@ -69,14 +69,28 @@ private:
 };
 
 /// Silences the console and attaches a capture sink at debug level to the
-/// uploader's logger. Call before spawning the uploader.
-inline std::shared_ptr<capture_sink> capture_uploader_log() {
+/// logger `name`. Call before spawning the actor that logs there.
+inline std::shared_ptr<capture_sink> capture_log(const std::string& name) {
   log::silence();
   auto sink = std::make_shared<capture_sink>();
-  auto lg = log::get("uploader");
+  auto lg = log::get(name);
   lg->sinks().push_back(sink);
   lg->set_level(spdlog::level::debug);
   return sink;
+}
+
+/// capture_log() of the uploader's logger.
+inline std::shared_ptr<capture_sink> capture_uploader_log() {
+  return capture_log("uploader");
+}
+
+/// How often `needle` occurs in `text`.
+inline size_t occurrences(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  for (auto pos = text.find(needle); pos != std::string::npos;
+       pos = text.find(needle, pos + needle.size()))
+    ++n;
+  return n;
 }
 
 } // namespace gpa::test

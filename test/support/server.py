@@ -26,7 +26,8 @@ Control port (what the test talks to):
                                    "slow" (answers after slow_seconds),
                                    "reset" (TCP RST, no answer)
     POST /config   {...}        -> max_body (bytes; larger bodies get 413),
-                                   slow_seconds
+                                   slow_seconds, latency (seconds every
+                                   profile upload waits before its answer)
     POST /down                  -> stop listening, cut open connections
     POST /up                    -> listen again on the same port
     POST /clear                 -> forget the recorded requests
@@ -69,6 +70,7 @@ class State:
         self.faults = collections.deque()
         self.max_body = 4 * 1024 * 1024
         self.slow_seconds = 3.0
+        self.latency = 0.0
         self.next_conn = 1
         self.next_gpid = 1000
         self.gpids = set()
@@ -324,11 +326,37 @@ class DataHandler(BaseHTTPRequestHandler):
             STATE.record(rec)
             self.reply(400, {"message": "; ".join(errors)})
             return
+        if STATE.latency > 0:
+            time.sleep(STATE.latency)
+        # Like a backend that stores a profile as part of answering: a
+        # client that went away meanwhile (killed) gets no answer, and its
+        # profile is not stored.
+        if self.client_gone():
+            rec["status"] = 0
+            rec["fault"] = "aborted"
+            STATE.record(rec)
+            self.close_connection = True
+            return
         rec["status"] = 200
         rec["answered"] = True
         rec["gpid_out"] = gpid_out
-        STATE.record(rec)
         self.reply(200, {"message": "ok", "gpid": gpid_out})
+        rec["answered_at"] = time.time()
+        STATE.record(rec)
+
+    def client_gone(self):
+        """Whether the client closed its end (EOF or reset) while we worked."""
+        try:
+            self.connection.setblocking(False)
+            try:
+                data = self.connection.recv(1, socket.MSG_PEEK)
+            finally:
+                self.connection.setblocking(True)
+            return data == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
 
     def ingest(self, rec, errors, body):
         q = rec["query"]
@@ -430,6 +458,7 @@ class ControlHandler(BaseHTTPRequestHandler):
             with STATE.lock:
                 STATE.max_body = int(arg.get("max_body", STATE.max_body))
                 STATE.slow_seconds = float(arg.get("slow_seconds", STATE.slow_seconds))
+                STATE.latency = float(arg.get("latency", STATE.latency))
         elif self.path == "/down":
             DATA.down()
         elif self.path == "/up":

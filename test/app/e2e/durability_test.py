@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""The write-ahead spool against kill -9: the real agent is killed at random
+points, many times, while it uploads to the test backend (test/support/
+server.py on 127.0.0.1, answering every upload after a delay so that kills
+land in the middle of uploads) and while the backend is down. Then one last
+agent runs until its spool is empty.
+
+Asserts: every profile the agent wrote to its output directory reached the
+backend (nothing written locally is lost), and none was stored twice (a
+duplicate is only accepted when a kill fell within a few milliseconds after
+the backend answered: the instant between the backend storing a profile and
+the agent removing it from its spool, which no protocol without idempotent
+uploads can close; it is counted and printed).
+
+Usage: durability_test.py /path/to/gprofiler-agent [KILLS]
+"""
+import glob
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SERVER = os.path.join(HERE, "..", "..", "support", "server.py")
+sys.path.insert(0, HERE)
+from common import agent_env, read_text, wait_for  # noqa: E402
+
+AGENT = None
+KILLS = 24
+TOKEN = "durability-token"
+SERVICE = "durability"
+
+
+class Backend:
+    """server.py as a child process, driven through its control port."""
+
+    def __init__(self, test):
+        self.proc = subprocess.Popen([sys.executable, SERVER, "--token", TOKEN,
+                                      "--service", SERVICE],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
+        test.addCleanup(self.stop)
+        line = self.proc.stdout.readline().split()
+        assert line and line[0] == "READY", line
+        self.port, self.control = int(line[1]), int(line[2])
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def call(self, path, arg=None):
+        data = None if arg is None else json.dumps(arg).encode()
+        req = urllib.request.Request(f"http://127.0.0.1:{self.control}{path}", data=data,
+                                     method="GET" if arg is None else "POST")
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read())
+
+    def uploads(self):
+        return [r for r in self.call("/requests") if r["path"] == "/api/v2/profiles"]
+
+
+class Durability(unittest.TestCase):
+    def test_kill_9_loses_nothing_and_sends_nothing_twice(self):
+        rng = random.Random(int(os.environ.get("GPA_SEED", time.time())))
+        work = tempfile.mkdtemp(prefix="gpa-durability-")
+        out, spool, tmp = (os.path.join(work, d) for d in ("out", "spool", "tmp"))
+        os.mkdir(tmp)
+        backend = Backend(self)
+        backend.call("/config", {"latency": 0.4})
+        args = ["--pid-file", "", "--log-file", "", "--no-perf", "-c", "-d", "1",
+                "-o", out, "-u", "--token", TOKEN, "--service-name", SERVICE,
+                "--server-host", f"http://127.0.0.1:{backend.port}",
+                "--server-upload-timeout", "5", "--spool-dir", spool,
+                "--temp-dir", tmp]
+        log_path = os.path.join(work, "agent.log")
+        kills = []
+        down = False
+        for n in range(KILLS):
+            # A backend outage now and then, across several agent runs.
+            if n % 6 == 2:
+                backend.call("/down", {})
+                down = True
+            elif down and n % 6 == 5:
+                backend.call("/up", {})
+                down = False
+            with open(log_path, "a") as log:
+                agent = subprocess.Popen([AGENT] + args, stdout=log,
+                                         stderr=subprocess.STDOUT, env=agent_env())
+            self.addCleanup(lambda a=agent: a.poll() is None and (a.kill(), a.wait()))
+            time.sleep(rng.uniform(0.5, 3.0))
+            kills.append(time.time())
+            agent.send_signal(signal.SIGKILL)
+            agent.wait()
+        if down:
+            backend.call("/up", {})
+        # A last agent sends what is left, then stops in order.
+        with open(log_path, "a") as log:
+            agent = subprocess.Popen([AGENT] + args, stdout=log,
+                                     stderr=subprocess.STDOUT, env=agent_env())
+        self.addCleanup(lambda: agent.poll() is None and (agent.kill(), agent.wait()))
+        spooled = lambda: glob.glob(os.path.join(spool, "*.prof"))
+        time.sleep(3)
+        self.assertTrue(wait_for(lambda: not spooled(), timeout=120),
+                        f"spool not drained: {spooled()}\n" + read_text(log_path)[-3000:])
+        agent.send_signal(signal.SIGTERM)
+        self.assertEqual(agent.wait(timeout=30), 0, read_text(log_path)[-3000:])
+
+        uploads = backend.uploads()
+        accepted = {}
+        for r in uploads:
+            if r["status"] == 200:
+                accepted.setdefault(r["body"]["profile"], []).append(r["answered_at"])
+        aborted = sum(1 for r in uploads if r["fault"] == "aborted")
+        written = sorted(glob.glob(os.path.join(out, "profile_*.col")))
+        self.assertGreater(len(written), KILLS, "too few profiles to mean anything")
+        lost = []
+        for path in written:
+            with open(path) as f:
+                if f.read() not in accepted:
+                    lost.append(os.path.basename(path))
+        self.assertEqual(lost, [], f"written locally but never accepted: {lost}")
+        unexplained, explained = [], 0
+        for text, times in accepted.items():
+            for t in times[1:]:
+                if any(0 <= k - times[0] < 0.005 for k in kills):
+                    explained += 1
+                else:
+                    unexplained.append((text.split("\n", 1)[0][:80], times))
+        self.assertEqual(unexplained, [], "profiles stored twice")
+        print(f"{KILLS} kills; {len(written)} profiles written locally, "
+              f"{len(accepted)} accepted, none lost; {aborted} upload(s) cut by a "
+              f"kill; {explained} sent again after a kill in the instant after "
+              f"the answer", file=sys.stderr)
+        # The kills did land in the middle of uploads.
+        self.assertGreater(aborted, 0)
+
+
+if __name__ == "__main__":
+    AGENT = sys.argv.pop(1)
+    if len(sys.argv) > 1 and sys.argv[1].isdigit():
+        KILLS = int(sys.argv.pop(1))
+    unittest.main()
