@@ -22,12 +22,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-const char* const candidate_events[] = {"", "cpu-clock", "task-clock"};
-
-std::string event_name(const std::string& ev) {
-  return ev.empty() ? std::string{"perf's default event"} : "'" + ev + "'";
-}
-
 /// First line of a tool's stderr, for error messages.
 std::string first_line(const std::string& text) {
   auto start = text.find_first_not_of(" \t\n");
@@ -63,7 +57,120 @@ std::string describe_exit(const run_result& r) {
   return result;
 }
 
+bool is_running(perf_phase x) {
+  return x == perf_phase::launching || x == perf_phase::warming
+         || x == perf_phase::recording;
+}
+
+bool is_final(perf_phase x) {
+  return x == perf_phase::no_targets || x == perf_phase::failed;
+}
+
 } // namespace
+
+// -- phases
+// ----------------------------------------------------------------------
+
+const char* to_string(perf_phase x) {
+  switch (x) {
+    case perf_phase::idle: return "idle";
+    case perf_phase::probing: return "probing";
+    case perf_phase::launching: return "launching";
+    case perf_phase::warming: return "warming";
+    case perf_phase::recording: return "recording";
+    case perf_phase::stopping: return "stopping";
+    case perf_phase::backing_off: return "backing_off";
+    case perf_phase::no_targets: return "no_targets";
+    case perf_phase::failed: return "failed";
+  }
+  return "unknown";
+}
+
+bool perf_transition_allowed(perf_phase from, perf_phase to) {
+  using p = perf_phase;
+  if (is_final(from))
+    return false;
+  switch (to) {
+    case p::idle: return false;
+    case p::probing: return from == p::idle;
+    // From the probe, a restart, a back-off, or a --pids target gone while
+    // perf runs (started again for the others).
+    case p::launching:
+      return from == p::probing || from == p::stopping || from == p::backing_off
+             || is_running(from);
+    case p::warming: return from == p::launching;
+    case p::recording: return from == p::warming;
+    case p::stopping:
+    case p::backing_off: return is_running(from);
+    // Every --pids process can be gone whenever perf is (re)started; perf
+    // can fail for good whenever it runs something.
+    case p::no_targets: return from != p::idle;
+    case p::failed: return from != p::idle;
+  }
+  return false;
+}
+
+// -- event_probe
+// -----------------------------------------------------------------
+
+event_probe::event_probe() : event_probe({"", "cpu-clock", "task-clock"}) {}
+
+event_probe::event_probe(std::vector<std::string> candidates)
+    : candidates_(std::move(candidates)) {}
+
+void event_probe::failed(const std::string& why) {
+  failures_.push_back(event_name(current()) + ": " + why);
+  ++index_;
+}
+
+std::string event_probe::summary() const {
+  std::string result = "no event yields samples (";
+  for (size_t i = 0; i < failures_.size(); ++i)
+    result += (i ? "; " : "") + failures_[i];
+  return result + ")";
+}
+
+std::string event_probe::notes() const {
+  std::string result;
+  for (auto& f : failures_)
+    result += "; " + f;
+  return result;
+}
+
+std::string event_probe::event_name(const std::string& ev) {
+  return ev.empty() ? std::string{"perf's default event"} : "'" + ev + "'";
+}
+
+// -- rotation_book
+// ---------------------------------------------------------------
+
+std::vector<rotation_book::match>
+rotation_book::take(const std::vector<rt::dir_entry>& listing,
+                    const std::string& data_name) {
+  std::vector<match> result;
+  for (auto& e : listing) {
+    if (!e.regular || e.name == data_name || seen_.count(e.name))
+      continue;
+    match m;
+    m.file = e.name;
+    if (!pending_.empty()) {
+      m.owner = pending_.front();
+      pending_.pop_front();
+    }
+    seen_.insert(e.name);
+    result.push_back(std::move(m));
+  }
+  return result;
+}
+
+std::vector<uint64_t> rotation_book::abandon() {
+  std::vector<uint64_t> owners;
+  for (auto owner : pending_)
+    if (owner != 0)
+      owners.push_back(owner);
+  pending_.clear();
+  return owners;
+}
 
 // -- command lines
 // ---------------------------------------------------------------
@@ -89,7 +196,7 @@ perf_state::record_argv(const std::string& output,
     argv.push_back("-a");
   } else {
     argv.push_back("-p");
-    argv.push_back(rt::join_pids(targets.empty() ? cfg.pids : targets));
+    argv.push_back(rt::join_pids(targets_.empty() ? cfg.pids : targets_));
   }
   argv.push_back("-m");
   argv.push_back(std::to_string(cfg.mmap_pages));
@@ -100,52 +207,106 @@ perf_state::record_argv(const std::string& output,
   return argv;
 }
 
+// -- the transition function
+// -------------------------------------------------------
+
+void perf_state::init(perf_config config, std::shared_ptr<perf_effects> effects,
+                      std::shared_ptr<rt::file_system> files,
+                      std::shared_ptr<rt::metrics> registry) {
+  cfg = std::move(config);
+  fx = std::move(effects);
+  fs = std::move(files);
+  metrics = std::move(registry);
+  log = log::get(cfg.name);
+}
+
+void perf_state::enter(perf_phase to, const std::string& why) {
+  auto from = phase_;
+  if (!perf_transition_allowed(from, to)) {
+    log->error("perf profiler: ignoring the impossible transition {} -> {} "
+               "({})",
+               to_string(from), to_string(to), why);
+    return;
+  }
+  phase_ = to;
+  log->debug("phase {} -> {}{}{}", to_string(from), to_string(to),
+             why.empty() ? "" : ": ", why);
+  switch (to) {
+    case perf_phase::idle: break;
+    case perf_phase::probing: probe_next(); break;
+    case perf_phase::launching: launched_ = fx->now(); break;
+    case perf_phase::warming:
+      warm_signalled_ = fx->now();
+      fx->signal(record_tag(), SIGUSR2, [this](caf::expected<uint32_t> n) {
+        if (!n)
+          log->warn("cannot signal perf record to see it ready: {}",
+                    describe(n.error()));
+      });
+      break;
+    case perf_phase::recording:
+      log->info("perf record is running");
+      start_timeouts_ = 0;
+      early_exits_ = 0;
+      answer_prepare({});
+      break;
+    case perf_phase::stopping:
+      log->warn("restarting perf: {}", why);
+      fx->cancel(record_tag());
+      break;
+    case perf_phase::backing_off:
+      log->error("perf record exited unexpectedly ({})", why);
+      break;
+    case perf_phase::no_targets:
+      final_reason_ = why;
+      log->warn("{}: perf has nothing to record", why);
+      answer_prepare(why);
+      break;
+    case perf_phase::failed:
+      final_reason_ = why;
+      log->error("perf cannot profile this host: {}", why);
+      answer_prepare(why);
+      break;
+  }
+}
+
+void perf_state::answer_prepare(const std::string& status) {
+  auto waiters = std::move(prepare_waiters_);
+  prepare_waiters_.clear();
+  for (auto& reply : waiters)
+    reply(status);
+}
+
 // -- preparing: finding an event, starting perf record
 // ---------------------------
 
-void perf_state::prepare(caf::typed_response_promise<std::string> promise) {
-  if (!fatal.empty()) {
-    promise.deliver(fatal);
+void perf_state::prepare(std::function<void(std::string)> reply) {
+  if (is_final(phase_)) {
+    reply(final_reason_);
     return;
   }
-  if (ready) {
-    promise.deliver(std::string{});
+  if (phase_ == perf_phase::recording) {
+    reply(std::string{});
     return;
   }
-  prepare_waiters.push_back(std::move(promise));
+  prepare_waiters_.push_back(std::move(reply));
   // The first request starts the probe; later ones wait for its result.
-  if (!probing) {
-    probing = true;
-    probe_next();
-  }
+  if (phase_ == perf_phase::idle)
+    enter(perf_phase::probing);
 }
 
-void perf_state::set_fatal(std::string why) {
-  fatal = std::move(why);
-  log->error("perf cannot profile this host: {}", fatal);
-  for (auto& p : prepare_waiters)
-    p.deliver(fatal);
-  prepare_waiters.clear();
-}
-
-void perf_state::probe_failed(std::string why) {
+void perf_state::probe_failed(const std::string& why) {
   log->info("perf: {} does not work: {}",
-            event_name(candidate_events[probe_index]), why);
-  probe_failures.push_back(event_name(candidate_events[probe_index]) + ": "
-                           + why);
-  ++probe_index;
+            event_probe::event_name(probe_.current()), why);
+  probe_.failed(why);
   probe_next();
 }
 
 void perf_state::probe_next() {
-  if (probe_index >= std::size(candidate_events)) {
-    std::string why = "no event yields samples (";
-    for (size_t i = 0; i < probe_failures.size(); ++i)
-      why += (i ? "; " : "") + probe_failures[i];
-    set_fatal(why + ")");
+  if (probe_.exhausted()) {
+    enter(perf_phase::failed, probe_.summary());
     return;
   }
-  std::string ev = candidate_events[probe_index];
+  std::string ev = probe_.current();
   auto file = cfg.temp_dir + "/" + cfg.name + "-probe.data";
   fs->remove(file);
   run_request req;
@@ -156,59 +317,52 @@ void perf_state::probe_next() {
   req.out_mode = stdout_mode::discard;
   req.err_cap = 8 << 10;
   req.tag = cfg.name + "-probe";
-  self->request(reaper, caf::infinite, run_atom_v, std::move(req))
-      .then(
-          [this, file, ev](run_result& r) {
-            if (!r.success()) {
-              fs->remove(file);
-              probe_failed("perf record: " + describe_exit(r));
-              return;
-            }
-            run_request script;
-            script.argv
-                = {cfg.perf_path, "script", "-F", "comm,pid", "-i", file};
-            script.timeout = cfg.probe_timeout;
-            script.kill_grace = cfg.kill_grace;
-            script.out_cap = 64 << 10;
-            script.err_cap = 8 << 10;
-            script.tag = cfg.name + "-probe";
-            self->request(reaper, caf::infinite, run_atom_v, std::move(script))
-                .then(
-                    [this, file, ev](run_result& s) {
-                      fs->remove(file);
-                      if (!s.success()) {
-                        probe_failed("perf script: " + describe_exit(s));
-                        return;
-                      }
-                      if (s.out.find_first_not_of(" \t\n")
-                          == std::string::npos) {
-                        probe_failed("the test recording has no samples");
-                        return;
-                      }
-                      event = ev;
-                      std::string note;
-                      for (auto& f : probe_failures)
-                        note += "; " + f;
-                      log->info(
-                          "perf: sampling with {} at {} Hz, {} call graphs{}",
-                          event_name(ev), cfg.frequency,
-                          cfg.mode == "dwarf" ? "DWARF" : "frame-pointer",
-                          note);
-                      launch_record();
-                    },
-                    [this, file](caf::error& err) {
-                      fs->remove(file);
-                      probe_failed(describe(err));
-                    });
-          },
-          [this](caf::error& err) {
-            // A tool that cannot start at all will not start for other events.
-            if (err.category() == caf::atom("gpa")
-                && static_cast<ec>(err.code()) == ec::spawn_failed)
-              set_fatal(describe(err));
-            else
-              probe_failed(describe(err));
-          });
+  fx->run(std::move(req), [this, file, ev](caf::expected<run_result> r) {
+    if (!r) {
+      fs->remove(file);
+      auto& err = r.error();
+      // A tool that cannot start at all will not start for other events.
+      if (err.category() == caf::atom("gpa")
+          && static_cast<ec>(err.code()) == ec::spawn_failed)
+        enter(perf_phase::failed, describe(err));
+      else
+        probe_failed(describe(err));
+      return;
+    }
+    if (!r->success()) {
+      fs->remove(file);
+      probe_failed("perf record: " + describe_exit(*r));
+      return;
+    }
+    run_request script;
+    script.argv = {cfg.perf_path, "script", "-F", "comm,pid", "-i", file};
+    script.timeout = cfg.probe_timeout;
+    script.kill_grace = cfg.kill_grace;
+    script.out_cap = 64 << 10;
+    script.err_cap = 8 << 10;
+    script.tag = cfg.name + "-probe";
+    fx->run(std::move(script), [this, file, ev](caf::expected<run_result> s) {
+      fs->remove(file);
+      if (!s) {
+        probe_failed(describe(s.error()));
+        return;
+      }
+      if (!s->success()) {
+        probe_failed("perf script: " + describe_exit(*s));
+        return;
+      }
+      if (s->out.find_first_not_of(" \t\n") == std::string::npos) {
+        probe_failed("the test recording has no samples");
+        return;
+      }
+      event_ = ev;
+      log->info("perf: sampling with {} at {} Hz, {} call graphs{}",
+                event_probe::event_name(ev), cfg.frequency,
+                cfg.mode == "dwarf" ? "DWARF" : "frame-pointer",
+                probe_.notes());
+      launch();
+    });
+  });
 }
 
 std::vector<int64_t> perf_state::live_pids() const {
@@ -219,99 +373,91 @@ std::vector<int64_t> perf_state::live_pids() const {
   return result;
 }
 
-void perf_state::launch_record() {
-  if (!fatal.empty() || recording)
+void perf_state::launch() {
+  // A restart timer that fires after perf was started otherwise (or can
+  // never run again) has nothing to do.
+  if (is_final(phase_) || phase_ == perf_phase::idle
+      || (phase_ == perf_phase::probing && !event_))
+    return;
+  if (is_running(phase_) && targets_.empty())
     return;
   if (!cfg.pids.empty()) {
     // perf record -p fails if one of the processes is gone: record the ones
     // left, or nothing if none is.
     auto live = live_pids();
     if (live.empty()) {
-      if (no_targets.empty()) {
-        no_targets = "none of the --pids processes (" + rt::join_pids(cfg.pids)
-                     + ") is running";
-        log->warn("{}: perf has nothing to record", no_targets);
-      }
-      for (auto& p : prepare_waiters)
-        p.deliver(no_targets);
-      prepare_waiters.clear();
+      enter(perf_phase::no_targets, "none of the --pids processes ("
+                                        + rt::join_pids(cfg.pids)
+                                        + ") is running");
       return;
     }
-    if (live.size() < cfg.pids.size() && live != targets)
+    if (live.size() < cfg.pids.size() && live != targets_)
       log->warn("--pids: recording {} ({} of the {} processes are gone)",
                 rt::join_pids(live), cfg.pids.size() - live.size(),
                 cfg.pids.size());
-    targets = std::move(live);
+    if (is_running(phase_) && live == targets_)
+      return; // already recording exactly these
+    targets_ = std::move(live);
   }
   // Leftovers of a previous perf (its last segment) are not ours to use.
   if (auto entries = fs->list(cfg.temp_dir, data_name()))
     for (auto& e : *entries)
       fs->remove(cfg.temp_dir + "/" + e.name);
-  seen_files.clear();
-  recording = true;
-  ready = false;
-  warming = false;
-  stopping = false;
-  launched = self->clock().now();
+  rotations.reset_seen();
+  enter(perf_phase::launching);
   run_request req;
-  req.argv = record_argv(cfg.temp_dir + "/" + data_name(), event, false);
+  req.argv = record_argv(cfg.temp_dir + "/" + data_name(), event_, false);
   req.kill_grace = cfg.kill_grace;
   req.out_mode = stdout_mode::discard;
   req.err_cap = 16 << 10;
   req.tag = record_tag();
-  self->request(reaper, caf::infinite, run_atom_v, std::move(req))
-      .then(
-          [this](run_result& r) {
-            recording = false;
-            ready = false;
-            segment_window = 0;
-            // Rotations that were asked for will not produce files any more.
-            for (auto owner : rotations)
-              if (owner != 0)
-                fail_window(owner, "failed", "perf record stopped");
-            rotations.clear();
-            if (stopping) {
-              launch_record();
-              return;
-            }
-            if (!targets.empty() && live_pids() != targets) {
-              // perf record -p ends when its processes do: go on with the
-              // ones left, if any.
-              log->info("perf record ended: a --pids process exited");
-              launch_record();
-              return;
-            }
-            count_restart();
-            // Exits before perf got ready (a bad option, a gone target, a
-            // broken perf) back off; one after a good run waits the first
-            // delay only.
-            auto delay = rt::doubled_delay(
-                cfg.restart_delay, cfg.restart_delay_max, early_exits++);
-            log->error("perf record exited unexpectedly ({}); restarting it in "
-                       "{} s",
-                       describe_exit(r),
-                       std::chrono::duration_cast<std::chrono::seconds>(delay)
-                           .count());
-            self->delayed_send(self, delay, restart_atom_v);
-          },
-          [this](caf::error& err) {
-            recording = false;
-            set_fatal("cannot run perf record: " + describe(err));
-          });
+  fx->run(std::move(req), [this](caf::expected<run_result> r) {
+    on_record_exit(r);
+  });
   schedule_poll();
 }
 
-void perf_state::restart_perf(const std::string& why) {
-  log->warn("restarting perf: {}", why);
-  count_restart();
-  if (!recording) {
-    launch_record();
+void perf_state::on_record_exit(const caf::expected<run_result>& r) {
+  segment_window_ = 0;
+  // Rotations that were asked for will not produce files any more.
+  for (auto owner : rotations.abandon())
+    fail_window(owner, "failed", "perf record stopped");
+  if (!r) {
+    enter(perf_phase::failed, "cannot run perf record: " + describe(r.error()));
     return;
   }
-  stopping = true;
-  ready = false;
-  self->request(reaper, caf::infinite, cancel_atom_v, record_tag())
-      .then([](uint32_t) {}, [](caf::error&) {});
+  if (phase_ == perf_phase::stopping) {
+    launch();
+    return;
+  }
+  if (!targets_.empty() && live_pids() != targets_) {
+    // perf record -p ends when its processes do: go on with the ones left,
+    // if any.
+    log->info("perf record ended: a --pids process exited");
+    launch();
+    return;
+  }
+  count_restart();
+  // Exits before perf got ready (a bad option, a gone target, a broken
+  // perf) back off; one after a good run waits the first delay only.
+  auto delay = rt::doubled_delay(cfg.restart_delay, cfg.restart_delay_max,
+                                 early_exits_++);
+  enter(perf_phase::backing_off,
+        describe_exit(*r) + "; restarting it in "
+            + std::to_string(
+                std::chrono::duration_cast<std::chrono::seconds>(delay).count())
+            + " s");
+  fx->restart_in(delay);
+}
+
+void perf_state::restart_perf(const std::string& why) {
+  count_restart();
+  if (is_running(phase_)) {
+    enter(perf_phase::stopping, why);
+    return;
+  }
+  log->warn("restarting perf: {}", why);
+  launch();
 }
 
 // -- windows
@@ -320,152 +466,131 @@ void perf_state::restart_perf(const std::string& why) {
 void perf_state::on_start(const window_info& info) {
   // Unless the rotation that closed the previous window also opened this
   // one, what perf recorded before this window is discarded.
-  bool follows = last_closed != 0 && last_closed + 1 == info.snapshot_id;
-  if (!follows && ready)
+  bool follows = last_closed_ != 0 && last_closed_ + 1 == info.snapshot_id;
+  if (!follows && phase_ == perf_phase::recording)
     rotate(0);
-  segment_window = info.snapshot_id;
-  last_closed = 0;
+  segment_window_ = info.snapshot_id;
+  last_closed_ = 0;
 }
 
-void perf_state::on_snapshot(
-    const snapshot_request& req,
-    caf::typed_response_promise<profile_part> promise) {
+void perf_state::on_snapshot(const snapshot_request& req,
+                             std::function<void(profile_part)> reply) {
   auto& w = windows[req.snapshot_id];
   w.id = req.snapshot_id;
-  w.promise = std::move(promise);
+  w.reply = std::move(reply);
   w.tag = req.tag;
   w.budget = req.budget;
-  if (!fatal.empty()) {
-    fail_window(req.snapshot_id, "failed", fatal);
+  if (is_final(phase_)) {
+    fail_window(req.snapshot_id, "failed", final_reason_);
+    segment_window_ = 0;
     return;
   }
-  if (!ready && !no_targets.empty()) {
-    fail_window(req.snapshot_id, "failed", no_targets);
-    segment_window = 0;
-    return;
-  }
-  if (!ready) {
+  if (phase_ != perf_phase::recording) {
     // perf is not recording (it died, or hangs while starting): there is no
     // data of this window to wait for.
-    if (start_timeouts > 0)
+    if (start_timeouts_ > 0)
       fail_window(req.snapshot_id, "timed out",
-                  not_ready() + " (" + std::to_string(start_timeouts)
+                  not_ready() + " (" + std::to_string(start_timeouts_)
                       + " times in a row)");
     else
       fail_window(req.snapshot_id, "failed", "perf record is restarting");
-    segment_window = 0;
+    segment_window_ = 0;
     return;
   }
   rotate(req.snapshot_id);
-  segment_window = 0;
-  last_closed = req.snapshot_id;
+  segment_window_ = 0;
+  last_closed_ = req.snapshot_id;
   check_rss();
 }
 
 void perf_state::rotate(uint64_t owner) {
-  rotations.push_back(owner);
-  self->request(reaper, caf::infinite, signal_atom_v, record_tag(),
-                int32_t{SIGUSR2})
-      .then(
-          [this, owner](uint32_t n) {
-            log->debug("rotation for window {} signalled {} process(es)", owner,
-                       n);
-            if (n == 0 && owner != 0)
-              fail_window(owner, "failed", "perf record is not running");
-          },
-          [this, owner](caf::error& err) {
-            if (owner != 0)
-              fail_window(owner, "failed", describe(err));
-          });
+  rotations.asked(owner);
+  fx->signal(record_tag(), SIGUSR2, [this, owner](caf::expected<uint32_t> n) {
+    if (!n) {
+      if (owner != 0)
+        fail_window(owner, "failed", describe(n.error()));
+      else
+        log->warn("cannot signal perf record: {}", describe(n.error()));
+      return;
+    }
+    log->debug("rotation for window {} signalled {} process(es)", owner, *n);
+    if (*n == 0 && owner != 0)
+      fail_window(owner, "failed", "perf record is not running");
+  });
   schedule_poll();
 }
 
 void perf_state::schedule_poll() {
-  if (polling)
+  if (poll_pending_)
     return;
-  polling = true;
-  self->delayed_send(self, cfg.poll_interval, poll_atom_v);
+  poll_pending_ = true;
+  fx->poll_in(cfg.poll_interval);
 }
 
 void perf_state::on_poll() {
-  polling = false;
+  poll_pending_ = false;
   auto entries = fs->list(cfg.temp_dir, data_name());
   if (!entries) {
     log->error("cannot watch perf's output: {}", describe(entries.error()));
     return;
   }
-  if (recording && !ready) {
-    // Ready means perf runs its main loop. perf ignores SIGUSR2 until then
-    // (it is still synthesizing the existing processes), so signal it now
-    // and then until a first rotation file shows up.
+  if (phase_ == perf_phase::launching || phase_ == perf_phase::warming) {
+    // Ready means perf runs its main loop: a rotation file answers the
+    // warming signal. Files seen earlier are late answers: removed.
     bool rotated = false;
     for (auto& e : *entries)
-      if (e.regular && e.name != data_name() && !seen_files.count(e.name)) {
+      if (e.regular && e.name != data_name()) {
         fs->remove(cfg.temp_dir + "/" + e.name);
-        rotated = warming;
+        rotated = phase_ == perf_phase::warming;
       }
-    auto now = self->clock().now();
+    auto now = fx->now();
     if (rotated) {
-      ready = true;
-      warming = false;
-      log->info("perf record is running");
-      start_timeouts = 0;
-      early_exits = 0;
-      for (auto& p : prepare_waiters)
-        p.deliver(std::string{});
-      prepare_waiters.clear();
-    } else if (!warming || now - warm_signalled > std::chrono::seconds(1)) {
-      bool started
-          = std::any_of(entries->begin(), entries->end(), [this](auto& e) {
-              return e.name == data_name() && e.size > 0;
-            });
-      if (started) {
-        warming = true;
-        warm_signalled = now;
-        self->request(reaper, caf::infinite, signal_atom_v, record_tag(),
-                      int32_t{SIGUSR2})
-            .then([](uint32_t) {}, [](caf::error&) {});
-      }
+      enter(perf_phase::recording);
+      if (rotations.pending() > 0)
+        schedule_poll();
+      return;
     }
-    if (!ready && now - launched > cfg.probe_timeout) {
-      ++start_timeouts;
+    bool started
+        = std::any_of(entries->begin(), entries->end(), [this](auto& e) {
+            return e.name == data_name() && e.size > 0;
+          });
+    if (started && phase_ == perf_phase::launching) {
+      enter(perf_phase::warming);
+    } else if (started && now - warm_signalled_ > std::chrono::seconds(1)) {
+      // perf did not answer yet (still synthesizing): ask again.
+      warm_signalled_ = now;
+      fx->signal(record_tag(), SIGUSR2, [this](caf::expected<uint32_t> n) {
+        if (!n)
+          log->warn("cannot signal perf record to see it ready: {}",
+                    describe(n.error()));
+      });
+    }
+    if (now - launched_ > cfg.probe_timeout) {
+      ++start_timeouts_;
       restart_perf(not_ready());
       return;
     }
-    if (!ready) {
-      schedule_poll();
-      return;
-    }
+    schedule_poll();
+    return;
   }
-  // Rotation files appear in the order perf was signalled; their names
-  // (perf.data.<timestamp>) sort the same way.
-  for (auto& e : *entries) {
-    if (!e.regular || e.name == data_name() || seen_files.count(e.name))
-      continue;
-    if (rotations.empty()) {
-      // A late answer to a start-up signal: nobody's data.
-      fs->remove(cfg.temp_dir + "/" + e.name);
+  for (auto& m : rotations.take(*entries, data_name())) {
+    auto path = cfg.temp_dir + "/" + m.file;
+    auto w = windows.find(m.owner);
+    if (m.owner == 0 || w == windows.end()) {
+      // Data outside any window, or a late answer to a start-up signal.
+      forget(path);
       continue;
     }
-    auto owner = rotations.front();
-    rotations.pop_front();
-    auto path = cfg.temp_dir + "/" + e.name;
-    log->debug("rotation file {} belongs to window {}", e.name, owner);
-    auto w = windows.find(owner);
-    if (owner == 0 || w == windows.end()) {
-      fs->remove(path);
-      continue;
-    }
-    seen_files.insert(e.name);
+    log->debug("rotation file {} belongs to window {}", m.file, m.owner);
     w->second.data_file = path;
     run_script(w->second);
   }
-  if (rotations.empty() && restart_after_rotation) {
-    restart_after_rotation = false;
-    restart_perf("its RSS passed the limit of "
-                 + std::to_string(cfg.rss_limit_kb / 1024) + " MB");
+  if (rotations.pending() == 0 && !restart_after_rotation_.empty()) {
+    auto why = std::move(restart_after_rotation_);
+    restart_after_rotation_.clear();
+    restart_perf(why);
   }
-  if ((recording && !ready) || !rotations.empty())
+  if (rotations.pending() > 0)
     schedule_poll();
 }
 
@@ -481,48 +606,21 @@ void perf_state::run_script(perf_window& w) {
   req.tag = w.tag;
   auto id = w.id;
   auto data_file = w.data_file;
-  self->request(reaper, caf::infinite, run_atom_v, std::move(req))
-      .then(
-          [this, id, data_file](run_result& r) {
-            forget(data_file);
-            if (!r.success()) {
-              fs->remove(r.out_path);
-              fail_window(id, r.timed_out ? "timed out" : "failed",
-                          "perf script: " + describe_exit(r));
-              return;
-            }
-            // Parsing a large file blocks: it runs on the work queue.
-            auto files = fs;
-            auto path = r.out_path;
-            auto weak = caf::actor_cast<caf::weak_actor_ptr>(self);
-            auto name = cfg.name;
-            work->post([files, path, id, weak, name] {
-              profile_part part;
-              part.snapshot_id = id;
-              part.profiler = name;
-              format::perf_collapser collapser;
-              auto err = files->read_chunks(path, [&](std::string_view chunk) {
-                collapser.feed(chunk);
-              });
-              collapser.finish();
-              files->remove(path);
-              if (err)
-                part.errors.push_back({0, name, "failed", describe(err)});
-              else
-                part.processes = collapser.per_process();
-              if (auto bad = collapser.stats().malformed; bad > 0)
-                part.errors.push_back(
-                    {0, name, "warning",
-                     std::to_string(bad) + " malformed perf script records"});
-              if (auto strong = weak.lock())
-                caf::anon_send(caf::actor_cast<perf_profiler_impl>(strong),
-                               done_atom_v, std::move(part));
-            });
-          },
-          [this, id, data_file](caf::error& err) {
-            forget(data_file);
-            fail_window(id, "failed", "perf script: " + describe(err));
-          });
+  fx->run(std::move(req), [this, id, data_file](caf::expected<run_result> r) {
+    forget(data_file);
+    if (!r) {
+      fail_window(id, "failed", "perf script: " + describe(r.error()));
+      return;
+    }
+    if (!r->success()) {
+      fs->remove(r->out_path);
+      fail_window(id, r->timed_out ? "timed out" : "failed",
+                  "perf script: " + describe_exit(*r));
+      return;
+    }
+    // Parsing a large file blocks: it runs on the work queue.
+    fx->collapse(r->out_path, id);
+  });
 }
 
 void perf_state::on_collapsed(profile_part& part) {
@@ -538,8 +636,9 @@ void perf_state::on_collapsed(profile_part& part) {
                     static_cast<double>(samples));
   log->info("window {}: perf recorded {} samples of {} processes",
             part.snapshot_id, samples, part.processes.size());
-  w->second.promise.deliver(std::move(part));
+  auto reply = std::move(w->second.reply);
   windows.erase(w);
+  reply(std::move(part));
 }
 
 void perf_state::fail_window(uint64_t id, const std::string& what,
@@ -552,8 +651,9 @@ void perf_state::fail_window(uint64_t id, const std::string& what,
   part.snapshot_id = id;
   part.profiler = cfg.name;
   part.errors.push_back({0, cfg.name, what, reason});
-  w->second.promise.deliver(std::move(part));
+  auto reply = std::move(w->second.reply);
   windows.erase(w);
+  reply(std::move(part));
 }
 
 std::string perf_state::not_ready() const {
@@ -572,24 +672,21 @@ void perf_state::count_restart() {
 
 void perf_state::forget(const std::string& data_file) {
   fs->remove(data_file);
-  seen_files.erase(data_file.substr(data_file.rfind('/') + 1));
+  rotations.forget(data_file.substr(data_file.rfind('/') + 1));
 }
 
 void perf_state::restart_after_window_if(
     std::function<std::string(const child_info&)> why) {
-  self->request(reaper, caf::infinite, list_atom_v, record_tag())
-      .then(
-          [this, why](const child_list& list) {
-            for (auto& c : list.children) {
-              if (restart_after_rotation)
-                return;
-              if (auto reason = why(c); !reason.empty()) {
-                log->warn("{}; restarting it after this window", reason);
-                restart_after_rotation = true;
-              }
-            }
-          },
-          [](caf::error&) {});
+  fx->list(record_tag(), [this, why](child_list list) {
+    for (auto& c : list.children) {
+      if (!restart_after_rotation_.empty())
+        return;
+      if (auto reason = why(c); !reason.empty()) {
+        log->warn("{}; restarting it after this window", reason);
+        restart_after_rotation_ = reason;
+      }
+    }
+  });
 }
 
 void perf_state::check_rss() {
@@ -616,8 +713,117 @@ void perf_state::on_pressure(const pressure_event& ev) {
   });
 }
 
-// -- behaviour
-// ---------------------------------------------------------------------
+// -- the actor: effects over the reaper, timers and the work queue
+// -----------------------------------------------
+
+namespace {
+
+/// perf_effects for a real (or simulated) actor.
+class actor_effects : public perf_effects {
+public:
+  actor_effects(perf_profiler_impl::pointer self, reaper_actor reaper,
+                std::shared_ptr<rt::work_queue> work,
+                std::shared_ptr<rt::file_system> fs, std::string name,
+                std::shared_ptr<spdlog::logger> log)
+      : self_(self), reaper_(std::move(reaper)), work_(std::move(work)),
+        fs_(std::move(fs)), name_(std::move(name)), log_(std::move(log)) {}
+
+  void run(run_request req,
+           std::function<void(caf::expected<run_result>)> done) override {
+    self_->request(reaper_, caf::infinite, run_atom_v, std::move(req))
+        .then(
+            [done](run_result& r) {
+              done(std::move(r));
+            },
+            [done](caf::error& err) {
+              done(std::move(err));
+            });
+  }
+
+  void signal(const std::string& tag, int sig,
+              std::function<void(caf::expected<uint32_t>)> done) override {
+    self_->request(reaper_, caf::infinite, signal_atom_v, tag, int32_t{sig})
+        .then(
+            [done](uint32_t n) {
+              done(n);
+            },
+            [done](caf::error& err) {
+              done(std::move(err));
+            });
+  }
+
+  void cancel(const std::string& tag) override {
+    auto lg = log_;
+    self_->request(reaper_, caf::infinite, cancel_atom_v, tag)
+        .then([](uint32_t) {},
+              [lg, tag](caf::error& err) {
+                lg->warn("cannot stop {}: {}", tag, describe(err));
+              });
+  }
+
+  void list(const std::string& tag,
+            std::function<void(child_list)> done) override {
+    auto lg = log_;
+    self_->request(reaper_, caf::infinite, list_atom_v, tag)
+        .then(
+            [done](child_list& list) {
+              done(std::move(list));
+            },
+            [lg, tag](caf::error& err) {
+              lg->warn("cannot list {}: {}", tag, describe(err));
+            });
+  }
+
+  void poll_in(caf::timespan delay) override {
+    self_->delayed_send(self_, delay, poll_atom_v);
+  }
+
+  void restart_in(caf::timespan delay) override {
+    self_->delayed_send(self_, delay, restart_atom_v);
+  }
+
+  caf::actor_clock::time_point now() override {
+    return self_->clock().now();
+  }
+
+  void collapse(std::string path, uint64_t window) override {
+    auto files = fs_;
+    auto weak = caf::actor_cast<caf::weak_actor_ptr>(self_);
+    auto name = name_;
+    work_->post([files, path, window, weak, name] {
+      profile_part part;
+      part.snapshot_id = window;
+      part.profiler = name;
+      format::perf_collapser collapser;
+      auto err = files->read_chunks(path, [&](std::string_view chunk) {
+        collapser.feed(chunk);
+      });
+      collapser.finish();
+      files->remove(path);
+      if (err)
+        part.errors.push_back({0, name, "failed", describe(err)});
+      else
+        part.processes = collapser.per_process();
+      if (auto bad = collapser.stats().malformed; bad > 0)
+        part.errors.push_back(
+            {0, name, "warning",
+             std::to_string(bad) + " malformed perf script records"});
+      if (auto strong = weak.lock())
+        caf::anon_send(caf::actor_cast<perf_profiler_impl>(strong), done_atom_v,
+                       std::move(part));
+    });
+  }
+
+private:
+  perf_profiler_impl::pointer self_;
+  reaper_actor reaper_;
+  std::shared_ptr<rt::work_queue> work_;
+  std::shared_ptr<rt::file_system> fs_;
+  std::string name_;
+  std::shared_ptr<spdlog::logger> log_;
+};
+
+} // namespace
 
 perf_profiler_impl::behavior_type
 perf_profiler(perf_profiler_impl::stateful_pointer<perf_state> self,
@@ -626,17 +832,17 @@ perf_profiler(perf_profiler_impl::stateful_pointer<perf_state> self,
               std::shared_ptr<rt::work_queue> work,
               std::shared_ptr<rt::metrics> metrics) {
   auto& st = self->state;
-  st.self = self;
-  st.cfg = std::move(cfg);
-  st.reaper = std::move(reaper);
-  st.fs = std::move(fs);
-  st.work = std::move(work);
-  st.metrics = std::move(metrics);
-  st.log = log::get(st.cfg.name);
+  auto name = cfg.name;
+  st.log = log::get(name);
+  auto fx = std::make_shared<actor_effects>(self, std::move(reaper),
+                                            std::move(work), fs, name, st.log);
+  st.init(std::move(cfg), std::move(fx), std::move(fs), std::move(metrics));
   return {
       [self](prepare_atom) {
         auto promise = self->make_response_promise<std::string>();
-        self->state.prepare(promise);
+        self->state.prepare([promise](std::string status) mutable {
+          promise.deliver(std::move(status));
+        });
         return promise;
       },
       [self](start_atom, const window_info& info) {
@@ -644,7 +850,9 @@ perf_profiler(perf_profiler_impl::stateful_pointer<perf_state> self,
       },
       [self](snapshot_atom, const snapshot_request& req) {
         auto promise = self->make_response_promise<profile_part>();
-        self->state.on_snapshot(req, promise);
+        self->state.on_snapshot(req, [promise](profile_part part) mutable {
+          promise.deliver(std::move(part));
+        });
         return promise;
       },
       [self](pressure_atom, const pressure_event& ev) {
@@ -654,7 +862,7 @@ perf_profiler(perf_profiler_impl::stateful_pointer<perf_state> self,
         self->state.on_poll();
       },
       [self](restart_atom) {
-        self->state.launch_record();
+        self->state.launch();
       },
       [self](done_atom, profile_part& part) {
         self->state.on_collapsed(part);

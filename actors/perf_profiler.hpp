@@ -7,10 +7,21 @@
 // long-running `perf record --switch-output=signal`. Windows are cut from
 // that one recording with SIGUSR2, so they follow each other without gaps:
 // each rotation leaves a perf.data.<time> file, which `perf script` turns
-// into text and the converter (format/collapse.hpp), run on the work
-// queue, into stacks per process. perf that dies is restarted; perf whose
-// RSS passes the limit is restarted between windows. Every perf process goes
+// into text and the converter (format/collapse.hpp), run on the work queue,
+// into stacks per process. perf that dies is restarted; perf whose RSS
+// passes the limit is restarted between windows. Every perf process goes
 // through the reaper.
+//
+// The shape to copy for a profiler actor:
+// - one phase enum (perf_phase) and one transition function
+//   (perf_state::enter) that owns every transition, checks it is allowed,
+//   logs it and runs its entry actions;
+// - the bookkeeping as plain classes (event_probe, rotation_book) with unit
+//   tests of their own;
+// - every effect (the reaper, timers, the clock, the work queue) behind an
+//   interface (perf_effects), so that perf_state is tested without an actor
+//   system (test/actors/perf_profiler_test.cpp) and the actor is a thin
+//   adapter (perf_profiler()).
 
 #include <cstdint>
 #include <deque>
@@ -22,6 +33,8 @@
 #include <string>
 #include <vector>
 
+#include <caf/actor_clock.hpp>
+#include <caf/expected.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 #include <caf/typed_response_promise.hpp>
@@ -82,79 +95,248 @@ struct perf_config {
   caf::timespan restart_delay_max{std::chrono::seconds(60)};
 };
 
+// -- phases
+// ----------------------------------------------------------------------
+
+/// What the perf profiler is doing. Exactly one at a time; only
+/// perf_state::enter() changes it.
+enum class perf_phase : uint8_t {
+  /// Nothing asked yet.
+  idle,
+  /// Test recordings look for an event that yields samples.
+  probing,
+  /// perf record was started; waiting for it to write its output file.
+  launching,
+  /// A first SIGUSR2 was sent; waiting for perf to answer it. perf ignores
+  /// SIGUSR2 while it synthesizes the existing processes, so an answered
+  /// rotation is what "ready" means.
+  warming,
+  /// Ready: windows are cut from the recording with SIGUSR2.
+  recording,
+  /// perf record was asked to stop (a restart); it is started again once
+  /// the reaper reports it gone.
+  stopping,
+  /// perf record exited by itself; a restart is scheduled.
+  backing_off,
+  /// Every --pids process is gone: nothing to record. Final.
+  no_targets,
+  /// perf cannot profile this host (no event works, perf cannot run).
+  /// Final.
+  failed,
+};
+
+/// "idle", "probing", ...
+const char* to_string(perf_phase x);
+
+/// Whether perf_state::enter() may go from `from` to `to`.
+bool perf_transition_allowed(perf_phase from, perf_phase to);
+
+// -- bookkeeping
+// -----------------------------------------------------------------
+
+/// The search for an event that yields samples: the candidates in order,
+/// and why each one that was tried failed.
+class event_probe {
+public:
+  /// perf's default event (""), then cpu-clock, then task-clock.
+  event_probe();
+  explicit event_probe(std::vector<std::string> candidates);
+
+  /// Whether every candidate failed.
+  bool exhausted() const {
+    return index_ >= candidates_.size();
+  }
+
+  /// The candidate to try now ("" is perf's default event).
+  const std::string& current() const {
+    return candidates_.at(index_);
+  }
+
+  /// The current candidate failed for `why`; moves on to the next one.
+  void failed(const std::string& why);
+
+  /// "no event yields samples (perf's default event: ...; 'cpu-clock': ...)".
+  std::string summary() const;
+
+  /// The failures so far, as "; <event>: <why>" each (appended to the log
+  /// line that names the event that worked).
+  std::string notes() const;
+
+  /// How an event is named in messages: "perf's default event" or "'name'".
+  static std::string event_name(const std::string& ev);
+
+private:
+  std::vector<std::string> candidates_;
+  size_t index_ = 0;
+  std::vector<std::string> failures_;
+};
+
+/// Which window each rotation file of perf record belongs to. Rotations
+/// are asked for in order and perf writes their files in the same order
+/// (their names, perf.data.<timestamp>, sort the same way).
+class rotation_book {
+public:
+  /// What a rotation file is for.
+  struct match {
+    /// The file name (in the temp directory).
+    std::string file;
+    /// The window it belongs to; 0: nobody's (remove it).
+    uint64_t owner = 0;
+  };
+
+  /// A rotation was signalled; its file belongs to window `owner` (0: the
+  /// data before a window starts, to be discarded).
+  void asked(uint64_t owner) {
+    pending_.push_back(owner);
+  }
+
+  /// Matches the new regular files of a listing (sorted by name) to the
+  /// rotations asked for, oldest first; `data_name` is perf's own output
+  /// file, never a rotation. A file with no rotation waiting for it is a
+  /// late answer to a start-up signal: nobody's. Files already matched are
+  /// skipped.
+  std::vector<match> take(const std::vector<rt::dir_entry>& listing,
+                          const std::string& data_name);
+
+  /// perf record stopped: the rotations asked for will never produce
+  /// files. Returns their owners (0s excluded) and forgets them.
+  std::vector<uint64_t> abandon();
+
+  /// A matched file was processed and removed.
+  void forget(const std::string& file) {
+    seen_.erase(file);
+  }
+
+  /// A new perf record starts: no file is matched any more.
+  void reset_seen() {
+    seen_.clear();
+  }
+
+  /// Rotations asked for and not matched yet.
+  size_t pending() const {
+    return pending_.size();
+  }
+
+  /// Files matched and not processed yet.
+  size_t seen() const {
+    return seen_.size();
+  }
+
+private:
+  std::deque<uint64_t> pending_;
+  std::set<std::string> seen_;
+};
+
+// -- effects
+// ---------------------------------------------------------------------
+
+/// Everything the perf profiler does to the world besides files: the
+/// reaper, its own timers, the clock and the work queue. Each callback runs
+/// later, in the profiler's own context (never inside the call).
+class perf_effects {
+public:
+  virtual ~perf_effects() = default;
+
+  /// Runs a child through the reaper; `done` gets its result or why it
+  /// could not run.
+  virtual void run(run_request req,
+                   std::function<void(caf::expected<run_result>)> done)
+      = 0;
+
+  /// Signals the children with `tag`; `done` gets how many.
+  virtual void signal(const std::string& tag, int sig,
+                      std::function<void(caf::expected<uint32_t>)> done)
+      = 0;
+
+  /// Stops the children with `tag` (SIGTERM, grace, SIGKILL).
+  virtual void cancel(const std::string& tag) = 0;
+
+  /// The live children with `tag`.
+  virtual void list(const std::string& tag,
+                    std::function<void(child_list)> done)
+      = 0;
+
+  /// on_poll() is called after `delay`.
+  virtual void poll_in(caf::timespan delay) = 0;
+
+  /// launch() is called after `delay`.
+  virtual void restart_in(caf::timespan delay) = 0;
+
+  /// The actor clock's now.
+  virtual caf::actor_clock::time_point now() = 0;
+
+  /// Collapses the perf script text at `path` into window `window`'s part
+  /// off the profiler's thread (the work queue); the part comes back
+  /// through on_collapsed(). The file is removed afterwards.
+  virtual void collapse(std::string path, uint64_t window) = 0;
+};
+
+// -- state
+// -----------------------------------------------------------------------
+
 /// A window whose part was asked for.
 struct perf_window {
   uint64_t id = 0;
-  caf::typed_response_promise<profile_part> promise;
+  /// Delivers the part (once).
+  std::function<void(profile_part)> reply;
   std::string tag;
   caf::timespan budget{0};
   /// The rotation file, once perf wrote it.
   std::string data_file;
 };
 
-/// The perf profiler's state.
+/// The perf profiler's state and logic; perf_profiler() is a thin adapter.
 struct perf_state {
   static inline const char* name = "perf";
 
-  perf_profiler_impl::pointer self = nullptr;
   perf_config cfg;
-  reaper_actor reaper;
+  std::shared_ptr<perf_effects> fx;
   std::shared_ptr<rt::file_system> fs;
-  std::shared_ptr<rt::work_queue> work;
   std::shared_ptr<rt::metrics> metrics;
   std::shared_ptr<spdlog::logger> log;
 
-  /// Probing: started (once), and which candidate event is being tried.
-  bool probing = false;
-  size_t probe_index = 0;
-  std::vector<std::string> probe_failures;
-  /// The chosen event ("" = perf's default), once probing succeeded.
-  std::optional<std::string> event;
-  /// Why perf cannot profile, if it cannot.
-  std::string fatal;
-  std::vector<caf::typed_response_promise<std::string>> prepare_waiters;
-
-  /// perf record: running, and ready (its output file exists).
-  bool recording = false;
-  bool ready = false;
-  /// A first rotation was signalled to see perf reach its main loop.
-  bool warming = false;
-  caf::actor_clock::time_point warm_signalled;
-  bool stopping = false;
+  /// Restarts of perf record so far.
   uint64_t restarts = 0;
-  caf::actor_clock::time_point launched;
-
-  /// The window that owns what perf records now (0: nobody).
-  uint64_t segment_window = 0;
-  /// The window whose close was the last rotation (start of the next one).
-  uint64_t last_closed = 0;
-  /// Rotations asked for and not yet seen as files, oldest first: the window
-  /// each file belongs to (0: discard).
-  std::deque<uint64_t> rotations;
-  /// Rotation files already matched.
-  std::set<std::string> seen_files;
+  /// The windows asked for and not answered yet.
   std::map<uint64_t, perf_window> windows;
-  /// Launches of perf record in a row that did not get ready in time.
-  uint64_t start_timeouts = 0;
-  /// Exits of perf record in a row before it got ready (sets the delay of
-  /// the next restart).
-  uint32_t early_exits = 0;
-  /// The --pids processes perf records now (empty: the whole host).
-  std::vector<int64_t> targets;
-  /// Why perf is not recording because no --pids process is left; empty
-  /// when there are targets or no --pids.
-  std::string no_targets;
-  bool polling = false;
-  bool restart_after_rotation = false;
+  /// Which window each rotation file belongs to.
+  rotation_book rotations;
 
-  void prepare(caf::typed_response_promise<std::string> promise);
+  /// Sets up the state; call once before anything else.
+  void init(perf_config config, std::shared_ptr<perf_effects> effects,
+            std::shared_ptr<rt::file_system> files,
+            std::shared_ptr<rt::metrics> registry);
+
+  /// The phase now.
+  perf_phase phase() const {
+    return phase_;
+  }
+
+  /// Why perf is in a final phase (failed, no_targets); empty otherwise.
+  const std::string& final_reason() const {
+    return final_reason_;
+  }
+
+  /// The event perf samples, once the probe found it.
+  const std::optional<std::string>& event() const {
+    return event_;
+  }
+
+  // -- what the actor delivers
+
+  /// The scheduler asks perf to get ready; `reply` gets "" when perf
+  /// records, or why it cannot.
+  void prepare(std::function<void(std::string)> reply);
   void on_start(const window_info& info);
   void on_snapshot(const snapshot_request& req,
-                   caf::typed_response_promise<profile_part> promise);
+                   std::function<void(profile_part)> reply);
   void on_poll();
   void on_pressure(const pressure_event& ev);
   void on_collapsed(profile_part& part);
-  void launch_record();
+  /// Starts perf record (or says why there is nothing to record).
+  void launch();
+
+  // -- helpers, public for tests
 
   /// The reaper tag of this profiler's perf record, and its output file.
   std::string record_tag() const {
@@ -173,27 +355,60 @@ struct perf_state {
                                        bool probe) const;
 
 private:
+  /// The one transition function: checks that `from -> to` is allowed,
+  /// logs the transition (with `why`), runs the entry actions of `to`.
+  void enter(perf_phase to, const std::string& why = {});
+
   void probe_next();
-  void probe_failed(std::string why);
-  void set_fatal(std::string why);
+  void probe_failed(const std::string& why);
   void rotate(uint64_t owner);
   void schedule_poll();
   void run_script(perf_window& w);
   void fail_window(uint64_t id, const std::string& what,
                    const std::string& reason);
   void check_rss();
+  /// Stops perf record to start it again (`why` is logged).
   void restart_perf(const std::string& why);
   /// Asks the reaper for this profiler's perf record processes and, if
   /// `why` gives a reason for one of them, restarts perf after the current
   /// window (once), logging the reason.
   void
   restart_after_window_if(std::function<std::string(const child_info&)> why);
+  /// perf record was reaped (`r`: how it ended).
+  void on_record_exit(const caf::expected<run_result>& r);
   /// "perf record did not get ready within N s".
   std::string not_ready() const;
   /// Counts a restart of perf (state and metric).
   void count_restart();
   /// Removes a rotation file and forgets that it was seen.
   void forget(const std::string& data_file);
+  /// Answers every prepare request with `status`.
+  void answer_prepare(const std::string& status);
+
+  perf_phase phase_ = perf_phase::idle;
+  std::string final_reason_;
+  event_probe probe_;
+  std::optional<std::string> event_;
+  std::vector<std::function<void(std::string)>> prepare_waiters_;
+  /// When the current perf record was started, and when the last warming
+  /// signal went out.
+  caf::actor_clock::time_point launched_;
+  caf::actor_clock::time_point warm_signalled_;
+  /// A poll is scheduled.
+  bool poll_pending_ = false;
+  /// A restart is due once the rotation in flight is matched (its reason).
+  std::string restart_after_rotation_;
+  /// The window that owns what perf records now (0: nobody).
+  uint64_t segment_window_ = 0;
+  /// The window whose close was the last rotation (start of the next one).
+  uint64_t last_closed_ = 0;
+  /// Launches of perf record in a row that did not get ready in time.
+  uint64_t start_timeouts_ = 0;
+  /// Exits of perf record in a row before it got ready (sets the delay of
+  /// the next restart).
+  uint32_t early_exits_ = 0;
+  /// The --pids processes perf records now (empty: the whole host).
+  std::vector<int64_t> targets_;
 };
 
 /// Spawns as `sys.spawn(perf_profiler, cfg, reaper, fs, work, metrics)`.

@@ -267,8 +267,8 @@ public:
              + " unanswered requests");
     // The perf profiler: bounded state.
     auto& pf = perf();
-    if (pf.windows.size() > 8 || pf.rotations.size() > 4
-        || pf.seen_files.size() > 4)
+    if (pf.windows.size() > 8 || pf.rotations.pending() > 4
+        || pf.rotations.seen() > 4)
       fail("perf profiler state grows");
     // Files: nothing leaks in the temp dir, rotation keeps the output small.
     if (fs->count(temp_dir) > 6)
