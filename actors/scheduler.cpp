@@ -72,7 +72,9 @@ void scheduler_state::count_failure(profiler_slot& p, uint64_t id, bool failed,
     return;
   auto exponent = std::min<uint32_t>(p.failures - cfg.backoff_after, 30);
   auto rest = std::min<uint64_t>(uint64_t{1} << exponent, cfg.backoff_max);
-  p.backoff_until = id + 1 + rest;
+  // The window after `id` is open already (its part is still to come): the
+  // rest starts with the next window to open.
+  p.backoff_until = std::max(id + 1, next_id) + rest;
   if (p.failures == cfg.backoff_after)
     log->warn("profiler {} failed {} snapshots in a row; backing off "
               "(resting {} window(s) now, at most {} later)",
@@ -255,9 +257,13 @@ void scheduler_state::cut(const char* why) {
                                    "no result " + std::to_string(waited)
                                        + " s after the window (" + why + ")"));
     if (reaper) {
-      self->request(reaper, caf::infinite, cancel_atom_v,
-                    snapshot_tag(rec.id, name))
-          .then([](uint32_t) {}, [](caf::error&) {});
+      auto tag = snapshot_tag(rec.id, name);
+      self->request(reaper, caf::infinite, cancel_atom_v, tag)
+          .then([](uint32_t) {},
+                [this, tag](caf::error& err) {
+                  log->warn("cannot stop the children of {}: {}", tag,
+                            describe(err));
+                });
     }
     if (auto slot = find(name))
       count_failure(*slot, rec.id, true, "timed out");

@@ -84,9 +84,13 @@ BOOST_AUTO_TEST_CASE(overlap_policy_skip_extends_the_window) {
   agent_sim sim{s};
   sim.run_for(20min);
   finish(sim);
-  BOOST_CHECK_GE(sim.scheduler().stats.ticks_skipped, 3u);
-  // Windows of two minutes: every other tick was skipped.
-  BOOST_CHECK_LE(sim.profiles.size(), 12u);
+  auto skipped = sim.scheduler().stats.ticks_skipped;
+  BOOST_CHECK_GE(skipped, 3u);
+  // Each of the 20 ticks either ended a window or was skipped (extending
+  // the window); windows in which perf rests (backing off after its
+  // timeouts) end on time.
+  BOOST_CHECK_LE(sim.profiles.size() + skipped, 21u);
+  BOOST_CHECK_LE(sim.profiles.size(), 17u);
   BOOST_CHECK_GE(sim.profiles.size(), 5u);
 }
 
