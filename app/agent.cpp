@@ -16,6 +16,7 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/exit_reason.hpp>
+#include <caf/logger.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 #include <spdlog/spdlog.h>
@@ -57,7 +58,8 @@ constexpr auto shutdown_budget = 4s;
 struct shutdown_state {
   caf::actor_system& sys;
   const agent_actors& actors;
-  /// The uploader's HTTP session, interrupted if draining takes too long.
+  /// The uploader's HTTP session, interrupted once the upload in flight had
+  /// its moment.
   std::shared_ptr<rt::http_client> http;
   /// Profiles the writer wrote (a one-shot run that wrote none failed).
   uint64_t written = 0;
@@ -84,12 +86,25 @@ struct shutdown_state {
                 [&](bool) {
                   idle = true;
                 },
-                [&](caf::error&) {});
-        if (!idle && http) {
+                [&](caf::error& err) {
+                  log::get("agent")->warn(
+                      "the upload in flight did not finish in time ({}); "
+                      "interrupting it, it is sent again at the next start",
+                      describe(err));
+                });
+        // Nothing needs HTTP any more (a health check may still be
+        // running on the uploader's sender thread): cut what is left.
+        if (http)
           http->interrupt();
+        if (!idle)
           self->request(actors.uploader, left(), shutdown_atom_v)
-              .receive([](bool) {}, [](caf::error&) {});
-        }
+              .receive([](bool) {},
+                       [](caf::error& err) {
+                         log::get("agent")->warn(
+                             "the uploader did not stop after the interrupt: "
+                             "{}",
+                             describe(err));
+                       });
       }
       if (writer && *i == writer) {
         self->request(actors.writer, left(), stats_atom_v)
@@ -97,7 +112,11 @@ struct shutdown_state {
                 [&](uint64_t ok, uint64_t) {
                   written = ok;
                 },
-                [&](caf::error&) {});
+                [&](caf::error& err) {
+                  log::get("agent")->warn(
+                      "the output writer did not finish in time: {}",
+                      describe(err));
+                });
       }
       self->monitor(*i);
       self->send_exit(*i, caf::exit_reason::user_shutdown);
@@ -124,6 +143,19 @@ perf_profilers(const std::string& perf_mode) {
   if (perf_mode == "smart")
     return {{"perf", "fp"}, {format::smart_dwarf_profiler, "dwarf"}};
   return {{"perf", perf_mode}};
+}
+
+/// SIGHUP and SIGUSR1/2 do not stop the agent (their default action would,
+/// and a stop by SIGHUP exits 0, so systemd's Restart=on-failure would not
+/// restart it): one line each time.
+void log_ignored_signal(int sig) {
+  if (sig == SIGHUP)
+    log::get("agent")->warn("received SIGHUP: reloading the configuration is "
+                            "not supported yet; ignored, still running");
+  else
+    log::get("agent")->warn("received {}: it has no meaning for the agent; "
+                            "ignored, still running",
+                            strsignal(sig));
 }
 
 } // namespace
@@ -269,11 +301,12 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
   return a;
 }
 
-void start_agent(caf::actor_system& sys, const agent_actors& actors,
+void start_agent(caf::actor_system& sys, agent_actors& actors,
                  caf::timespan bound) {
   auto profilers = actors.profilers;
   auto sched = actors.scheduler;
-  sys.spawn([profilers, sched, bound](caf::event_based_actor* self) {
+  auto starter = sys.spawn([profilers, sched,
+                            bound](caf::event_based_actor* self) {
     auto lg = log::get("agent");
     // Each prepare request is answered once, so the scheduler starts once:
     // when the last answer (or timeout) arrives.
@@ -314,6 +347,7 @@ void start_agent(caf::actor_system& sys, const agent_actors& actors,
               });
     }
   });
+  actors.order.push_back(caf::actor_cast<caf::actor>(starter));
 }
 
 int run_agent(const agent_options& opts) {
@@ -338,7 +372,9 @@ int run_agent(const agent_options& opts) {
   add_message_types(cfg);
   // Two cores are the norm on our hosts, and the actors never block.
   cfg.set("scheduler.max-threads", 2);
-  caf::actor_system sys{cfg};
+  // Destroyed by the stopper thread below, so that the main thread still
+  // watches for a second signal while the system waits for its actors.
+  auto sys = std::make_unique<caf::actor_system>(cfg);
   std::unique_ptr<rt::private_temp_dir> temp;
   try {
     temp = std::make_unique<rt::private_temp_dir>(opts.reaper.temp_root);
@@ -396,10 +432,10 @@ int run_agent(const agent_options& opts) {
           = open_spool(opts.upload.spool_dir + "/pyroscope", "Pyroscope");
   }
   std::atomic<bool> done{false};
-  auto actors = spawn_agent(sys, opts, rt, [&done] {
+  auto actors = spawn_agent(*sys, opts, rt, [&done] {
     done = true;
   });
-  start_agent(sys, actors, opts.perf.start_timeout);
+  start_agent(*sys, actors, opts.perf.start_timeout);
   lg->info("gprofiler-agent {} running (PID {}), {} window(s) of {} s",
            agent_version, rt.pid,
            opts.scheduler.continuous ? "continuous" : "one",
@@ -409,18 +445,34 @@ int run_agent(const agent_options& opts) {
   // --------------------------------------------------------
 
   int sig = 0;
-  while (sig == 0 && !done)
-    sig = rt::wait_termination_signal(200ms);
+  while (sig == 0 && !done) {
+    sig = rt::wait_agent_signal(200ms);
+    if (sig != 0 && !rt::is_stop_signal(sig)) {
+      log_ignored_signal(sig);
+      sig = 0;
+    }
+  }
   if (sig != 0)
     lg->info("received {}; shutting down", strsignal(sig));
-  shutdown_state stop{sys, actors, rt.http};
+  shutdown_state stop{*sys, actors, rt.http};
   std::atomic<bool> stopped{false};
+  bool has_writer = static_cast<bool>(actors.writer);
+  // The system's destructor waits until its logger is released, and the
+  // thread that created the system holds it: let go of it here.
+  caf::logger::set_current_actor_system(nullptr);
   std::thread stopper([&] {
     stop.run();
+    // No handle may outlive the system; its destructor waits for every
+    // actor, detached ones included.
+    actors = agent_actors{};
+    sys.reset();
     stopped = true;
   });
   while (!stopped) {
-    if (int again = rt::wait_termination_signal(100ms); again != 0) {
+    int again = rt::wait_agent_signal(100ms);
+    if (again != 0 && !rt::is_stop_signal(again)) {
+      log_ignored_signal(again);
+    } else if (again != 0) {
       lg->warn("received {} again; forcing the exit", strsignal(again));
       rt.launcher->kill_all();
       log::shutdown();
@@ -429,7 +481,7 @@ int run_agent(const agent_options& opts) {
   }
   stopper.join();
   int status = 0;
-  if (!opts.scheduler.continuous && sig == 0 && actors.writer
+  if (!opts.scheduler.continuous && sig == 0 && has_writer
       && stop.written == 0) {
     lg->error("the profile could not be written to {}", opts.output.dir);
     status = 1;

@@ -88,8 +88,10 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
 
 /// Asks every profiler to get ready, then starts the scheduler: when all are
 /// ready, or after `bound`, whichever comes first (profilers that are not
-/// ready yet get timeout stacks until they are).
-void start_agent(caf::actor_system& sys, const agent_actors& actors,
+/// ready yet get timeout stacks until they are). The actor that waits for the
+/// answers joins `actors.order`, so that a shutdown before the start stops
+/// it too (it would otherwise keep the actor system up until `bound`).
+void start_agent(caf::actor_system& sys, agent_actors& actors,
                  caf::timespan bound);
 
 /// Runs the agent with `opts` until its work is done (one window without

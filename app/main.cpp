@@ -65,8 +65,9 @@ int main(int argc, char** argv) {
   if (inv.command == "upload-file")
     return gpa::run_upload_file(inv);
   // Before any thread exists: the agent's main thread alone takes SIGINT,
-  // SIGTERM and SIGHUP (subcommands keep the default: Ctrl-C stops them).
-  gpa::rt::block_termination_signals();
+  // SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 (subcommands keep the default:
+  // Ctrl-C stops them).
+  gpa::rt::block_agent_signals();
   int status = 1;
   try {
     std::unique_ptr<gpa::rt::pid_file> pid;

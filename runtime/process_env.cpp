@@ -16,25 +16,28 @@ namespace gpa::rt {
 
 namespace {
 
-sigset_t termination_set() {
+sigset_t agent_signal_set() {
   sigset_t set;
   sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2})
+    sigaddset(&set, sig);
   return set;
 }
 
 } // namespace
 
-void block_termination_signals() {
-  auto set = termination_set();
+void block_agent_signals() {
+  auto set = agent_signal_set();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 }
 
-int wait_termination_signal(std::chrono::milliseconds timeout) {
-  auto set = termination_set();
+bool is_stop_signal(int sig) {
+  return sig == SIGINT || sig == SIGTERM;
+}
+
+int wait_agent_signal(std::chrono::milliseconds timeout) {
+  auto set = agent_signal_set();
   timespec ts{};
   ts.tv_sec = static_cast<time_t>(timeout.count() / 1000);
   ts.tv_nsec = static_cast<long>((timeout.count() % 1000) * 1000000);

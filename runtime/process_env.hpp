@@ -11,15 +11,21 @@ namespace gpa::rt {
 // -- signals
 // ---------------------------------------------------------------------
 
-/// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread (and so in every
-/// thread it creates later), so that only wait_termination_signal() sees
-/// them; ignores SIGPIPE (write errors are handled where they happen).
-/// Call first thing in main. Children get a clean signal state at exec.
-void block_termination_signals();
+/// Blocks SIGINT, SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 in the calling thread
+/// (and so in every thread it creates later), so that only wait_agent_signal()
+/// sees them and none of them kills the agent by its default action; ignores
+/// SIGPIPE (write errors are handled where they happen). Call first thing in
+/// main. Children get a clean signal state at exec.
+void block_agent_signals();
 
-/// Waits up to `timeout` for SIGINT, SIGTERM or SIGHUP. Returns the signal
-/// number, or 0 on timeout.
-int wait_termination_signal(std::chrono::milliseconds timeout);
+/// Waits up to `timeout` for one of the signals block_agent_signals()
+/// blocked. Returns the signal number, or 0 on timeout.
+int wait_agent_signal(std::chrono::milliseconds timeout);
+
+/// Whether `sig` asks the agent to stop (SIGINT, SIGTERM). SIGHUP is kept for
+/// reloading the configuration, SIGUSR1 and SIGUSR2 have no meaning yet: the
+/// agent logs and ignores them.
+bool is_stop_signal(int sig);
 
 // -- private temporary directory
 // -----------------------------------------------

@@ -24,7 +24,7 @@
 
 int main(int argc, char** argv) {
   using namespace gpa;
-  rt::block_termination_signals();
+  rt::block_agent_signals();
   caf::actor_system_config cfg;
   add_message_types(cfg);
   cfg.set("scheduler.max-threads", 2);
@@ -40,7 +40,8 @@ int main(int argc, char** argv) {
   std::unique_ptr<rt::metrics_server> server;
   if (argc > 1 && argv[1][0] != '\0')
     server = std::make_unique<rt::metrics_server>(argv[1], metrics);
-  while (rt::wait_termination_signal(std::chrono::milliseconds(200)) == 0) {
+  while (!rt::is_stop_signal(
+      rt::wait_agent_signal(std::chrono::milliseconds(200)))) {
   }
   server.reset();
   caf::anon_send_exit(mon, caf::exit_reason::user_shutdown);
