@@ -224,6 +224,7 @@ class DataHandler(BaseHTTPRequestHandler):
         rec, errors = self.base_record()
         body = self.read_body(errors)
         rec["body_bytes"] = len(body)
+        rec["received_at"] = time.time()
         if rec["path"] == "/api/v2/profiles":
             self.profiles(rec, errors, body)
         elif rec["path"] == "/ingest":
