@@ -9,6 +9,6 @@ if [ $# -gt 0 ]; then
   export GPA_SIM_SEED="$1"
 fi
 start=$EPOCHREALTIME
-"$GPA_BUILD/test/test_sim" --run_test=whole_agent/thirty_days_with_random_faults \
+"$GPA_BUILD/test/test_app" --run_test=whole_agent/thirty_days_with_random_faults \
   --log_level=message --color_output=no
 awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "wall time of the whole run: %.1f s\n", b - a }'
