@@ -50,6 +50,17 @@ struct writer_config {
   std::function<void()> release_memory;
 };
 
+/// What the output writer did with a profile (its own bookkeeping, not a
+/// message).
+struct write_report {
+  uint64_t snapshot_id = 0;
+  /// Paths written; empty if not written.
+  std::string col_path;
+  std::string html_path;
+  /// Empty on success, else what went wrong and where.
+  std::string error;
+};
+
 /// The writer's state.
 struct writer_state {
   static inline const char* name = "output_writer";

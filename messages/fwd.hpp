@@ -25,7 +25,6 @@ struct child_list;
 
 struct profile_part;
 struct profile;
-struct write_report;
 
 // -- scheduler and profilers (messages/scheduler.hpp) --
 
@@ -62,7 +61,6 @@ CAF_ADD_TYPE_ID(gpa, (gpa::child_list))
 // -- profiles
 CAF_ADD_TYPE_ID(gpa, (gpa::profile_part))
 CAF_ADD_TYPE_ID(gpa, (gpa::profile))
-CAF_ADD_TYPE_ID(gpa, (gpa::write_report))
 
 // -- scheduler and profilers
 CAF_ADD_TYPE_ID(gpa, (gpa::window_info))

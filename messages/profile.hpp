@@ -50,23 +50,6 @@ typename Inspector::result_type inspect(Inspector& f, profile& x) {
            x.col, x.total_samples, x.cpu_avg, x.mem_avg);
 }
 
-/// What the output writer did with a profile.
-struct write_report {
-  uint64_t snapshot_id = 0;
-  /// Paths written; empty if not written.
-  std::string col_path;
-  std::string html_path;
-  /// Empty on success, else what went wrong and where.
-  std::string error;
-};
-
-/// @relates write_report
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, write_report& x) {
-  return f(caf::meta::type_name("write_report"), x.snapshot_id, x.col_path,
-           x.html_path, x.error);
-}
-
 /// Anything that takes finished profiles: the output writer, the uploader.
 using profile_sink_actor
     = caf::typed_actor<caf::reacts_to<write_atom, profile>>;

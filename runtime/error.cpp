@@ -11,9 +11,7 @@ const char* to_string(ec x) {
     case ec::queue_full: return "queue_full";
     case ec::spawn_failed: return "spawn_failed";
     case ec::cancelled: return "cancelled";
-    case ec::shutting_down: return "shutting_down";
     case ec::invalid_request: return "invalid_request";
-    case ec::profiler_failed: return "profiler_failed";
     case ec::write_failed: return "write_failed";
     case ec::upload_failed: return "upload_failed";
   }

@@ -20,12 +20,8 @@ enum class ec : uint8_t {
   spawn_failed,
   /// The request was cancelled by tag before or while it ran.
   cancelled,
-  /// The receiving actor is shutting down and takes no new work.
-  shutting_down,
   /// A request was malformed (empty argv, bad file name, ...).
   invalid_request,
-  /// A profiler could not produce its part of a snapshot.
-  profiler_failed,
   /// Writing an output file failed.
   write_failed,
   /// An upload failed.
