@@ -11,13 +11,13 @@ namespace gpa {
 caf::error writer_state::write_one(const std::string& name,
                                    std::string_view content,
                                    const std::string& link) {
-  if (auto err = fs->write_atomic(cfg.dir, name, content, 0644))
+  if (auto err = fs->write_atomic(cfg.opts.dir, name, content, 0644))
     return err;
-  return fs->link_atomic(cfg.dir, name, link);
+  return fs->link_atomic(cfg.opts.dir, name, link);
 }
 
 void writer_state::rotate() {
-  auto entries = fs->list(cfg.dir, "profile_");
+  auto entries = fs->list(cfg.opts.dir, "profile_");
   if (!entries)
     return;
   // Names hold the end time in ISO 8601, so name order is time order.
@@ -29,9 +29,9 @@ void writer_state::rotate() {
                             ext)
                  == 0)
         names.push_back(e.name);
-    auto keep = static_cast<size_t>(cfg.keep);
+    auto keep = static_cast<size_t>(cfg.opts.rotating_keep);
     for (size_t i = 0; i + keep < names.size(); ++i)
-      fs->remove(cfg.dir + "/" + names[i]);
+      fs->remove(cfg.opts.dir + "/" + names[i]);
   }
 }
 
@@ -56,18 +56,18 @@ write_report writer_state::write(const profile& p) {
     last_error = cause;
     return report;
   };
-  if (auto err = fs->make_dirs(cfg.dir, 0755))
+  if (auto err = fs->make_dirs(cfg.opts.dir, 0755))
     return fail(err);
   if (auto err = write_one(stem + ".col", p.col, "last_profile.col"))
     return fail(err);
-  report.col_path = cfg.dir + "/" + stem + ".col";
+  report.col_path = cfg.opts.dir + "/" + stem + ".col";
   if (cfg.render_page) {
     auto page = cfg.render_page(p.col);
     if (auto err = write_one(stem + ".html", page, "last_flamegraph.html"))
       return fail(err);
-    report.html_path = cfg.dir + "/" + stem + ".html";
+    report.html_path = cfg.opts.dir + "/" + stem + ".html";
   }
-  if (cfg.rotating)
+  if (cfg.opts.rotating)
     rotate();
   if (!last_error.empty())
     log->info("writing profiles works again ({} profile(s) could not be "

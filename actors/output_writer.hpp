@@ -15,6 +15,7 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "config/options.hpp"
 #include "messages/profile.hpp"
 #include "runtime/files.hpp"
 
@@ -40,9 +41,9 @@ using output_writer_actor = profile_sink_actor::extend<
 
 /// Settings of the output writer.
 struct writer_config {
-  std::string dir;
-  bool rotating = false;
-  int64_t keep = 10;
+  /// The user's options: the directory, rotation and how many profiles it
+  /// keeps (--no-flamegraph is render_page left empty).
+  output_options opts;
   /// None: no .html files.
   page_renderer render_page;
   /// Called after each profile is written, when the snapshot's burst of

@@ -179,11 +179,11 @@ std::vector<std::string>
 perf_state::record_argv(const std::string& output,
                         const std::optional<std::string>& ev,
                         bool probe) const {
-  std::vector<std::string> argv{cfg.perf_path, "record", "-F",
+  std::vector<std::string> argv{cfg.opts.path, "record", "-F",
                                 std::to_string(cfg.frequency)};
-  if (cfg.mode == "dwarf")
+  if (cfg.unwind == perf_unwind::dwarf)
     argv.push_back("--call-graph=dwarf,"
-                   + std::to_string(cfg.dwarf_stack_size));
+                   + std::to_string(cfg.opts.dwarf_stack_size));
   else
     argv.push_back("-g");
   if (ev && !ev->empty()) {
@@ -199,7 +199,7 @@ perf_state::record_argv(const std::string& output,
     argv.push_back(rt::join_pids(targets_.empty() ? cfg.pids : targets_));
   }
   argv.push_back("-m");
-  argv.push_back(std::to_string(cfg.mmap_pages));
+  argv.push_back(std::to_string(cfg.opts.mmap_pages));
   if (!probe)
     argv.push_back("--switch-output=signal");
   argv.push_back("-o");
@@ -312,7 +312,7 @@ void perf_state::probe_next() {
   run_request req;
   req.argv = record_argv(file, ev, true);
   req.argv.insert(req.argv.end(), {"--", "sleep", "0.5"});
-  req.timeout = cfg.probe_timeout;
+  req.timeout = caf::timespan{cfg.opts.start_timeout};
   req.kill_grace = cfg.kill_grace;
   req.out_mode = stdout_mode::discard;
   req.err_cap = 8 << 10;
@@ -335,8 +335,8 @@ void perf_state::probe_next() {
       return;
     }
     run_request script;
-    script.argv = {cfg.perf_path, "script", "-F", "comm,pid", "-i", file};
-    script.timeout = cfg.probe_timeout;
+    script.argv = {cfg.opts.path, "script", "-F", "comm,pid", "-i", file};
+    script.timeout = caf::timespan{cfg.opts.start_timeout};
     script.kill_grace = cfg.kill_grace;
     script.out_cap = 64 << 10;
     script.err_cap = 8 << 10;
@@ -358,7 +358,7 @@ void perf_state::probe_next() {
       event_ = ev;
       log->info("perf: sampling with {} at {} Hz, {} call graphs{}",
                 event_probe::event_name(ev), cfg.frequency,
-                cfg.mode == "dwarf" ? "DWARF" : "frame-pointer",
+                cfg.unwind == perf_unwind::dwarf ? "DWARF" : "frame-pointer",
                 probe_.notes());
       launch();
     });
@@ -565,7 +565,7 @@ void perf_state::on_poll() {
                     describe(n.error()));
       });
     }
-    if (now - launched_ > cfg.probe_timeout) {
+    if (now - launched_ > caf::timespan{cfg.opts.start_timeout}) {
       ++start_timeouts_;
       restart_perf(not_ready());
       return;
@@ -596,7 +596,7 @@ void perf_state::on_poll() {
 
 void perf_state::run_script(perf_window& w) {
   run_request req;
-  req.argv = {cfg.perf_path, "script", "-F",       "+pid",
+  req.argv = {cfg.opts.path, "script", "-F",       "+pid",
               "--no-inline", "-i",     w.data_file};
   req.timeout = w.budget;
   req.kill_grace = cfg.kill_grace;
@@ -658,9 +658,9 @@ void perf_state::fail_window(uint64_t id, const std::string& what,
 
 std::string perf_state::not_ready() const {
   return "perf record did not get ready within "
-         + std::to_string(
-             std::chrono::duration_cast<std::chrono::seconds>(cfg.probe_timeout)
-                 .count())
+         + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                              caf::timespan{cfg.opts.start_timeout})
+                              .count())
          + " s";
 }
 
@@ -694,11 +694,11 @@ void perf_state::check_rss() {
     return;
   restart_after_window_if([this](const child_info& c) {
     auto rss = cfg.rss_kb(c.pid);
-    if (rss <= cfg.rss_limit_kb)
+    if (rss <= rss_limit_kb())
       return std::string{};
     return "perf record (pid " + std::to_string(c.pid) + ") uses "
            + std::to_string(rss / 1024) + " MB, above the limit of "
-           + std::to_string(cfg.rss_limit_kb / 1024) + " MB";
+           + std::to_string(rss_limit_kb() / 1024) + " MB";
   });
 }
 

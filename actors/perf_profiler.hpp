@@ -39,6 +39,7 @@
 #include <caf/typed_event_based_actor.hpp>
 #include <caf/typed_response_promise.hpp>
 
+#include "config/options.hpp"
 #include "messages/reaper.hpp"
 #include "messages/scheduler.hpp"
 #include "runtime/files.hpp"
@@ -62,27 +63,35 @@ using perf_profiler_impl = profiler_actor::extend<
     // A collapse job on the work queue finished.
     caf::reacts_to<done_atom, profile_part>>;
 
+/// How a perf record unwinds stacks.
+enum class perf_unwind : uint8_t {
+  /// Frame pointers (-g): cheap; broken stacks where code omits them.
+  frame_pointer,
+  /// A copy of the user stack per sample (--call-graph=dwarf).
+  dwarf,
+};
+
 /// Settings of the perf profiler.
 struct perf_config {
-  std::string perf_path = "perf";
-  /// "fp" or "dwarf" (the agent runs one of each for --perf-mode smart).
-  std::string mode = "fp";
+  /// The user's --perf-* options: the binary, the DWARF stack copy, the ring
+  /// buffer, the RSS limit and the start-up timeout. (Its `mode` is the
+  /// agent's choice of perf profilers; `unwind` is this one's.)
+  perf_options opts;
+  /// frame_pointer or dwarf (the agent runs one of each for --perf-mode
+  /// smart).
+  perf_unwind unwind = perf_unwind::frame_pointer;
   /// The profiler's name: its parts, error stacks, logger, and the names of
   /// its files and process tags ("perf"; "perf-dwarf" for the DWARF half of
   /// --perf-mode smart).
   std::string name = "perf";
-  int64_t frequency = 11;
-  int64_t dwarf_stack_size = 8192;
-  /// Only these processes; empty: the whole host.
+  /// Sampling frequency in Hz (-f).
+  int64_t frequency = scheduler_options{}.frequency;
+  /// Only these processes (--pids); empty: the whole host.
   std::vector<int64_t> pids;
-  int64_t mmap_pages = 129;
-  /// perf is restarted between windows once its RSS passes this.
-  int64_t rss_limit_kb = 512 * 1024;
   /// The agent's private temporary directory.
   std::string temp_dir;
-  caf::timespan kill_grace{std::chrono::seconds(2)};
-  /// Time allowed for each probe step and for perf to get ready.
-  caf::timespan probe_timeout{std::chrono::seconds(30)};
+  /// Time between SIGTERM and SIGKILL when perf is stopped.
+  caf::timespan kill_grace = reaper_options{}.kill_grace;
   /// Interval of polling for rotation files.
   caf::timespan poll_interval{std::chrono::milliseconds(100)};
   /// Reads the RSS (KiB) of a process; 0 if unknown.
@@ -367,6 +376,11 @@ private:
   void fail_window(uint64_t id, const std::string& what,
                    const std::string& reason);
   void check_rss();
+
+  /// perf is restarted between windows once its RSS passes this.
+  int64_t rss_limit_kb() const {
+    return cfg.opts.rss_limit_mb * 1024;
+  }
   /// Stops perf record to start it again (`why` is logged).
   void restart_perf(const std::string& why);
   /// Asks the reaper for this profiler's perf record processes and, if

@@ -42,8 +42,8 @@ caf::result<run_result> reaper_state::on_run(run_request& req) {
     return make_gpa_error(ec::invalid_request,
                           "output file name '" + req.out_file
                               + "' must be a plain name inside the temp dir");
-  bool has_slot = live.size() < cfg.max_children;
-  if (!has_slot && queue.size() >= cfg.max_queued) {
+  bool has_slot = live.size() < static_cast<size_t>(cfg.opts.max_children);
+  if (!has_slot && queue.size() >= static_cast<size_t>(cfg.opts.max_queued)) {
     ++totals.rejected_total;
     log->warn("refusing {}: {} children running and {} requests waiting",
               command_name(req), live.size(), queue.size());
@@ -100,7 +100,8 @@ void reaper_state::launch(reaper_job job) {
 }
 
 void reaper_state::start_queued() {
-  while (!queue.empty() && live.size() < cfg.max_children) {
+  while (!queue.empty()
+         && live.size() < static_cast<size_t>(cfg.opts.max_children)) {
     auto job = std::move(queue.front());
     queue.pop_front();
     launch(std::move(job));

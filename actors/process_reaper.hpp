@@ -18,6 +18,7 @@
 #include <caf/typed_event_based_actor.hpp>
 #include <caf/typed_response_promise.hpp>
 
+#include "config/options.hpp"
 #include "messages/reaper.hpp"
 #include "runtime/process_launcher.hpp"
 
@@ -39,10 +40,8 @@ using reaper_impl = reaper_actor::extend<
 
 /// Settings of the reaper.
 struct reaper_config {
-  /// Children alive at once.
-  uint32_t max_children = 16;
-  /// Requests that may wait for a free slot.
-  uint32_t max_queued = 256;
+  /// The user's options: children alive at once, requests that may wait.
+  reaper_options opts;
   /// The agent's private temporary directory (for stdout_mode::file).
   std::string temp_dir;
 };

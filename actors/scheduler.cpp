@@ -59,7 +59,7 @@ bool scheduler_state::resting(const profiler_slot& p, uint64_t id) const {
 void scheduler_state::count_failure(profiler_slot& p, uint64_t id, bool failed,
                                     const std::string& what) {
   if (!failed) {
-    if (p.failures >= cfg.backoff_after)
+    if (p.failures >= backoff_after())
       log->info("profiler {} works again after {} failures", p.name,
                 p.failures);
     p.failures = 0;
@@ -68,17 +68,17 @@ void scheduler_state::count_failure(profiler_slot& p, uint64_t id, bool failed,
   }
   ++p.failures;
   p.last_failure = what;
-  if (p.failures < cfg.backoff_after)
+  if (p.failures < backoff_after())
     return;
-  auto exponent = std::min<uint32_t>(p.failures - cfg.backoff_after, 30);
-  auto rest = std::min<uint64_t>(uint64_t{1} << exponent, cfg.backoff_max);
+  auto exponent = std::min<uint32_t>(p.failures - backoff_after(), 30);
+  auto rest = std::min<uint64_t>(uint64_t{1} << exponent, backoff_max());
   // The window after `id` is open already (its part is still to come): the
   // rest starts with the next window to open.
   p.backoff_until = std::max(id + 1, next_id) + rest;
-  if (p.failures == cfg.backoff_after)
+  if (p.failures == backoff_after())
     log->warn("profiler {} failed {} snapshots in a row; backing off "
               "(resting {} window(s) now, at most {} later)",
-              p.name, p.failures, rest, cfg.backoff_max);
+              p.name, p.failures, rest, backoff_max());
   else
     log->debug("profiler {} failed again; resting {} window(s)", p.name, rest);
 }
@@ -93,7 +93,7 @@ void scheduler_state::start() {
   t0 = self->clock().now();
   wall0_ms = cfg.wall_clock_ms ? cfg.wall_clock_ms() : 0;
   open_window();
-  self->delayed_send(self, cfg.duration, tick_atom_v, uint64_t{1});
+  self->delayed_send(self, cfg.opts.duration, tick_atom_v, uint64_t{1});
 }
 
 void scheduler_state::open_window() {
@@ -104,7 +104,7 @@ void scheduler_state::open_window() {
   window_info info;
   info.snapshot_id = rec.id;
   info.start_ms = rec.start_ms;
-  info.duration = cfg.duration;
+  info.duration = cfg.opts.duration;
   info.skip_runtime = skip_runtime;
   for (auto& p : profilers) {
     if (resting(p, rec.id)) {
@@ -128,14 +128,14 @@ void scheduler_state::on_tick(uint64_t n) {
   if (done)
     return;
   auto schedule_next = [&] {
-    auto due = t0 + cfg.duration * static_cast<int64_t>(n + 1);
+    auto due = t0 + cfg.opts.duration * static_cast<int64_t>(n + 1);
     auto delay = due - self->clock().now();
     if (delay < caf::timespan{0})
       delay = caf::timespan{0};
     self->delayed_send(self, delay, tick_atom_v, n + 1);
   };
   if (collecting) {
-    if (cfg.overlap == overlap_policy::skip) {
+    if (cfg.opts.overlap == overlap_policy::skip) {
       ++stats.ticks_skipped;
       if (metrics)
         rt::metric::add(*metrics, rt::metric::ticks_skipped, 1);
@@ -149,7 +149,7 @@ void scheduler_state::on_tick(uint64_t n) {
     cut("the next window ended");
   }
   close_window();
-  if (cfg.continuous) {
+  if (cfg.opts.continuous) {
     open_window();
     schedule_next();
   }
@@ -173,7 +173,7 @@ void scheduler_state::close_window() {
     req.start_ms = rec.start_ms;
     req.end_ms = rec.end_ms;
     req.tag = snapshot_tag(rec.id, p.name);
-    req.budget = cfg.grace;
+    req.budget = cfg.opts.profiler_grace;
     p.outstanding.insert(rec.id);
     rec.waiting.insert(p.name);
     auto id = rec.id;
@@ -201,7 +201,8 @@ void scheduler_state::close_window() {
     finish_collecting();
     return;
   }
-  self->delayed_send(self, cfg.grace, deadline_atom_v, collecting->id);
+  self->delayed_send(self, cfg.opts.profiler_grace, deadline_atom_v,
+                     collecting->id);
 }
 
 void scheduler_state::on_part(const std::string& profiler, uint64_t id,
@@ -310,7 +311,7 @@ void scheduler_state::finish_collecting() {
 void scheduler_state::merged() {
   --merging;
   // One-shot: the agent is done once its only snapshot is merged.
-  if (!cfg.continuous && !done) {
+  if (!cfg.opts.continuous && !done) {
     done = true;
     if (cfg.on_done)
       cfg.on_done();

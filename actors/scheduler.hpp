@@ -14,6 +14,7 @@
 // A part that arrives after its snapshot is done is dropped and counted. A
 // profiler that fails several snapshots in a row backs off exponentially.
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -60,17 +61,15 @@ struct profiler_slot {
   std::set<uint64_t> outstanding;
 };
 
-/// Settings of the scheduler.
+/// Settings of the scheduler: the user's options as parsed (each default is
+/// written once, in config/options.hpp) plus the scheduler's effects.
 struct scheduler_config {
-  caf::timespan duration{std::chrono::seconds(60)};
-  caf::timespan grace{std::chrono::seconds(10)};
-  overlap_policy overlap = overlap_policy::cut;
-  bool continuous = false;
+  /// -d, -c, the grace, the overlap policy and the back-off (--pids and -f
+  /// are the profilers').
+  scheduler_options opts;
   /// Wall-clock time (ms since the epoch) at the moment of start_atom; wall
   /// times of windows derive from it and the actor clock.
   std::function<int64_t()> wall_clock_ms;
-  uint32_t backoff_after = 3;
-  uint32_t backoff_max = 16;
   /// Called once, after the last snapshot of a one-shot run was merged.
   std::function<void()> on_done;
 };
@@ -151,6 +150,18 @@ private:
   void finish_collecting();
   profiler_slot* find(const std::string& name);
   bool resting(const profiler_slot& p, uint64_t id) const;
+
+  /// Failures in a row after which a profiler rests (at least 1).
+  uint32_t backoff_after() const {
+    return static_cast<uint32_t>(
+        std::clamp<int64_t>(cfg.opts.backoff_after_failures, 1, 1 << 30));
+  }
+
+  /// Longest rest, in windows (at least 1).
+  uint64_t backoff_max() const {
+    return static_cast<uint64_t>(
+        std::max<int64_t>(cfg.opts.backoff_max_snapshots, 1));
+  }
   void count_failure(profiler_slot& p, uint64_t id, bool failed,
                      const std::string& what);
 };

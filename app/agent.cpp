@@ -132,17 +132,20 @@ struct shutdown_state {
   }
 };
 
-/// The perf profilers that --perf-mode runs, as (profiler name, perf's
-/// call-graph mode): smart records twice, with frame pointers and with DWARF,
-/// and the merger keeps the deeper stacks per process
-/// (format::combine_smart).
-std::vector<std::pair<std::string, std::string>>
+/// The perf profilers that --perf-mode runs, as (profiler name, how it
+/// unwinds): smart records twice, with frame pointers and with DWARF, and the
+/// merger keeps the deeper stacks per process (format::combine_smart).
+/// The option table admits only the modes below.
+std::vector<std::pair<std::string, perf_unwind>>
 perf_profilers(const std::string& perf_mode) {
-  if (perf_mode == "disabled")
-    return {};
+  if (perf_mode == "fp")
+    return {{"perf", perf_unwind::frame_pointer}};
+  if (perf_mode == "dwarf")
+    return {{"perf", perf_unwind::dwarf}};
   if (perf_mode == "smart")
-    return {{"perf", "fp"}, {format::smart_dwarf_profiler, "dwarf"}};
-  return {{"perf", perf_mode}};
+    return {{"perf", perf_unwind::frame_pointer},
+            {format::smart_dwarf_profiler, perf_unwind::dwarf}};
+  return {}; // disabled
 }
 
 /// SIGHUP and SIGUSR1/2 do not stop the agent (their default action would,
@@ -169,8 +172,7 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
   };
 
   reaper_config rcfg;
-  rcfg.max_children = static_cast<uint32_t>(opts.reaper.max_children);
-  rcfg.max_queued = static_cast<uint32_t>(opts.reaper.max_queued);
+  rcfg.opts = opts.reaper;
   rcfg.temp_dir = rt.temp_dir;
   a.reaper = caf::actor_cast<reaper_actor>(
       sys.spawn(process_reaper, rt.launcher, rcfg));
@@ -192,9 +194,7 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
   std::vector<profile_sink_actor> sinks;
   if (!opts.output.dir.empty()) {
     writer_config wcfg;
-    wcfg.dir = opts.output.dir;
-    wcfg.rotating = opts.output.rotating;
-    wcfg.keep = opts.output.rotating_keep;
+    wcfg.opts = opts.output;
     wcfg.release_memory = rt.release_memory;
     if (!opts.output.no_flamegraph)
       wcfg.render_page = [](std::string_view col) {
@@ -241,19 +241,15 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
   a.merger = sys.spawn(merger, mcfg);
   add(a.merger);
 
-  auto add_perf = [&](const std::string& name, const std::string& mode) {
+  auto add_perf = [&](const std::string& name, perf_unwind mode) {
     perf_config pcfg;
     pcfg.name = name;
-    pcfg.perf_path = opts.perf.path;
-    pcfg.mode = mode;
+    pcfg.opts = opts.perf;
+    pcfg.unwind = mode;
     pcfg.frequency = opts.scheduler.frequency;
-    pcfg.dwarf_stack_size = opts.perf.dwarf_stack_size;
     pcfg.pids = opts.scheduler.pids;
-    pcfg.mmap_pages = opts.perf.mmap_pages;
-    pcfg.rss_limit_kb = opts.perf.rss_limit_mb * 1024;
     pcfg.temp_dir = rt.temp_dir;
     pcfg.kill_grace = opts.reaper.kill_grace;
-    pcfg.probe_timeout = opts.perf.start_timeout;
     pcfg.rss_kb = rt.rss_kb;
     pcfg.alive = rt.pid_alive;
     auto perf
@@ -268,15 +264,8 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
     add_perf(name, mode);
 
   scheduler_config scfg;
-  scfg.duration = opts.scheduler.duration;
-  scfg.grace = opts.scheduler.profiler_grace;
-  scfg.overlap = opts.scheduler.overlap;
-  scfg.continuous = opts.scheduler.continuous;
+  scfg.opts = opts.scheduler;
   scfg.wall_clock_ms = rt.wall_clock_ms;
-  scfg.backoff_after
-      = static_cast<uint32_t>(opts.scheduler.backoff_after_failures);
-  scfg.backoff_max
-      = static_cast<uint32_t>(opts.scheduler.backoff_max_snapshots);
   scfg.on_done = std::move(on_done);
   a.scheduler = caf::actor_cast<scheduler_actor>(
       sys.spawn(scheduler, scfg, a.profilers, a.merger, a.reaper, rt.metrics));

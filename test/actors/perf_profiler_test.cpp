@@ -388,7 +388,7 @@ BOOST_FIXTURE_TEST_CASE(a_stale_restart_timer_does_nothing, perf_fixture) {
 BOOST_FIXTURE_TEST_CASE(rss_over_the_limit_restarts_after_the_window,
                         perf_fixture) {
   perf_config cfg;
-  cfg.rss_limit_kb = 1000;
+  cfg.opts.rss_limit_mb = 1;
   cfg.temp_dir = "/tmp/agent";
   cfg.rss_kb = [](int32_t) {
     return int64_t{5000};

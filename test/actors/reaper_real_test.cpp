@@ -45,8 +45,8 @@ struct real_fixture {
 
   real_fixture() {
     reaper_config rc;
-    rc.max_children = 16;
-    rc.max_queued = 100000;
+    rc.opts.max_children = 16;
+    rc.opts.max_queued = 100000;
     rc.temp_dir = temp.path();
     reaper = caf::actor_cast<reaper_actor>(
         sys.spawn(process_reaper, launcher, rc));

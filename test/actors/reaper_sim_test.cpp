@@ -21,8 +21,8 @@ struct reaper_fixture : gpa::test::sim_fixture {
 
   explicit reaper_fixture(uint32_t max_children = 4, uint32_t max_queued = 2) {
     reaper_config cfg;
-    cfg.max_children = max_children;
-    cfg.max_queued = max_queued;
+    cfg.opts.max_children = max_children;
+    cfg.opts.max_queued = max_queued;
     cfg.temp_dir = "/tmp/sim";
     reaper = caf::actor_cast<reaper_actor>(
         sys.spawn(process_reaper, launcher, cfg));

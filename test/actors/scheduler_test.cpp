@@ -139,11 +139,11 @@ struct scheduler_fixture : gpa::test::sim_fixture {
 
   static scheduler_config config() {
     scheduler_config cfg;
-    cfg.duration = 10s;
-    cfg.grace = 2s;
-    cfg.continuous = true;
-    cfg.backoff_after = 2;
-    cfg.backoff_max = 4;
+    cfg.opts.duration = 10s;
+    cfg.opts.profiler_grace = 2s;
+    cfg.opts.continuous = true;
+    cfg.opts.backoff_after_failures = 2;
+    cfg.opts.backoff_max_snapshots = 4;
     cfg.wall_clock_ms = [] {
       return int64_t{1'000'000};
     };
@@ -224,7 +224,7 @@ BOOST_FIXTURE_TEST_CASE(a_laggard_is_cut_at_its_deadline_and_its_part_dropped,
 BOOST_FIXTURE_TEST_CASE(overlap_cut_ends_the_collecting_snapshot_at_the_tick,
                         scheduler_fixture) {
   auto cfg = config();
-  cfg.grace = 30s; // longer than a window
+  cfg.opts.profiler_grace = 30s; // longer than a window
   p->answers[1] = answer::never;
   start(cfg);
   advance(10s);
@@ -238,8 +238,8 @@ BOOST_FIXTURE_TEST_CASE(overlap_cut_ends_the_collecting_snapshot_at_the_tick,
 BOOST_FIXTURE_TEST_CASE(overlap_skip_extends_the_window_instead,
                         scheduler_fixture) {
   auto cfg = config();
-  cfg.grace = 30s;
-  cfg.overlap = overlap_policy::skip;
+  cfg.opts.profiler_grace = 30s;
+  cfg.opts.overlap = overlap_policy::skip;
   p->answers[1] = answer::never;
   start(cfg);
   advance(10s);
@@ -299,7 +299,7 @@ BOOST_FIXTURE_TEST_CASE(critical_pressure_skips_runtime_profilers,
 BOOST_FIXTURE_TEST_CASE(one_shot_is_done_after_its_only_merge,
                         scheduler_fixture) {
   auto cfg = config();
-  cfg.continuous = false;
+  cfg.opts.continuous = false;
   start(cfg);
   advance(10s);
   BOOST_CHECK(done);

@@ -22,7 +22,7 @@ struct writer_fixture {
   writer_state st;
 
   writer_fixture() {
-    st.cfg.dir = "/out";
+    st.cfg.opts.dir = "/out";
     st.fs = fs;
     st.log = log::get("output");
   }
@@ -48,8 +48,8 @@ BOOST_FIXTURE_TEST_CASE(writes_col_and_page_and_links, writer_fixture) {
 }
 
 BOOST_FIXTURE_TEST_CASE(rotation_keeps_the_newest, writer_fixture) {
-  st.cfg.rotating = true;
-  st.cfg.keep = 2;
+  st.cfg.opts.rotating = true;
+  st.cfg.opts.rotating_keep = 2;
   for (uint64_t i = 1; i <= 5; ++i)
     st.write(make_profile(i));
   auto cols = fs->list("/out", "profile_");

@@ -238,9 +238,9 @@ public:
     ++invariant_checks;
     // The reaper: bounded, and no child owned past its deadline plus grace.
     auto& r = reaper();
-    if (r.live.size() > r.cfg.max_children)
+    if (r.live.size() > static_cast<size_t>(r.cfg.opts.max_children))
       fail("more children than the cap");
-    if (r.queue.size() > r.cfg.max_queued)
+    if (r.queue.size() > static_cast<size_t>(r.cfg.opts.max_queued))
       fail("reaper queue over its bound");
     if (r.monitored.size() > 8)
       fail("reaper monitors " + std::to_string(r.monitored.size())

@@ -71,8 +71,8 @@ int main(int argc, char** argv) {
   rt::private_temp_dir temp{"/tmp"};
   std::shared_ptr<rt::process_launcher> launcher = rt::make_posix_launcher();
   reaper_config rc;
-  rc.max_children = static_cast<uint32_t>(concurrency);
-  rc.max_queued = 1000000;
+  rc.opts.max_children = static_cast<uint32_t>(concurrency);
+  rc.opts.max_queued = 1000000;
   rc.temp_dir = temp.path();
   auto reaper
       = caf::actor_cast<reaper_actor>(sys.spawn(process_reaper, launcher, rc));
