@@ -79,15 +79,10 @@ pressure_level rss_thresholds::level_of(uint64_t kb, double margin) const {
 }
 
 monitor_config make_monitor_config(const monitor_options& opts) {
-  auto kb = [](int64_t mb) {
-    return static_cast<uint64_t>(mb) << 10;
-  };
   monitor_config cfg;
   cfg.interval = opts.interval;
-  cfg.agent = {kb(opts.agent_warning_mb), kb(opts.agent_critical_mb),
-               kb(opts.agent_emergency_mb)};
-  cfg.tree = {kb(opts.tree_warning_mb), kb(opts.tree_critical_mb),
-              kb(opts.tree_emergency_mb)};
+  cfg.agent = agent_thresholds(opts);
+  cfg.tree = tree_thresholds(opts);
   return cfg;
 }
 

@@ -65,14 +65,28 @@ struct rss_thresholds {
   pressure_level level_of(uint64_t kb, double margin = 0) const;
 };
 
-/// Settings of the memory monitor.
+/// The thresholds of the agent process's RSS in `opts`, MB to KiB.
+inline rss_thresholds agent_thresholds(const monitor_options& opts) {
+  return {static_cast<uint64_t>(opts.agent_warning_mb) << 10,
+          static_cast<uint64_t>(opts.agent_critical_mb) << 10,
+          static_cast<uint64_t>(opts.agent_emergency_mb) << 10};
+}
+
+/// The thresholds of the agent's process tree in `opts`, MB to KiB.
+inline rss_thresholds tree_thresholds(const monitor_options& opts) {
+  return {static_cast<uint64_t>(opts.tree_warning_mb) << 10,
+          static_cast<uint64_t>(opts.tree_critical_mb) << 10,
+          static_cast<uint64_t>(opts.tree_emergency_mb) << 10};
+}
+
+/// Settings of the memory monitor (defaults: those of monitor_options).
 struct monitor_config {
   /// Time between samples.
-  caf::timespan interval{std::chrono::seconds(5)};
+  caf::timespan interval{monitor_options{}.interval};
   /// Thresholds of the agent process's RSS.
-  rss_thresholds agent{40u << 10, 80u << 10, 160u << 10};
+  rss_thresholds agent = agent_thresholds(monitor_options{});
   /// Thresholds of the RSS of the agent's whole process tree.
-  rss_thresholds tree{600u << 10, 1000u << 10, 1500u << 10};
+  rss_thresholds tree = tree_thresholds(monitor_options{});
   /// Hysteresis: going down needs values below a threshold minus this
   /// fraction of it...
   double down_margin = 0.10;

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "config/intervals.hpp"
 #include "runtime/error.hpp"
 #include "runtime/log.hpp"
 
@@ -67,7 +68,8 @@ merger(merger_actor::stateful_pointer<merger_state> self, merger_config cfg) {
         // its answer keeps the snapshots in order.
         auto rp = self->make_response_promise<merge_summary>();
         auto held = std::make_shared<merge_job>(std::move(job));
-        self->request(st.cfg.monitor, std::chrono::seconds(2), window_atom_v)
+        self->request(st.cfg.monitor, intervals::merger_metrics_wait,
+                      window_atom_v)
             .await(
                 [self, rp, held](const window_stats& w) mutable {
                   rp.deliver(self->state.merge(*held, w.cpu_avg, w.mem_avg));

@@ -556,7 +556,8 @@ void perf_state::on_poll() {
           });
     if (started && phase_ == perf_phase::launching) {
       enter(perf_phase::warming);
-    } else if (started && now - warm_signalled_ > std::chrono::seconds(1)) {
+    } else if (started
+               && now - warm_signalled_ > intervals::perf_signal_retry) {
       // perf did not answer yet (still synthesizing): ask again.
       warm_signalled_ = now;
       fx->signal(record_tag(), SIGUSR2, [this](caf::expected<uint32_t> n) {

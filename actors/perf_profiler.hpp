@@ -39,6 +39,7 @@
 #include <caf/typed_event_based_actor.hpp>
 #include <caf/typed_response_promise.hpp>
 
+#include "config/intervals.hpp"
 #include "config/options.hpp"
 #include "messages/reaper.hpp"
 #include "messages/scheduler.hpp"
@@ -93,15 +94,15 @@ struct perf_config {
   /// Time between SIGTERM and SIGKILL when perf is stopped.
   caf::timespan kill_grace = reaper_options{}.kill_grace;
   /// Interval of polling for rotation files.
-  caf::timespan poll_interval{std::chrono::milliseconds(100)};
+  caf::timespan poll_interval{intervals::perf_poll};
   /// Reads the RSS (KiB) of a process; 0 if unknown.
   std::function<int64_t(int32_t pid)> rss_kb;
   /// Whether a process exists; unset: every --pids process is taken to.
   std::function<bool(int64_t pid)> alive;
   /// First delay before restarting a perf record that exited; it doubles
   /// with every exit in a row before perf got ready, up to the maximum.
-  caf::timespan restart_delay{std::chrono::seconds(1)};
-  caf::timespan restart_delay_max{std::chrono::seconds(60)};
+  caf::timespan restart_delay{intervals::perf_restart_delay};
+  caf::timespan restart_delay_max{intervals::perf_restart_delay_max};
 };
 
 // -- phases

@@ -41,6 +41,7 @@
 #include <caf/typed_event_based_actor.hpp>
 #include <caf/typed_response_promise.hpp>
 
+#include "config/intervals.hpp"
 #include "config/options.hpp"
 #include "messages/profile.hpp"
 #include "messages/uploader.hpp"
@@ -74,9 +75,9 @@ struct uploader_config {
   /// Run the health check when starting.
   bool health_check = true;
   /// First retry delay; it doubles with every failure in a row...
-  caf::timespan backoff_initial = std::chrono::seconds{5};
+  caf::timespan backoff_initial{intervals::upload_retry_initial};
   /// ...up to this.
-  caf::timespan backoff_max = std::chrono::minutes{5};
+  caf::timespan backoff_max{intervals::upload_retry_max};
   /// Each delay is multiplied by a uniform factor in [1 - j, 1 + j].
   double backoff_jitter = 0.2;
   /// Seed of the jitter's random generator.

@@ -27,6 +27,7 @@
 #include "actors/perf_profiler.hpp"
 #include "actors/process_reaper.hpp"
 #include "actors/scheduler.hpp"
+#include "config/intervals.hpp"
 #include "config/load.hpp"
 #include "config/version.hpp"
 #include "format/col.hpp"
@@ -49,8 +50,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-/// How long the ordered shutdown may take before the agent stops waiting.
-constexpr auto shutdown_budget = 4s;
+using intervals::shutdown_budget;
 
 /// Stops the actors last-spawned first, waiting for each. The output
 /// writer first finishes what is in its mailbox (it answers a request in
@@ -435,7 +435,7 @@ int run_agent(const agent_options& opts) {
 
   int sig = 0;
   while (sig == 0 && !done) {
-    sig = rt::wait_agent_signal(200ms);
+    sig = rt::wait_agent_signal(intervals::signal_wait);
     if (sig != 0 && !rt::is_stop_signal(sig)) {
       log_ignored_signal(sig);
       sig = 0;

@@ -14,6 +14,9 @@
 
 #include <caf/expected.hpp>
 
+#include "config/intervals.hpp"
+#include "config/options.hpp"
+
 namespace gpa::rt {
 
 /// One HTTP request.
@@ -28,9 +31,9 @@ struct http_request {
   /// The body of a POST (sent as is; compress before).
   std::string body;
   /// Longest time the whole request may take, connect included.
-  std::chrono::milliseconds timeout{std::chrono::seconds{120}};
+  std::chrono::milliseconds timeout{upload_options{}.timeout};
   /// Longest time connecting (TCP and TLS handshake) may take.
-  std::chrono::milliseconds connect_timeout{std::chrono::seconds{10}};
+  std::chrono::milliseconds connect_timeout{intervals::http_connect_timeout};
 };
 
 /// A response that arrived, whatever its status.

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "config/intervals.hpp"
 #include "runtime/log.hpp"
 
 namespace gpa::rt {
@@ -290,7 +291,7 @@ void metrics_server::loop() {
           break;
         connection c;
         c.fd = fd;
-        c.deadline = now + std::chrono::milliseconds(connection_timeout_ms);
+        c.deadline = now + intervals::metrics_connection_timeout;
         conns.push_back(std::move(c));
       }
     }

@@ -45,7 +45,6 @@ public:
   /// Connections served at once; more wait in the listen backlog.
   static constexpr size_t max_connections = 8;
   /// Time a connection may take from accept to the last byte sent, in ms.
-  static constexpr int connection_timeout_ms = 2000;
 
   /// Binds `address` (see parse_loopback_address) and starts the thread.
   /// Throws std::runtime_error naming the address if it is not loopback or

@@ -42,6 +42,7 @@
 #include <boost/process/search_path.hpp>
 #include <boost/process/start_dir.hpp>
 
+#include "config/intervals.hpp"
 #include "runtime/error.hpp"
 
 namespace bp = boost::process;
@@ -52,16 +53,9 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-/// How long output pipes may stay open after the child was reaped (a
-/// grandchild that escaped the process group may still hold them).
-constexpr auto pipe_linger = std::chrono::milliseconds(500);
-
-/// How long the launcher keeps reaping adopted members of a finished child's
-/// process group.
-constexpr auto orphan_watch = std::chrono::seconds(10);
-
-/// Interval of the sweep for adopted zombies outside any known group.
-constexpr auto zombie_sweep = std::chrono::seconds(5);
+using intervals::orphan_watch;
+using intervals::pipe_linger;
+using intervals::zombie_sweep;
 
 /// Bytes read from one pipe per wake-up, so one chatty child cannot starve
 /// the others.
@@ -343,7 +337,7 @@ public:
     for (auto& [id, rec] : children_)
       if (!rec.reaped)
         ::kill(-rec.pid, SIGKILL);
-    all_gone_.wait_for(guard, std::chrono::seconds(5), [this] {
+    all_gone_.wait_for(guard, intervals::kill_all_wait, [this] {
       return children_.empty();
     });
   }

@@ -14,6 +14,8 @@
 
 #include <caf/error.hpp>
 
+#include "config/intervals.hpp"
+#include "config/options.hpp"
 #include "format/profile.hpp"
 #include "runtime/http_client.hpp"
 #include "upload/format.hpp"
@@ -33,9 +35,9 @@ struct studio_settings {
   /// Server, token, service, hostname, version, spawn time.
   upload::studio_identity identity;
   /// Longest time one request may take (--server-upload-timeout).
-  std::chrono::milliseconds timeout{std::chrono::seconds{120}};
+  std::chrono::milliseconds timeout{upload_options{}.timeout};
   /// Longest time connecting may take (never more than `timeout`).
-  std::chrono::milliseconds connect_timeout{std::chrono::seconds{10}};
+  std::chrono::milliseconds connect_timeout{intervals::http_connect_timeout};
   /// Largest gzip body sent; larger profiles have small stacks folded.
   uint64_t body_limit = default_body_limit;
   /// A 413 lowers the limit to 3/4 of the refused body; below this floor the
