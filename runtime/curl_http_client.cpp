@@ -233,8 +233,18 @@ std::string redact(std::string text, const std::vector<std::string>& secrets) {
     bool whole_words_only = secret.size() < min_substring_secret;
     for (auto pos = text.find(secret); pos != std::string::npos;) {
       auto end = pos + secret.size();
-      bool alone = (pos == 0 || !word_char(text[pos - 1]))
-                   && (end >= text.size() || !word_char(text[end]));
+      // An apostrophe between letters is part of the word ("Couldn't").
+      bool glued_before = pos > 0
+                          && (word_char(text[pos - 1])
+                              || (text[pos - 1] == '\'' && pos > 1
+                                  && std::isalpha(static_cast<unsigned char>(
+                                      text[pos - 2]))));
+      bool glued_after = end < text.size()
+                         && (word_char(text[end])
+                             || (text[end] == '\'' && end + 1 < text.size()
+                                 && std::isalpha(static_cast<unsigned char>(
+                                     text[end + 1]))));
+      bool alone = !glued_before && !glued_after;
       if (whole_words_only && !alone) {
         pos = text.find(secret, pos + 1);
         continue;

@@ -246,6 +246,8 @@ BOOST_AUTO_TEST_CASE(redact_replaces_short_secrets_only_as_whole_words) {
                     "target get: *** invalid");
   BOOST_CHECK_EQUAL(rt::redact("token 'et' at end et", {"et"}),
                     "token '***' at end ***");
+  BOOST_CHECK_EQUAL(rt::redact("Couldn't connect to http://h", {"t"}),
+                    "Couldn't connect to http://h");
   // Long secrets are replaced wherever they occur.
   BOOST_CHECK_EQUAL(rt::redact("xS3cr3tT0kenx", {"S3cr3tT0ken"}), "x***x");
 }
