@@ -8,6 +8,7 @@
 #include <caf/spawn_options.hpp>
 #include <spdlog/spdlog.h>
 
+#include "config/checks.hpp"
 #include "config/version.hpp"
 #include "runtime/backoff.hpp"
 #include "runtime/error.hpp"
@@ -108,7 +109,7 @@ void uploader_state::on_start() {
         lg->warn("{} (uploads will be retried)", describe(err));
       else
         lg->info("Performance Studio at {} is reachable (service '{}')",
-                 rt::without_query(host), service);
+                 config::redact_url(host), service);
       info->connections_opened = c->http_stats().connections_opened;
       info->recycles = c->recycles();
     });

@@ -13,6 +13,8 @@
 #include "app/commands.hpp"
 #include "config/load.hpp"
 #include "config/version.hpp"
+#include "runtime/error.hpp"
+#include "runtime/files.hpp"
 #include "runtime/log.hpp"
 #include "runtime/metrics_server.hpp"
 #include "runtime/process_env.hpp"
@@ -26,13 +28,28 @@ int fail_config(const std::string& msg) {
   return 2;
 }
 
+/// The config file reader: runtime's bounded one (regular files or stdin,
+/// no waiting on a FIFO, at most `max_bytes`).
+std::string read_config_file(const std::string& path, uint64_t max_bytes) {
+  auto text = gpa::rt::read_input_file(path, max_bytes);
+  if (!text) {
+    auto& ctx = text.error().context();
+    auto why = ctx.size() == 1 && ctx.match_element<std::string>(0)
+                   ? ctx.get_as<std::string>(0)
+                   : gpa::describe(text.error());
+    throw gpa::config::config_error("config file " + path + ": " + why);
+  }
+  return std::move(*text);
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
   gpa::config::invocation inv;
   try {
     inv = gpa::config::parse(std::vector<std::string>(argv + 1, argv + argc),
-                             gpa::config::environment_map(environ));
+                             gpa::config::environment_map(environ),
+                             read_config_file);
     if (inv.help) {
       std::cout << gpa::config::help_text();
       return 0;

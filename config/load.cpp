@@ -1,48 +1,61 @@
 #include "config/load.hpp"
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
+#include <set>
 #include <sstream>
 
 #include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
 #include <rapidjson/prettywriter.h>
 #include <rapidjson/stringbuffer.h>
 
+#include "config/checks.hpp"
 #include "config/option_table.hpp"
+#include "format/json.hpp"
 
 namespace gpa::config {
 
 namespace {
 
-constexpr const char* redacted = "<redacted>";
-
 /// One option given on the command line, in order.
 struct given {
   const option_spec* spec;
   option_value value;
+  /// The flag as written ("-d", "--token").
+  std::string flag;
 };
 
-/// Applies a parsed value, resolving aliases such as --no-java.
-void apply(agent_options& opts, const option_spec& spec,
-           const option_value& value) {
+/// Notes, once per option, that an option read by nothing was given.
+void warn_unsupported(invocation& inv, const option_spec& spec,
+                      const std::string& where) {
+  if (!spec.unsupported)
+    return;
+  auto text = "--" + spec.name + " is not supported yet and is ignored (set by "
+              + where + ")";
+  if (std::find(inv.warnings.begin(), inv.warnings.end(), text)
+      == inv.warnings.end())
+    inv.warnings.push_back(std::move(text));
+}
+
+/// Applies a parsed value from the command line or the environment (`where`
+/// names the flag or variable), resolving aliases such as --no-java.
+void apply(invocation& inv, const option_spec& spec, const option_value& value,
+           const std::string& where) {
+  warn_unsupported(inv, spec, where);
   if (!spec.alias_of.empty()) {
     if (!value.flag)
       return;
     auto target = find_option(spec.alias_of);
     option_value v;
     v.text = spec.alias_value;
-    target->set(opts, v);
+    target->set(inv.options, v);
     return;
   }
-  if (spec.secret && value.text == redacted)
-    throw config_error("--" + spec.name
-                       + " is the placeholder that --print-config prints; "
+  if (holds_placeholder(spec, value.text))
+    throw config_error(where + ": '" + std::string{placeholder}
+                       + "' is the placeholder that --print-config prints; "
                          "give the real value, e.g. in "
                        + spec.env_name());
-  spec.set(opts, value);
+  spec.set(inv.options, value);
 }
 
 bool is_subcommand(const std::string& x) {
@@ -80,7 +93,7 @@ option_value parse_or_throw(const option_spec& spec, const std::string& text,
   std::string why;
   auto v = parse_value(spec, text, why);
   if (!v)
-    throw config_error(where + ": '" + text + "' " + why);
+    throw config_error(where + ": '" + shown_value(spec, text) + "' " + why);
   return std::move(*v);
 }
 
@@ -108,7 +121,7 @@ void scan_args(const std::vector<std::string>& args, invocation& inv,
     if (spec.meta)
       apply_meta(inv, spec, v);
     else
-      out.push_back({&spec, std::move(v)});
+      out.push_back({&spec, std::move(v), flag});
   };
   bool options_done = false;
   for (; i < args.size(); ++i) {
@@ -169,11 +182,10 @@ void apply_env(const std::map<std::string, std::string>& env, invocation& inv) {
       continue; // GPROFILER_CONFIG is read by parse()
     std::string why;
     auto v = parse_value(spec, i->second, why);
-    if (!v) {
-      auto shown = spec.secret ? std::string{redacted} : i->second;
-      throw config_error(where + ": '" + shown + "' " + why);
-    }
-    apply(inv.options, spec, *v);
+    if (!v)
+      throw config_error(where + ": '" + shown_value(spec, i->second) + "' "
+                         + why);
+    apply(inv, spec, *v, where);
   }
   for (auto& [name, value] : env) {
     if (name.rfind("GPROFILER_", 0) != 0)
@@ -189,21 +201,6 @@ void apply_env(const std::map<std::string, std::string>& env, invocation& inv) {
 }
 
 // -- JSON config file --------------------------------------------------------
-
-std::pair<size_t, size_t> line_and_column(const std::string& text,
-                                          size_t offset) {
-  size_t line = 1;
-  size_t column = 1;
-  for (size_t i = 0; i < offset && i < text.size(); ++i) {
-    if (text[i] == '\n') {
-      ++line;
-      column = 1;
-    } else {
-      ++column;
-    }
-  }
-  return {line, column};
-}
 
 std::string json_text(const rapidjson::Value& v) {
   rapidjson::StringBuffer buf;
@@ -222,13 +219,28 @@ std::string json_text(const rapidjson::Value& v) {
                      + rule + "': " + what);
 }
 
+/// A value of the file, safe to echo: never a secret, never a URL's
+/// password, one line.
+std::string shown_json(const option_spec& spec, const rapidjson::Value& v) {
+  if (spec.secret)
+    return std::string{placeholder};
+  if (!v.IsString())
+    return json_text(v);
+  auto text
+      = shown_value(spec, std::string{v.GetString(), v.GetStringLength()});
+  if (text.size() > 38)
+    text = text.substr(0, 35) + "...";
+  return "\"" + text + "\"";
+}
+
 option_value read_json_value(const std::string& path, const option_spec& spec,
                              const rapidjson::Value& v) {
   auto pointer = "/" + spec.json_key();
   option_value result;
   auto wrong_type = [&](const char* expected) {
     violation(path, pointer, "type",
-              std::string{"must be "} + expected + ", got " + json_text(v));
+              std::string{"must be "} + expected + ", got "
+                  + shown_json(spec, v));
   };
   switch (spec.kind) {
     case value_kind::flag:
@@ -258,7 +270,7 @@ option_value read_json_value(const std::string& path, const option_spec& spec,
     case value_kind::choice:
       if (!v.IsString())
         wrong_type("a string");
-      result.text = v.GetString();
+      result.text.assign(v.GetString(), v.GetStringLength());
       break;
     case value_kind::int_list:
       if (!v.IsArray())
@@ -273,15 +285,14 @@ option_value read_json_value(const std::string& path, const option_spec& spec,
   }
   if (auto why = check_value(spec, result); !why.empty()) {
     const char* rule = "enum";
-    if (spec.kind != value_kind::choice)
+    if (spec.kind == value_kind::string)
+      rule = "pattern";
+    else if (spec.kind != value_kind::choice)
       rule = why.find(">=") != std::string::npos ? "minimum" : "maximum";
-    violation(path, pointer, rule, why + ", got " + json_text(v));
+    violation(path, pointer, rule, why + ", got " + shown_json(spec, v));
   }
-  if (spec.secret && result.text == redacted)
-    violation(path, pointer, "not",
-              "is the placeholder that --print-config prints; give the real "
-              "value, e.g. in "
-                  + spec.env_name());
+  // A placeholder is kept for now: parse() refuses it unless the
+  // environment or the command line give the real value.
   return result;
 }
 
@@ -318,23 +329,12 @@ std::string wrap(const std::string& left, const std::string& text) {
 
 } // namespace
 
-void apply_file(const std::string& path, agent_options& opts) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    throw config_error("config file " + path
-                       + ": cannot read it: " + std::strerror(errno));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto text = ss.str();
+void apply_file(const std::string& path, const file_reader& read,
+                invocation& inv) {
+  auto text = read(path, max_config_bytes);
   rapidjson::Document doc;
-  doc.Parse<rapidjson::kParseCommentsFlag>(text.c_str(), text.size());
-  if (doc.HasParseError()) {
-    auto [line, column] = line_and_column(text, doc.GetErrorOffset());
-    throw config_error("config file " + path + ": line " + std::to_string(line)
-                       + ", column " + std::to_string(column)
-                       + ": malformed JSON: "
-                       + rapidjson::GetParseError_En(doc.GetParseError()));
-  }
+  if (auto why = format::parse_json(doc, text, true); !why.empty())
+    throw config_error("config file " + path + ": " + why);
   if (!doc.IsObject())
     violation(path, "/", "type",
               "the file must hold one JSON object of options, got "
@@ -357,12 +357,21 @@ void apply_file(const std::string& path, agent_options& opts) {
     }
     values.emplace_back(spec, read_json_value(path, *spec, member.value));
   }
-  for (auto& [spec, value] : values)
-    spec->set(opts, value);
+  agent_options defaults;
+  for (auto& [spec, value] : values) {
+    // The file of --print-config lists every option: only a value other
+    // than the default counts as setting an unsupported one.
+    if (spec->unsupported
+        && format_value(*spec, value)
+               != format_value(*spec, spec->get(defaults)))
+      warn_unsupported(inv, *spec, "config file " + path);
+    spec->set(inv.options, value);
+  }
 }
 
 invocation parse(const std::vector<std::string>& args,
-                 const std::map<std::string, std::string>& env) {
+                 const std::map<std::string, std::string>& env,
+                 const file_reader& read) {
   invocation inv;
   std::vector<given> cli;
   scan_args(args, inv, cli);
@@ -374,10 +383,28 @@ invocation parse(const std::vector<std::string>& args,
       inv.config_file = i->second;
   }
   if (!inv.config_file.empty())
-    apply_file(inv.config_file, inv.options);
+    apply_file(inv.config_file, read, inv);
   apply_env(env, inv);
   for (auto& g : cli)
-    apply(inv.options, *g.spec, g.value);
+    apply(inv, *g.spec, g.value, g.flag);
+  // What is still a placeholder came from the file (the command line and
+  // the environment refuse it at once): the real value was not given.
+  for (auto& spec : option_table()) {
+    if (spec.stored() && spec.kind == value_kind::string
+        && holds_placeholder(spec, spec.get(inv.options).text))
+      throw config_error(
+          "config file " + inv.config_file + ": /" + spec.json_key()
+          + " holds the placeholder '" + std::string{placeholder}
+          + "' that --print-config prints; give the real value with --"
+          + spec.name + " or " + spec.env_name());
+  }
+  auto& up = inv.options.upload;
+  server_url url;
+  if ((up.enabled || inv.command == "upload-file") && !up.token.empty()
+      && check_server_url(up.server_host, &url).empty() && url.scheme == "http")
+    inv.warnings.push_back("--server-host " + redact_url(up.server_host)
+                           + " is plain http: the API token travels "
+                             "unencrypted; use https://");
   return inv;
 }
 
@@ -490,6 +517,8 @@ std::string help_text() {
       default: left += " TEXT";
     }
     std::string text = spec.help;
+    if (spec.unsupported)
+      text += " (not supported yet)";
     if (spec.stored() && !spec.secret && spec.kind != value_kind::flag) {
       auto d = format_value(spec, spec.get(defaults));
       if (!d.empty())

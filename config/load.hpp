@@ -4,6 +4,8 @@
 // the JSON config file (--config FILE or GPROFILER_CONFIG), GPROFILER_*
 // environment variables, and the command line.
 
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -43,21 +45,39 @@ struct invocation {
   std::vector<std::string> warnings;
 };
 
-/// Parses the arguments (without argv[0]) and the environment. Throws
-/// config_error. Does not check cross-option rules: see validate().
-invocation parse(const std::vector<std::string>& args,
-                 const std::map<std::string, std::string>& env);
+/// Reads a whole input file the user named, at most `max_bytes` of it.
+/// Throws config_error naming the file and what is wrong with it (missing,
+/// not a regular file, too large). config/ does no I/O of its own: main
+/// passes runtime's bounded reader (rt::read_input_file), which never blocks
+/// on a FIFO nor reads a device without end.
+using file_reader
+    = std::function<std::string(const std::string& path, uint64_t max_bytes)>;
 
-/// Reads the JSON config file at `path` into `opts`. Throws config_error
-/// naming the file and the line and column, or the JSON pointer and rule.
-void apply_file(const std::string& path, agent_options& opts);
+/// The largest config file read: 1 MiB (gProfiler's own are under 4 KiB).
+inline constexpr uint64_t max_config_bytes = uint64_t{1} << 20;
+
+/// Parses the arguments (without argv[0]) and the environment, reading the
+/// config file with `read`. Throws config_error. Does not check
+/// cross-option rules: see validate().
+invocation parse(const std::vector<std::string>& args,
+                 const std::map<std::string, std::string>& env,
+                 const file_reader& read);
+
+/// Reads the JSON config file at `path` with `read` into `inv.options` (and
+/// warnings about unsupported options into `inv.warnings`). Throws
+/// config_error naming the file and the line and column, or the JSON
+/// pointer and rule; never echoes a secret.
+void apply_file(const std::string& path, const file_reader& read,
+                invocation& inv);
 
 /// Checks rules between options (-u needs --token and --service-name, ...).
 /// Throws config_error.
 void validate(const invocation& inv);
 
 /// The effective configuration as JSON (the --print-config output), secrets
-/// redacted. It is itself a valid config file.
+/// and URL passwords as the placeholder "<redacted>". It is itself a valid
+/// config file: fed back with --config, the placeholder stands for "given
+/// elsewhere" (--token, GPROFILER_TOKEN), and is refused if it is not.
 std::string to_json(const agent_options& opts);
 
 /// The --help text.

@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include "config/checks.hpp"
+
 namespace gpa::config {
 
 namespace {
@@ -93,6 +95,8 @@ class table_builder {
 public:
   std::vector<option_spec> specs;
   std::string group;
+  /// Marks the options added while set as not supported yet.
+  bool unsupported = false;
 
   template <class Sub, class T>
   option_spec& add(std::string name, char short_name, value_kind kind,
@@ -103,6 +107,7 @@ public:
     spec.group = group;
     spec.help = std::move(help);
     spec.kind = kind;
+    spec.unsupported = unsupported;
     bind(spec, sub, mem);
     specs.push_back(std::move(spec));
     return specs.back();
@@ -138,6 +143,7 @@ public:
     spec.kind = value_kind::flag;
     spec.alias_of = std::move(target);
     spec.alias_value = std::move(value);
+    spec.unsupported = unsupported;
     specs.push_back(std::move(spec));
   }
 
@@ -212,13 +218,17 @@ std::vector<option_spec> build_table() {
   t.add("upload-results", 'u', vk::flag, &ao::upload, &upload_options::enabled,
         "Upload each profile to the server (needs --token, --service-name)");
   t.add("token", 0, vk::string, &ao::upload, &upload_options::token,
-        "API token of the server (secret; prefer GPROFILER_TOKEN)")
-      .secret
-      = true;
+        "API token of the server (secret; prefer GPROFILER_TOKEN)");
+  t.specs.back().secret = true;
+  t.specs.back().rule = text_rule::header;
   t.add("service-name", 0, vk::string, &ao::upload,
-        &upload_options::service_name, "Service name the profiles belong to");
+        &upload_options::service_name, "Service name the profiles belong to")
+      .rule
+      = text_rule::header;
   t.add("server-host", 0, vk::string, &ao::upload, &upload_options::server_host,
-        "Base URL of gProfiler Performance Studio");
+        "Base URL of gProfiler Performance Studio (https:// or http://)")
+      .rule
+      = text_rule::url;
   t.integer("server-upload-timeout", 0, &ao::upload, &upload_options::timeout,
             1, 3600, "Seconds an upload may take");
   t.add("no-verify", 0, vk::flag, &ao::upload, &upload_options::no_verify,
@@ -228,17 +238,20 @@ std::vector<option_spec> build_table() {
   t.add("spool-dir", 0, vk::string, &ao::upload, &upload_options::spool_dir,
         "Directory of profiles waiting to be uploaded");
   t.add("spool-max-size", 0, vk::bytes, &ao::upload,
-        &upload_options::spool_max_bytes, "Bytes the spool may hold")
+        &upload_options::spool_max_bytes,
+        "Bytes the spool may hold (at least 1MB)")
       .min
-      = 0;
+      = int64_t{1} << 20;
   t.integer("spool-max-files", 0, &ao::upload, &upload_options::spool_max_files,
-            0, 1000000, "Profiles the spool may hold");
+            1, 1000000, "Profiles the spool may hold");
   t.integer("upload-session-max-uploads", 0, &ao::upload,
             &upload_options::session_max_uploads, 1, 1000000,
             "Uploads after which the HTTP session is recycled");
   t.add("pyroscope-url", 0, vk::string, &ao::upload,
         &upload_options::pyroscope_url,
-        "Also send each profile to this Pyroscope server");
+        "Also send each profile to this Pyroscope server (base URL)")
+      .rule
+      = text_rule::optional_url;
   t.add("pyroscope-app-name", 0, vk::string, &ao::upload,
         &upload_options::pyroscope_app, "Application name in Pyroscope");
   t.add("pyroscope-tags", 0, vk::string, &ao::upload,
@@ -269,7 +282,10 @@ std::vector<option_spec> build_table() {
             "Seconds perf gets to start; a perf that hangs longer is "
             "restarted");
 
+  // Parsed for gProfiler's command lines, read by nothing yet: the runtime
+  // profilers come with their own issue.
   t.group = "Runtime profilers";
+  t.unsupported = true;
   t.runtime("java", &runtime_options::java_mode, {"perf-map", "ap", "disabled"},
             "Java");
   t.runtime("python", &runtime_options::python_mode,
@@ -293,6 +309,7 @@ std::vector<option_spec> build_table() {
   t.integer("runtime-concurrency", 0, &ao::runtimes,
             &runtime_options::concurrency, 1, 256,
             "Target processes a runtime profiler works on at once");
+  t.unsupported = false;
 
   t.group = "Child processes";
   t.integer("max-children", 0, &ao::reaper, &reaper_options::max_children, 1,
@@ -346,7 +363,9 @@ std::vector<option_spec> build_table() {
   t.add("pid-file", 0, vk::string, &ao::process, &process_options::pid_file,
         "PID file, also the one-instance-per-host lock (empty: none)");
   t.add("rootless", 0, vk::flag, &ao::process, &process_options::rootless,
-        "Run without root; profilers that need it are disabled");
+        "Run without root; profilers that need it are disabled")
+      .unsupported
+      = true;
 
   t.group = "Configuration and help";
   t.meta("config", 0, vk::string,
@@ -485,6 +504,17 @@ std::string check_value(const option_spec& spec, const option_value& value) {
         why += " " + c;
       return why;
     }
+    case value_kind::string:
+      switch (spec.rule) {
+        case text_rule::any: return {};
+        case text_rule::header: return header_value_error(value.text);
+        case text_rule::optional_url:
+          if (value.text.empty())
+            return {};
+          [[fallthrough]];
+        case text_rule::url: return check_server_url(value.text);
+      }
+      return {};
     default: return {};
   }
 }
@@ -566,8 +596,51 @@ std::string format_value(const option_spec& spec, const option_value& value) {
       return result;
     }
     default:
-      return spec.secret && !value.text.empty() ? "<redacted>" : value.text;
+      if (spec.secret && !value.text.empty())
+        return std::string{placeholder};
+      if (spec.rule == text_rule::url || spec.rule == text_rule::optional_url)
+        return redact_url(value.text, placeholder);
+      return value.text;
   }
+}
+
+bool holds_placeholder(const option_spec& spec, const std::string& text) {
+  if (spec.secret)
+    return text == placeholder;
+  if (spec.rule != text_rule::url && spec.rule != text_rule::optional_url)
+    return false;
+  server_url url;
+  return check_server_url(text, &url).empty() && url.password == placeholder;
+}
+
+std::string shown_value(const option_spec& spec, const std::string& text) {
+  if (spec.secret)
+    return std::string{placeholder};
+  auto raw = text;
+  if (spec.rule == text_rule::url || spec.rule == text_rule::optional_url) {
+    // The password masked; a query or fragment (which may hold a key)
+    // marked as there without its text.
+    raw = redact_url(text);
+    if (auto cut = text.find_first_of("?#"); cut != std::string::npos)
+      raw += text[cut] + std::string{"..."};
+  }
+  std::string result;
+  for (auto ch : raw) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c == '\r') {
+      result += "\\r";
+    } else if (c == '\n') {
+      result += "\\n";
+    } else if (c < 0x20 || c == 0x7f) {
+      static constexpr char hex[] = "0123456789abcdef";
+      result += "\\x";
+      result += hex[c >> 4];
+      result += hex[c & 0xf];
+    } else {
+      result += ch;
+    }
+  }
+  return result;
 }
 
 std::string suggest(const std::string& name) {

@@ -32,6 +32,18 @@ enum class value_kind {
   int_list,
 };
 
+/// What a text value must look like, beyond its kind.
+enum class text_rule {
+  /// Anything.
+  any,
+  /// Sent as an HTTP header value: no control characters (CR, LF, ...).
+  header,
+  /// A server base URL (check_server_url), required.
+  url,
+  /// A server base URL, or empty for "off".
+  optional_url,
+};
+
 /// A parsed value of any kind.
 struct option_value {
   bool flag = false;
@@ -56,8 +68,13 @@ struct option_spec {
   int64_t max = std::numeric_limits<int64_t>::max();
   /// Allowed values of a choice.
   std::vector<std::string> choices;
+  /// Rule of string values.
+  text_rule rule = text_rule::any;
   /// Never printed or logged (tokens).
   bool secret = false;
+  /// Parsed but read by nothing yet: --help says "(not supported yet)" and
+  /// parse() warns when it is given.
+  bool unsupported = false;
   /// Not stored in agent_options (--config, --help, ...); main handles it.
   bool meta = false;
   /// For alias flags such as --no-java: the option it sets, and to what.
@@ -100,8 +117,18 @@ parse_value(const option_spec& spec, const std::string& text, std::string& why);
 /// rule, or an empty string.
 std::string check_value(const option_spec& spec, const option_value& value);
 
-/// Renders a value the way the user would type it.
+/// Renders a value the way the user would type it; secrets as the
+/// placeholder, URLs with their password masked by the placeholder.
 std::string format_value(const option_spec& spec, const option_value& value);
+
+/// Whether `text` is, or holds, the placeholder --print-config prints for a
+/// secret: the whole value of a secret, the password of a URL.
+bool holds_placeholder(const option_spec& spec, const std::string& text);
+
+/// `text`, a value of `spec` as the user gave it, safe to echo in an error:
+/// a secret as the placeholder, a URL with its password masked, control
+/// characters escaped (\r, \n, \xNN) so that the error stays one line.
+std::string shown_value(const option_spec& spec, const std::string& text);
 
 /// Returns the closest option name to `name`, or an empty string.
 std::string suggest(const std::string& name);

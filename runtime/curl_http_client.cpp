@@ -8,11 +8,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cstring>
 #include <mutex>
 
 #include <curl/curl.h>
 
+#include "config/checks.hpp"
 #include "runtime/error.hpp"
 
 namespace gpa::rt {
@@ -83,7 +85,7 @@ public:
     if (interrupted_.load()) {
       ++stats_.transport_errors;
       return make_gpa_error(ec::upload_failed,
-                            req.method + " " + without_query(req.url)
+                            req.method + " " + config::redact_url(req.url)
                                 + ": interrupted (the agent is stopping)");
     }
     if (handle_ == nullptr) {
@@ -96,6 +98,24 @@ public:
       }
     } else {
       curl_easy_reset(handle_);
+    }
+    // Configuration refuses control characters in header values; this is
+    // the last line of defence: a CR or LF would end the headers early or
+    // add one, so such a request is never sent.
+    for (auto& [name, value] : req.headers) {
+      auto why = config::header_value_error(name);
+      if (why.empty())
+        why = config::header_value_error(value);
+      if (!why.empty() || name.empty() || name.find(':') != std::string::npos) {
+        ++stats_.transport_errors;
+        return make_gpa_error(
+            ec::upload_failed,
+            req.method + " " + config::redact_url(req.url)
+                + ": not sent: header '"
+                + (why.empty() && !name.empty() ? "invalid name"
+                                                : name.substr(0, 40))
+                + "' " + (why.empty() ? "is malformed" : why));
+      }
     }
     http_response resp;
     body_sink sink{&resp.body, opts_.max_response_bytes};
@@ -148,11 +168,18 @@ public:
     if (rc != CURLE_OK) {
       ++stats_.transport_errors;
       std::string detail = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc);
+      // libcurl's own message may quote the URL: mask its password too.
+      auto secrets = opts_.secrets;
+      config::server_url url;
+      if (config::check_server_url(req.url.substr(0, req.url.find('?')), &url)
+              .empty()
+          && !url.password.empty())
+        secrets.push_back(url.password);
       return make_gpa_error(ec::upload_failed,
-                            redact(req.method + " " + without_query(req.url)
-                                       + ": " + kind_of(rc) + " (" + detail
-                                       + ")",
-                                   opts_.secrets));
+                            redact(req.method + " "
+                                       + config::redact_url(req.url) + ": "
+                                       + kind_of(rc) + " (" + detail + ")",
+                                   secrets));
     }
     long status = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
@@ -189,13 +216,42 @@ std::unique_ptr<http_client> make_curl_http_client(http_client_options opts) {
   return std::make_unique<curl_http_client>(std::move(opts));
 }
 
+namespace {
+
+bool word_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+}
+
+} // namespace
+
 std::string redact(std::string text, const std::vector<std::string>& secrets) {
   for (auto& secret : secrets) {
     if (secret.empty())
       continue;
-    for (auto pos = text.find(secret); pos != std::string::npos;
-         pos = text.find(secret, pos + 3))
+    // A short secret ("abc") is also an ordinary word or part of one:
+    // replace it only where it stands alone, so that logs stay readable.
+    bool whole_words_only = secret.size() < min_substring_secret;
+    for (auto pos = text.find(secret); pos != std::string::npos;) {
+      auto end = pos + secret.size();
+      // An apostrophe between letters is part of the word ("Couldn't").
+      bool glued_before = pos > 0
+                          && (word_char(text[pos - 1])
+                              || (text[pos - 1] == '\'' && pos > 1
+                                  && std::isalpha(static_cast<unsigned char>(
+                                      text[pos - 2]))));
+      bool glued_after = end < text.size()
+                         && (word_char(text[end])
+                             || (text[end] == '\'' && end + 1 < text.size()
+                                 && std::isalpha(static_cast<unsigned char>(
+                                     text[end + 1]))));
+      bool alone = !glued_before && !glued_after;
+      if (whole_words_only && !alone) {
+        pos = text.find(secret, pos + 1);
+        continue;
+      }
       text.replace(pos, secret.size(), "***");
+      pos = text.find(secret, pos + 3);
+    }
   }
   // The value of a "key=" query parameter, up to '&', '#', a quote or space.
   for (size_t pos = 0; (pos = text.find("key=", pos)) != std::string::npos;) {
@@ -210,11 +266,6 @@ std::string redact(std::string text, const std::vector<std::string>& secrets) {
     pos += 3;
   }
   return text;
-}
-
-std::string without_query(const std::string& url) {
-  auto q = url.find('?');
-  return q == std::string::npos ? url : url.substr(0, q);
 }
 
 } // namespace gpa::rt

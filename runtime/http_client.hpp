@@ -101,12 +101,14 @@ public:
 /// header. Calls curl_global_init once per process.
 std::unique_ptr<http_client> make_curl_http_client(http_client_options opts);
 
-/// Returns `text` with every `secrets` entry replaced by "***" and the value
-/// of every `key=` URL query parameter replaced by "***".
-std::string redact(std::string text, const std::vector<std::string>& secrets);
+/// Secrets shorter than this are redacted only where they stand as a whole
+/// word: a 3-letter token must not turn every "get" of a log into "g***".
+inline constexpr size_t min_substring_secret = 8;
 
-/// "scheme://host[:port]/path" of `url`, without the query (which may hold
-/// the token): safe to log.
-std::string without_query(const std::string& url);
+/// Returns `text` with every `secrets` entry replaced by "***" (short ones,
+/// see min_substring_secret, only as whole words) and the value of every
+/// `key=` URL query parameter replaced by "***". URLs in logs go through
+/// config::redact_url (password masked, query dropped).
+std::string redact(std::string text, const std::vector<std::string>& secrets);
 
 } // namespace gpa::rt

@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "config/checks.hpp"
 #include "runtime/error.hpp"
 #include "runtime/gzip.hpp"
 
@@ -73,7 +74,7 @@ caf::error studio_client::health_check() {
   req.method = "GET";
   req.url = upload::health_check_url(cfg_.identity, cfg_.now_ms());
   add_auth_headers(req);
-  auto where = rt::without_query(req.url);
+  auto where = config::redact_url(req.url);
   auto resp = send(req);
   if (!resp)
     return make_gpa_error(ec::upload_failed,
@@ -210,7 +211,7 @@ void studio_client::judge(const rt::http_request& req,
     return;
   }
   ++out.failed_requests;
-  out.reason = "POST " + rt::without_query(req.url) + " answered HTTP "
+  out.reason = "POST " + config::redact_url(req.url) + " answered HTTP "
                + std::to_string(resp->status) + ": "
                + rt::redact(upload::response_message(resp->body),
                             {cfg_.identity.token});

@@ -8,12 +8,19 @@ Usage: cli_test.py /path/to/gprofiler-agent
 """
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
+import urllib.request
 
 AGENT = None
+HERE = os.path.dirname(os.path.abspath(__file__))
+SERVER = os.path.join(HERE, "..", "support", "server.py")
+COL = os.path.join(HERE, "..", "data", "flamegraph.col")
 
 
 def run(args, env=None, config=None):
@@ -21,6 +28,42 @@ def run(args, env=None, config=None):
     full_env.update(env or {})
     return subprocess.run([AGENT] + args, env=full_env, capture_output=True,
                           text=True, timeout=30)
+
+
+def assert_usage_error(test, r, *needles):
+    """Exit status 2, nothing on stdout, one line on stderr holding `needles`."""
+    test.assertEqual(r.returncode, 2, r.stderr)
+    test.assertEqual(r.stdout, "")
+    lines = r.stderr.strip().splitlines()
+    test.assertEqual(len(lines), 1, r.stderr)
+    test.assertTrue(lines[0].startswith("gprofiler-agent: error: "), lines[0])
+    for needle in needles:
+        test.assertIn(needle, lines[0])
+
+
+class Backend:
+    """test/support/server.py, the stand-in Performance Studio on 127.0.0.1."""
+
+    def __init__(self, test, token, service):
+        self.proc = subprocess.Popen([sys.executable, SERVER, "--token", token,
+                                      "--service", service],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
+        test.addCleanup(self.stop)
+        line = self.proc.stdout.readline().split()
+        assert line and line[0] == "READY", line
+        self.port, self.control = int(line[1]), int(line[2])
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def requests(self):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.control}/requests",
+                                    timeout=30) as resp:
+            return json.loads(resp.read())
 
 
 def write_config(text):
@@ -136,6 +179,188 @@ class Precedence(unittest.TestCase):
         r = run(["--print-config", "--token", "hunter2"])
         self.assertNotIn("hunter2", r.stdout + r.stderr)
         self.assertEqual(json.loads(r.stdout)["token"], "<redacted>")
+
+
+class WireValues(unittest.TestCase):
+    """Values that end up in HTTP requests are refused at configuration time
+    (issue 12, defects 3 and 6), checked against the real binary and the
+    stand-in server: a refused value never reaches it."""
+
+    TOKEN = "T0k3n-secret-42"
+
+    def upload(self, backend, token=None, service="svc", url=None, env=None,
+               extra=()):
+        self.log = tempfile.mktemp(prefix="gpa-cli-", suffix=".log")
+        self.addCleanup(lambda: os.path.exists(self.log) and os.unlink(self.log))
+        args = ["upload-file", "--file-path", COL, "--service-name", service,
+                "--server-host", backend.url if url is None else url, "--log-file", self.log]
+        if token is not None:
+            args += ["--token", token]
+        return run(args + list(extra), env=env)
+
+    def logged(self):
+        if not os.path.exists(self.log):
+            return ""
+        with open(self.log) as f:
+            return f.read()
+
+    def test_control_characters_in_headers_never_reach_the_server(self):
+        backend = Backend(self, self.TOKEN, "svc")
+        cases = [
+            ("--token", dict(token=self.TOKEN + "\r\nX-Injected: yes")),
+            ("GPROFILER_TOKEN", dict(env={"GPROFILER_TOKEN": self.TOKEN + "\n"})),
+            ("--token", dict(token=self.TOKEN + "\n")),
+            ("--service-name", dict(token=self.TOKEN, service="svc\r\nX-Injected: yes")),
+        ]
+        for where, kwargs in cases:
+            with self.subTest(where=where, kwargs=kwargs):
+                r = self.upload(backend, **kwargs)
+                assert_usage_error(self, r, where, "would break the HTTP request")
+                self.assertNotIn(self.TOKEN, r.stdout + r.stderr + self.logged())
+                self.assertEqual(backend.requests(), [])
+        # The same upload with sound values goes through: the server works.
+        r = self.upload(backend, token=self.TOKEN)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        posts = [q for q in backend.requests() if q["path"] == "/api/v2/profiles"]
+        self.assertEqual(len(posts), 1)
+        self.assertEqual(posts[0]["errors"], [])
+        self.assertNotIn(self.TOKEN, r.stdout + r.stderr + self.logged())
+
+    def test_bad_server_urls_exit_2_before_any_request(self):
+        backend = Backend(self, self.TOKEN, "svc")
+        port = backend.port
+        for url, why in [("", "must not be empty"),
+                         (f"127.0.0.1:{port}", "needs a scheme"),
+                         (f"ftp://127.0.0.1:{port}", "https:// or http://"),
+                         ("file:///etc/passwd", "https:// or http://"),
+                         ("http://127.0.0.1:99999", "1..65535"),
+                         (f"http://127.0.0.1:{port}#frag", "fragment"),
+                         (f"http://127.0.0.1:{port}/?a=b", "query"),
+                         ("http://", "no host")]:
+            with self.subTest(url=url):
+                r = self.upload(backend, token=self.TOKEN, url=url)
+                assert_usage_error(self, r, "--server-host", why)
+        for url in ["localhost:4040", "ftp://h"]:
+            with self.subTest(pyroscope=url):
+                assert_usage_error(self, run(["-o", "/tmp/x", "--pyroscope-url", url]),
+                                   "--pyroscope-url")
+        self.assertEqual(backend.requests(), [])
+
+    def test_url_password_is_never_shown_and_short_tokens_do_not_mangle(self):
+        # A closed port on loopback: the upload fails, its errors are logged
+        # and printed. Token "t" is short: it is masked as a word only.
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        url = f"http://user:hunter2@127.0.0.1:{port}"
+        r = self.upload(None, token="t", url=url)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        out = r.stdout + r.stderr + self.logged()
+        self.assertNotIn("hunter2", out)
+        self.assertIn(f"http://user:***@127.0.0.1:{port}/api/v2/profiles", r.stderr)
+        self.assertIn("Couldn't connect", out)
+        self.assertIn("is plain http", self.logged())
+        r = run(["--print-config", "--server-host", url])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("hunter2", r.stdout)
+        self.assertEqual(json.loads(r.stdout)["server_host"],
+                         f"http://user:<redacted>@127.0.0.1:{port}")
+
+
+class ConfigFile(unittest.TestCase):
+    """The config file is read bounded and parsed depth-checked (issue 12,
+    defects 5, 7, 9)."""
+
+    def test_special_files_fail_fast(self):
+        d = tempfile.mkdtemp(prefix="gpa-cli-")
+        fifo = os.path.join(d, "fifo.json")
+        os.mkfifo(fifo)
+        big = os.path.join(d, "big.json")
+        with open(big, "w") as f:
+            f.write('{"service_name": "' + "x" * (1 << 20) + '"}')
+        for path, why in [("/dev/zero", "character device"), (fifo, "FIFO"),
+                          (d, "directory"), (big, "larger than the limit of 1048576")]:
+            with self.subTest(path=path):
+                start = time.monotonic()
+                r = run(["--config", path, "--print-config"])
+                self.assertLess(time.monotonic() - start, 5)
+                assert_usage_error(self, r, path, why)
+        for p in (fifo, big):
+            os.unlink(p)
+        os.rmdir(d)
+
+    def test_deep_nesting_is_a_usage_error_not_a_crash(self):
+        path = write_config("[" * 200000 + "]" * 200000)
+        assert_usage_error(self, run(["--config", path, "--print-config"]), path,
+                           "nested deeper than 64")
+        os.unlink(path)
+
+    def test_wrongly_typed_token_is_not_echoed(self):
+        for value in ['12345678', '["hunter2-secret"]', '{"k": "hunter2-secret"}']:
+            with self.subTest(value=value):
+                path = write_config('{"token": %s}' % value)
+                r = run(["--config", path, "--print-config"])
+                assert_usage_error(self, r, path, "/token", "type")
+                self.assertNotIn("12345678", r.stderr)
+                self.assertNotIn("hunter2", r.stderr)
+                os.unlink(path)
+
+    def test_print_config_round_trips(self):
+        r = run(["--print-config", "-d", "9", "--token", "hunter2-secret"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("hunter2", r.stdout)
+        printed = json.loads(r.stdout)
+        path = write_config(r.stdout)
+        # With the token given by environment or flag, the file is taken
+        # as it is and prints the same again.
+        for args, env in [([], {"GPROFILER_TOKEN": "other"}), (["--token", "other"], {})]:
+            back = run(["--config", path, "--print-config"] + args, env=env)
+            self.assertEqual(back.returncode, 0, back.stderr)
+            self.assertEqual(json.loads(back.stdout), printed)
+            self.assertEqual(back.stderr, "")
+        # Without it, the placeholder is refused, and the message says so.
+        assert_usage_error(self, run(["--config", path, "--print-config"]), path,
+                           "/token", "placeholder", "GPROFILER_TOKEN")
+        os.unlink(path)
+        # Without a token at all, the output needs nothing else.
+        r = run(["--print-config"])
+        path = write_config(r.stdout)
+        back = run(["--config", path, "--print-config"])
+        self.assertEqual(back.returncode, 0, back.stderr)
+        self.assertEqual(back.stdout, r.stdout)
+        os.unlink(path)
+
+    def test_spool_bounds_have_minimums(self):
+        assert_usage_error(self, run(["-o", "/tmp/x", "--spool-max-size", "0"]),
+                           "--spool-max-size", ">= 1048576")
+        assert_usage_error(self, run(["-o", "/tmp/x", "--spool-max-files", "0"]),
+                           "--spool-max-files", ">= 1")
+
+
+class Unsupported(unittest.TestCase):
+    """Options parsed for gProfiler's command lines but read by nothing."""
+
+    def test_help_and_start_say_not_supported(self):
+        help_text = run(["--help"]).stdout
+
+        def entry(flag):
+            return " ".join(re.split(r"\n  (?:    )?-", help_text.split(flag + " ", 1)[1],
+                                     1)[0].split())
+
+        for flag in ["--rootless", "--java-mode", "--no-python", "--runtime-concurrency"]:
+            self.assertIn("(not supported yet)", entry(flag), flag)
+        self.assertNotIn("(not supported yet)", entry("--perf-mode"))
+        backend = Backend(self, "tok-123456789", "svc")
+        log = tempfile.mktemp(prefix="gpa-cli-", suffix=".log")
+        r = run(["upload-file", "--file-path", COL, "--token", "tok-123456789",
+                 "--service-name", "svc", "--server-host", backend.url,
+                 "--log-file", log, "--rootless", "--no-java"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(log) as f:
+            text = f.read()
+        os.unlink(log)
+        self.assertEqual(text.count("--rootless is not supported yet"), 1, text)
+        self.assertEqual(text.count("--no-java is not supported yet"), 1, text)
 
 
 if __name__ == "__main__":

@@ -6,11 +6,13 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include <unistd.h>
 
+#include "config/checks.hpp"
 #include "config/load.hpp"
 #include "config/option_table.hpp"
 
@@ -36,8 +38,24 @@ struct temp_file {
   }
 };
 
+/// The limit the last read was given.
+uint64_t last_read_limit = 0;
+
+/// Stands in for main's bounded reader (rt::read_input_file, tested in
+/// test/runtime and end to end in test/app/cli_test.py): reads the whole
+/// file, remembers the limit it was given.
+std::string read_file(const std::string& path, uint64_t max_bytes) {
+  last_read_limit = max_bytes;
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    throw config_error("config file " + path + ": cannot read it");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
 invocation parse(std::vector<std::string> args, env_map env = {}) {
-  return gpa::config::parse(args, env);
+  return gpa::config::parse(args, env, read_file);
 }
 
 /// The message of the config_error that `f` throws.
@@ -220,22 +238,216 @@ BOOST_AUTO_TEST_CASE(print_config_redacts_and_round_trips) {
   auto json = gpa::config::to_json(inv.options);
   BOOST_CHECK(!contains(json, "s3cr3t"));
   BOOST_CHECK(contains(json, "\"token\": \"<redacted>\""));
-  // The output is itself a valid config file, except for the placeholder.
-  auto without_token = json;
-  auto pos = without_token.find("\"<redacted>\"");
-  without_token.replace(pos, 12, "\"\"");
-  temp_file file{without_token};
-  auto back = parse({"--config", file.path});
-  BOOST_CHECK_EQUAL(gpa::config::to_json(back.options),
-                    gpa::config::to_json(parse({"-d", "9", "--pids", "3,4",
-                                                "--log-rotate-max-size", "1MB"})
-                                             .options));
-  // Feeding the placeholder back is refused, not taken as the token.
-  temp_file redacted{json};
-  BOOST_CHECK(contains(error_of([&] {
-                         parse({"--config", redacted.path});
+  // The output is a config file as it is: the placeholder stands for a
+  // token given elsewhere, by flag or environment.
+  temp_file file{json};
+  auto expected
+      = gpa::config::to_json(parse({"-d", "9", "--token", "other", "--pids",
+                                    "3,4", "--log-rotate-max-size", "1MB"})
+                                 .options);
+  auto by_env = parse({"--config", file.path}, {{"GPROFILER_TOKEN", "other"}});
+  BOOST_CHECK_EQUAL(by_env.options.upload.token, "other");
+  BOOST_CHECK_EQUAL(gpa::config::to_json(by_env.options), expected);
+  auto by_flag = parse({"--config", file.path, "--token", "other"});
+  BOOST_CHECK_EQUAL(by_flag.options.upload.token, "other");
+  BOOST_CHECK(by_flag.warnings.empty());
+  // Without the real token, the placeholder is refused, not taken as the
+  // token, and the message says where it is and how to give the real one.
+  auto msg = error_of([&] {
+    parse({"--config", file.path});
+  });
+  BOOST_CHECK(contains(msg, file.path));
+  BOOST_CHECK(contains(msg, "/token"));
+  BOOST_CHECK(contains(msg, "placeholder"));
+  BOOST_CHECK(contains(msg, "GPROFILER_TOKEN"));
+  // Given as the value itself on the command line, it is refused at once.
+  BOOST_CHECK(contains(error_of([] {
+                         parse({"--token", "<redacted>"});
                        }),
                        "placeholder"));
+}
+
+BOOST_AUTO_TEST_CASE(print_config_of_defaults_round_trips_without_warnings) {
+  temp_file file{gpa::config::to_json(parse({}).options)};
+  auto back = parse({"--config", file.path});
+  BOOST_CHECK_EQUAL(gpa::config::to_json(back.options),
+                    gpa::config::to_json(parse({}).options));
+  BOOST_CHECK(back.warnings.empty());
+}
+
+// -- values that go on the wire ----------------------------------------------
+
+BOOST_AUTO_TEST_CASE(header_values_refuse_control_characters) {
+  // The injection of issue 12: a header smuggled in through --token.
+  auto msg = error_of([] {
+    parse({"--token", "T0k3n\r\nX-Injected: yes"});
+  });
+  BOOST_CHECK(contains(msg, "--token"));
+  BOOST_CHECK(contains(msg, "carriage return"));
+  BOOST_CHECK(!contains(msg, "T0k3n"));
+  BOOST_CHECK(!contains(msg, "Injected"));
+  // A token read from a file keeps its newline: refused, and said so.
+  msg = error_of([] {
+    parse({}, {{"GPROFILER_TOKEN", "T0k3n\n"}});
+  });
+  BOOST_CHECK(contains(msg, "GPROFILER_TOKEN"));
+  BOOST_CHECK(contains(msg, "trailing newline"));
+  BOOST_CHECK(!contains(msg, "T0k3n"));
+  temp_file file{R"({"token": "T0k3n\r\n"})"};
+  msg = error_of([&] {
+    parse({"--config", file.path});
+  });
+  BOOST_CHECK(contains(msg, "/token"));
+  BOOST_CHECK(!contains(msg, "T0k3n"));
+  // The service name is a header too; it is shown, escaped on one line.
+  msg = error_of([] {
+    parse({"--service-name", "svc\n"});
+  });
+  BOOST_CHECK(contains(msg, "--service-name: 'svc\\n'"));
+  BOOST_CHECK(!contains(msg, "\n"));
+  for (auto bad : {std::string{"a\0b", 3}, std::string{"a\tb"},
+                   std::string{"a\x7f"}, std::string{"a\x01"}})
+    BOOST_CHECK(!gpa::config::header_value_error(bad).empty());
+  BOOST_CHECK(gpa::config::header_value_error("svc-1 ü/x").empty());
+}
+
+BOOST_AUTO_TEST_CASE(server_urls_are_checked_at_start) {
+  for (std::string bad :
+       {"", "profiler.example.com", "ftp://h", "file:///etc/passwd",
+        "http://h:99999", "http://h:0", "http://h:", "http://h:8x",
+        "http://h#frag", "http://h/?x=1", "http://", "http://:80", "http://h h",
+        "http://h\r\n", "https://[::1", "http://a/b c"}) {
+    auto msg = error_of([&] {
+      parse({"--server-host", bad});
+    });
+    BOOST_CHECK_MESSAGE(contains(msg, "--server-host"), msg);
+    BOOST_CHECK_MESSAGE(!contains(msg, "\n"), msg);
+  }
+  for (std::string good :
+       {"https://profiler.granulate.io", "http://127.0.0.1:8080",
+        "HTTPS://Studio.Example.com/prefix/", "http://[::1]:9000",
+        "https://user:pw@h:443"})
+    BOOST_CHECK_NO_THROW(parse({"--server-host", good}));
+  // Pyroscope's URL may be empty (off), and is checked otherwise.
+  BOOST_CHECK_NO_THROW(parse({"--pyroscope-url", ""}));
+  BOOST_CHECK(contains(error_of([] {
+                         parse({"--pyroscope-url", "localhost:4040"});
+                       }),
+                       "--pyroscope-url"));
+  temp_file file{R"({"server_host": "ftp://h"})"};
+  BOOST_CHECK(contains(error_of([&] {
+                         parse({"--config", file.path});
+                       }),
+                       "/server_host"));
+}
+
+BOOST_AUTO_TEST_CASE(url_passwords_never_show) {
+  using gpa::config::redact_url;
+  BOOST_CHECK_EQUAL(redact_url("https://u:pw@h:1/p?key=k#f"),
+                    "https://u:***@h:1/p");
+  BOOST_CHECK_EQUAL(redact_url("https://u@h/p"), "https://u@h/p");
+  BOOST_CHECK_EQUAL(redact_url("u:pw@h/p:x@y"), "u:***@h/p:x@y");
+  BOOST_CHECK_EQUAL(redact_url("http://h/a@b:c"), "http://h/a@b:c");
+  // In errors about the URL itself.
+  auto msg = error_of([] {
+    parse({"--server-host", "https://user:hunter2@h:99999"});
+  });
+  BOOST_CHECK(!contains(msg, "hunter2"));
+  BOOST_CHECK(contains(msg, "user:***@h"));
+  msg = error_of([] {
+    parse({"--server-host", "user:hunter2@h"});
+  });
+  BOOST_CHECK(!contains(msg, "hunter2"));
+  // In --print-config (and so in the .col header's run arguments), as the
+  // placeholder, which is refused fed back unless the URL comes from
+  // elsewhere.
+  auto json = gpa::config::to_json(
+      parse({"--server-host", "https://user:hunter2@h"}).options);
+  BOOST_CHECK(!contains(json, "hunter2"));
+  BOOST_CHECK(contains(json, "https://user:<redacted>@h"));
+  temp_file file{json};
+  BOOST_CHECK(contains(error_of([&] {
+                         parse({"--config", file.path});
+                       }),
+                       "/server_host holds the placeholder"));
+  auto back = parse({"--config", file.path},
+                    {{"GPROFILER_SERVER_HOST", "https://user:pw2@h"}});
+  BOOST_CHECK_EQUAL(back.options.upload.server_host, "https://user:pw2@h");
+}
+
+BOOST_AUTO_TEST_CASE(plain_http_with_a_token_warns) {
+  auto inv = parse({"-u", "--token", "t", "--service-name", "s",
+                    "--server-host", "http://user:pw@127.0.0.1:8080"});
+  BOOST_REQUIRE_EQUAL(inv.warnings.size(), 1u);
+  BOOST_CHECK(contains(inv.warnings[0], "plain http"));
+  BOOST_CHECK(!contains(inv.warnings[0], "pw@"));
+  BOOST_CHECK(
+      parse({"-u", "--token", "t", "--service-name", "s"}).warnings.empty());
+}
+
+// -- the config file ---------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(config_file_is_read_bounded_and_parsed_depth_checked) {
+  temp_file small{R"({"profiling_duration": 5})"};
+  parse({"--config", small.path});
+  BOOST_CHECK_EQUAL(last_read_limit, uint64_t{1} << 20);
+  // Nesting that overflowed RapidJSON's recursion (exit 139) is a mistake
+  // of the file like any other.
+  temp_file deep{std::string(100000, '[') + std::string(100000, ']')};
+  auto msg = error_of([&] {
+    parse({"--config", deep.path});
+  });
+  BOOST_CHECK(contains(msg, deep.path));
+  BOOST_CHECK(contains(msg, "nested deeper than 64"));
+}
+
+BOOST_AUTO_TEST_CASE(wrongly_typed_token_is_not_echoed) {
+  for (std::string value :
+       {"12345678", "[\"s3cr3t99\"]", "{\"t\": \"s3cr3t99\"}", "true"}) {
+    temp_file file{"{\"token\": " + value + "}"};
+    auto msg = error_of([&] {
+      parse({"--config", file.path});
+    });
+    BOOST_CHECK(contains(msg, "/token"));
+    BOOST_CHECK_MESSAGE(!contains(msg, "12345678") && !contains(msg, "s3cr3t"),
+                        msg);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(spool_bounds_have_minimums) {
+  BOOST_CHECK(contains(error_of([] {
+                         parse({"--spool-max-size", "0"});
+                       }),
+                       "must be >= 1048576"));
+  BOOST_CHECK(contains(error_of([] {
+                         parse({"--spool-max-files", "0"});
+                       }),
+                       "must be >= 1"));
+  auto inv = parse({"--spool-max-size", "1MB", "--spool-max-files", "1"});
+  BOOST_CHECK_EQUAL(inv.options.upload.spool_max_bytes, 1 << 20);
+  BOOST_CHECK_EQUAL(inv.options.upload.spool_max_files, 1);
+}
+
+BOOST_AUTO_TEST_CASE(unsupported_options_warn_once_and_say_so_in_help) {
+  auto inv = parse({"--rootless", "--no-java", "--python-mode", "auto"},
+                   {{"GPROFILER_PY_SPY_PATH", "/opt/py-spy"}});
+  std::string all;
+  for (auto& w : inv.warnings)
+    all += w + "\n";
+  BOOST_CHECK_EQUAL(inv.warnings.size(), 4u);
+  for (auto name :
+       {"--rootless", "--no-java", "--python-mode", "--py-spy-path"})
+    BOOST_CHECK_MESSAGE(
+        contains(all, std::string{name} + " is not supported yet"), all);
+  BOOST_CHECK(contains(all, "GPROFILER_PY_SPY_PATH"));
+  // In a file only a value other than the default counts as set.
+  temp_file file{R"({"java_mode": "disabled", "ruby_mode": "rbspy"})"};
+  auto from_file = parse({"--config", file.path});
+  BOOST_REQUIRE_EQUAL(from_file.warnings.size(), 1u);
+  BOOST_CHECK(contains(from_file.warnings[0], "--java-mode"));
+  BOOST_CHECK(parse({"-o", "/tmp"}).warnings.empty());
+  auto help = gpa::config::help_text();
+  BOOST_CHECK(contains(help, "disabled (not supported yet)"));
 }
 
 BOOST_AUTO_TEST_CASE(rules_between_options) {

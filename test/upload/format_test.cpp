@@ -7,9 +7,11 @@
 
 #include <rapidjson/document.h>
 
+#include "runtime/error.hpp"
 #include "runtime/gzip.hpp"
 #include "runtime/http_client.hpp"
 #include "test/support/helpers.hpp"
+#include "test/support/test_server.hpp"
 #include "upload/format.hpp"
 
 using namespace gpa;
@@ -236,6 +238,62 @@ BOOST_AUTO_TEST_CASE(redact_hides_secrets_and_key_values) {
                     "invalid key *** here");
   BOOST_CHECK_EQUAL(rt::redact("monkey=1", {}), "monkey=1");
   BOOST_CHECK_EQUAL(rt::redact("a?key=", {}), "a?key=***");
+}
+
+BOOST_AUTO_TEST_CASE(redact_replaces_short_secrets_only_as_whole_words) {
+  // A 3-letter token used to turn every "get" into "g***".
+  BOOST_CHECK_EQUAL(rt::redact("target get: et invalid", {"et"}),
+                    "target get: *** invalid");
+  BOOST_CHECK_EQUAL(rt::redact("token 'et' at end et", {"et"}),
+                    "token '***' at end ***");
+  BOOST_CHECK_EQUAL(rt::redact("Couldn't connect to http://h", {"t"}),
+                    "Couldn't connect to http://h");
+  // Long secrets are replaced wherever they occur.
+  BOOST_CHECK_EQUAL(rt::redact("xS3cr3tT0kenx", {"S3cr3tT0ken"}), "x***x");
+}
+
+BOOST_AUTO_TEST_CASE(curl_client_never_sends_a_broken_header) {
+  // The configuration refuses such values; the client is the second line:
+  // the request does not leave the agent at all.
+  test::test_server server{"T", "S"};
+  auto http = rt::make_curl_http_client({});
+  for (auto bad : {std::string{"T\r\nX-Injected: yes"}, std::string{"T\n"},
+                   std::string{"T\0", 2}}) {
+    rt::http_request req;
+    req.url = server.url() + "/api/v1/health_check?key=T";
+    req.headers.emplace_back("GPROFILER-API-KEY", bad);
+    auto resp = http->send(req);
+    BOOST_REQUIRE(!resp);
+    auto text = describe(resp.error());
+    BOOST_CHECK(text.find("not sent") != std::string::npos);
+    BOOST_CHECK(text.find("Injected") == std::string::npos);
+  }
+  rt::http_request bad_name;
+  bad_name.url = server.url() + "/api/v1/health_check";
+  bad_name.headers.emplace_back("X-A: b\r\nX-Injected", "yes");
+  BOOST_CHECK(!http->send(bad_name));
+  // A sound request still goes through: the server saw only that one.
+  rt::http_request good;
+  good.url = server.url() + "/api/v1/health_check";
+  good.headers.emplace_back("GPROFILER-API-KEY", "T");
+  BOOST_REQUIRE(http->send(good));
+  auto doc = server.requests();
+  BOOST_REQUIRE_EQUAL(doc->Size(), 1u);
+  BOOST_CHECK((*doc)[0]["headers"].FindMember("x-injected")
+              == (*doc)[0]["headers"].MemberEnd());
+}
+
+BOOST_AUTO_TEST_CASE(transport_errors_mask_the_url_password) {
+  auto http = rt::make_curl_http_client({});
+  rt::http_request req;
+  // Port 1 on loopback: nothing listens, the connection is refused.
+  req.url = "http://user:hunter2@127.0.0.1:1/api/v2/profiles?key=k";
+  auto resp = http->send(req);
+  BOOST_REQUIRE(!resp);
+  auto text = describe(resp.error());
+  BOOST_CHECK_MESSAGE(text.find("hunter2") == std::string::npos, text);
+  BOOST_CHECK_MESSAGE(text.find("user:***@127.0.0.1:1") != std::string::npos,
+                      text);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
