@@ -215,6 +215,9 @@ class Hardening(unittest.TestCase):
             out = self.path(f"out{n}")
             proc, log = self.start(log_file=log_file, out=out)
             self.running(proc, log, out)
+            # Flushed each window, not only at exit.
+            self.assertTrue(wait_for(lambda: read_text(log_file).count("running (PID") == n + 1,
+                                     timeout=10), read_text(log_file))
             self.stop(proc, log)
         text = read_text(log_file)
         self.assertEqual(text.count("] [agent] [info] stopped"), 2, text)
