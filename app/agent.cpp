@@ -43,6 +43,7 @@
 #include "runtime/proc.hpp"
 #include "runtime/process_env.hpp"
 #include "runtime/work_queue.hpp"
+#include "runtime/written_file.hpp"
 
 namespace gpa {
 
@@ -357,6 +358,18 @@ int run_agent(const agent_options& opts) {
       lg->warn("--pids: process(es) {} not running; profiling the others",
                rt::join_pids(missing));
   }
+  // An output directory that cannot take files is found now, not when the
+  // first window ends.
+  if (!opts.output.dir.empty()) {
+    if (auto why = rt::check_output_dir(opts.output.dir); !why.empty()) {
+      lg->critical("{}", why);
+      return 2;
+    }
+  }
+  // Agents killed with SIGKILL (or crashed) left their directories.
+  for (auto& name : rt::remove_stale_temp_dirs(opts.reaper.temp_root))
+    lg->info("removed the temporary directory of a dead agent: {}/{}",
+             opts.reaper.temp_root, name);
   caf::actor_system_config cfg;
   add_message_types(cfg);
   // Two cores are the norm on our hosts, and the actors never block.

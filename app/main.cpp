@@ -75,8 +75,15 @@ int main(int argc, char** argv) {
     return gpa::run_collapse_perf(inv);
   if (inv.command == "flamegraph")
     return gpa::run_flamegraph(inv);
-  if (auto err = gpa::log::setup(inv.options.log); !err.empty())
-    gpa::log::get("agent")->warn("{}", err);
+  // A log file that is not one (a FIFO, a device, a link) is a mistake in
+  // the flags: exit 2, before anything else happens. One that cannot be
+  // created (a user without root) leaves the console.
+  bool unsafe_log = false;
+  if (auto err = gpa::log::setup(inv.options.log, &unsafe_log); !err.empty()) {
+    if (unsafe_log)
+      return fail_config(err);
+    gpa::log::get("agent")->warn("{}; logging to the console only", err);
+  }
   for (auto& w : inv.warnings)
     gpa::log::get("agent")->warn("{}", w);
   if (inv.command == "upload-file")
@@ -91,6 +98,9 @@ int main(int argc, char** argv) {
     if (!inv.options.process.pid_file.empty())
       pid = std::make_unique<gpa::rt::pid_file>(inv.options.process.pid_file);
     status = gpa::run_agent(inv.options);
+  } catch (const gpa::rt::start_error& ex) {
+    gpa::log::get("agent")->critical("{}", ex.what());
+    status = ex.status();
   } catch (const std::exception& ex) {
     gpa::log::get("agent")->critical("{}", ex.what());
     status = 1;

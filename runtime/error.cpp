@@ -22,6 +22,13 @@ caf::error make_gpa_error(ec code, std::string context) {
   return caf::make_error(code, std::move(context));
 }
 
+std::string context_text(const caf::error& err) {
+  auto& ctx = err.context();
+  if (err && ctx.size() == 1 && ctx.match_element<std::string>(0))
+    return ctx.get_as<std::string>(0);
+  return describe(err);
+}
+
 std::string describe(const caf::error& err) {
   if (!err)
     return "no error";

@@ -35,6 +35,10 @@ const char* to_string(ec x);
 /// errors, CAF's rendering for others.
 std::string describe(const caf::error& err);
 
+/// The context message of `err` alone (what failed, on what), or
+/// describe(err) if it has none.
+std::string context_text(const caf::error& err);
+
 /// Makes a `caf::error` of category "gpa" with a human-readable context.
 caf::error make_gpa_error(ec code, std::string context);
 

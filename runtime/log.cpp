@@ -1,15 +1,25 @@
 #include "runtime/log.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <mutex>
 #include <vector>
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/sinks/rotating_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+
+#include "runtime/error.hpp"
+#include "runtime/files.hpp"
+#include "runtime/written_file.hpp"
 
 namespace gpa::log {
 
@@ -42,45 +52,186 @@ void apply_to_all(registry& r) {
   });
 }
 
-/// The first of the log file and its rotated backups that is a symbolic
-/// link, or "" if none is. The agent runs as root: a link planted there
-/// would make it write (and rotate) whatever file the link names.
-std::string planted_link(const log_options& opts) {
-  auto count
-      = static_cast<size_t>(std::max<int64_t>(0, opts.rotate_backup_count));
-  for (size_t i = 0; i <= count; ++i) {
-    auto name
-        = spdlog::sinks::rotating_file_sink_mt::calc_filename(opts.file, i);
-    struct stat st;
-    if (::lstat(name.c_str(), &st) == 0 && S_ISLNK(st.st_mode))
-      return name;
+/// The rotating log file, opened the one safe way (open_written_file): never
+/// through a symbolic link, never a FIFO or device (a FIFO used to hang the
+/// start), appended to, never truncated at start. Rotation renames regular
+/// files only: a backup name that is anything else stops rotating (said once
+/// on stderr) and the file grows instead. Writes are buffered like a FILE*
+/// and reach the file on flush (each warning, each window, exit) or when the
+/// buffer is full.
+class safe_rotating_sink final : public spdlog::sinks::base_sink<std::mutex> {
+public:
+  safe_rotating_sink(std::string path, size_t max_size, size_t backups,
+                     rt::written_file file)
+      : path_(std::move(path)), max_size_(max_size), backups_(backups),
+        file_(std::move(file)) {
+    adopt();
   }
-  return {};
+
+  ~safe_rotating_sink() override {
+    std::lock_guard<std::mutex> guard{mutex_};
+    write_out();
+  }
+
+  /// The name of backup `index` (0: the file itself), as spdlog's rotating
+  /// sink names them: "agent.log" -> "agent.1.log".
+  static std::string name(const std::string& path, size_t index) {
+    return spdlog::sinks::rotating_file_sink_mt::calc_filename(path, index);
+  }
+
+protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    spdlog::memory_buf_t formatted;
+    formatter_->format(msg, formatted);
+    if (size_ + buf_.size() + formatted.size() > max_size_
+        && size_ + buf_.size() > 0) {
+      write_out();
+      rotate();
+    }
+    buf_.append(formatted.data(), formatted.size());
+    if (buf_.size() >= buffer_limit)
+      write_out();
+  }
+
+  void flush_() override {
+    write_out();
+  }
+
+private:
+  static constexpr size_t buffer_limit = 8192;
+
+  /// Appends from here on; the size so far counts towards rotation.
+  void adopt() {
+    int fl = ::fcntl(file_.fd(), F_GETFL);
+    if (fl >= 0)
+      ::fcntl(file_.fd(), F_SETFL, fl | O_APPEND);
+    struct stat st {};
+    size_ = ::fstat(file_.fd(), &st) == 0 ? static_cast<size_t>(st.st_size) : 0;
+  }
+
+  void write_out() {
+    const char* p = buf_.data();
+    size_t left = buf_.size();
+    while (left > 0 && file_.fd() >= 0) {
+      auto n = ::write(file_.fd(), p, left);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0) {
+        say_once(write_failed_, "cannot write log file " + path_ + ": "
+                                    + std::strerror(errno)
+                                    + "; log lines are lost until it works");
+        break;
+      }
+      p += n;
+      left -= static_cast<size_t>(n);
+      size_ += static_cast<size_t>(n);
+    }
+    if (left == 0)
+      write_failed_ = false;
+    buf_.clear();
+  }
+
+  void rotate() {
+    if (backups_ == 0) {
+      // No backups: start the file (ours, open here) over.
+      if (::ftruncate(file_.fd(), 0) == 0)
+        size_ = 0;
+      return;
+    }
+    // Every name must be a regular file or absent before anything moves.
+    for (size_t i = 0; i <= backups_; ++i) {
+      struct stat st {};
+      auto n = name(path_, i);
+      if (::lstat(n.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+        say_once(rotation_blocked_,
+                 "cannot rotate log file " + path_ + ": " + n + " is "
+                     + rt::file_kind_name(st.st_mode)
+                     + "; not touching it, the log file grows instead");
+        return;
+      }
+    }
+    rotation_blocked_ = false;
+    for (size_t i = backups_; i > 0; --i) {
+      auto src = name(path_, i - 1);
+      auto dst = name(path_, i);
+      if (::rename(src.c_str(), dst.c_str()) != 0 && errno != ENOENT) {
+        say_once(rotation_blocked_, "cannot rotate log file " + path_ + ": "
+                                        + "renaming " + src + " to " + dst
+                                        + ": " + std::strerror(errno));
+        return;
+      }
+    }
+    auto next = rt::open_written_file(path_, rt::if_exists::reuse, 0644);
+    if (!next) {
+      // Go on writing the renamed file rather than lose lines.
+      say_once(rotation_blocked_, context_text(next.error()));
+      return;
+    }
+    file_ = std::move(*next);
+    adopt();
+  }
+
+  /// Writes `text` to stderr, once until `flag` is cleared.
+  static void say_once(bool& flag, const std::string& text) {
+    if (!flag)
+      std::fprintf(stderr, "gprofiler-agent: %s\n", text.c_str());
+    flag = true;
+  }
+
+  std::string path_;
+  size_t max_size_;
+  size_t backups_;
+  rt::written_file file_;
+  /// Bytes in the file so far.
+  size_t size_ = 0;
+  /// Formatted lines not yet written.
+  std::string buf_;
+  bool write_failed_ = false;
+  bool rotation_blocked_ = false;
+};
+
+/// Opens the log file for the sink; creates its missing parent directories
+/// (0755) as spdlog did.
+caf::expected<std::shared_ptr<safe_rotating_sink>>
+open_log_file(const log_options& opts) {
+  auto slash = opts.file.rfind('/');
+  if (slash != std::string::npos && slash > 0) {
+    auto parent = opts.file.substr(0, slash);
+    struct stat st {};
+    if (::lstat(parent.c_str(), &st) != 0 && errno == ENOENT)
+      if (auto err = rt::make_posix_file_system()->make_dirs(parent, 0755))
+        return err;
+  }
+  auto file = rt::open_written_file(opts.file, rt::if_exists::reuse, 0644);
+  if (!file)
+    return std::move(file.error());
+  auto max_size
+      = static_cast<size_t>(std::max<int64_t>(1, opts.rotate_max_size));
+  auto backups
+      = static_cast<size_t>(std::max<int64_t>(0, opts.rotate_backup_count));
+  return std::make_shared<safe_rotating_sink>(opts.file, max_size, backups,
+                                              std::move(*file));
 }
 
 } // namespace
 
-std::string setup(const log_options& opts) {
+std::string setup(const log_options& opts, bool* unsafe) {
   auto& r = reg();
   std::lock_guard<std::mutex> guard{r.mtx};
   std::string error;
   r.sinks.clear();
   r.sinks.push_back(std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
   if (!opts.file.empty()) {
-    if (auto link = planted_link(opts); !link.empty()) {
-      error = "log file " + link
-              + " is a symbolic link; refusing to write through it; logging "
-                "to the console only";
+    if (auto sink = open_log_file(opts)) {
+      r.sinks.push_back(std::move(*sink));
     } else {
-      try {
-        r.sinks.push_back(
-            std::make_shared<spdlog::sinks::rotating_file_sink_mt>(
-                opts.file, static_cast<size_t>(opts.rotate_max_size),
-                static_cast<size_t>(opts.rotate_backup_count)));
-      } catch (const std::exception& ex) {
-        error = "cannot open log file " + opts.file + ": " + ex.what()
-                + "; logging to the console only";
-      }
+      error = "--log-file: " + context_text(sink.error());
+      // There, but not a file to write (a FIFO, device, link, directory, a
+      // second name of another file): the user named the wrong thing.
+      struct stat st {};
+      if (unsafe != nullptr && ::lstat(opts.file.c_str(), &st) == 0
+          && (!S_ISREG(st.st_mode) || st.st_nlink > 1))
+        *unsafe = true;
     }
   }
   r.level = opts.verbose ? spdlog::level::debug : spdlog::level::info;

@@ -2,7 +2,7 @@
 
 // Logging on spdlog: one named logger per actor ("reaper", "scheduler", ...),
 // all writing to the same sinks (the console and, if configured, a rotating
-// file). Loggers made before setup() write to the console.
+// file, see setup()). Loggers made before setup() write to the console.
 
 #include <memory>
 #include <string>
@@ -14,9 +14,13 @@
 namespace gpa::log {
 
 /// Configures the sinks and level of every logger, existing and future.
-/// Returns an error text if the log file cannot be opened (the console keeps
-/// working), or an empty string.
-std::string setup(const log_options& opts);
+/// The log file is opened the one safe way (rt::open_written_file: no
+/// symbolic link, FIFO, device or directory, appended to, never truncated)
+/// and rotated by renaming regular files only. Returns an error text naming
+/// the file and what is wrong with it if it cannot be opened (the console
+/// keeps working), or an empty string; sets `*unsafe` if the file exists but
+/// is refused for what it is (the agent exits 2 then).
+std::string setup(const log_options& opts, bool* unsafe = nullptr);
 
 /// Sends everything to a null sink (tests that do not want output).
 void silence();

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "runtime/error.hpp"
+#include "runtime/written_file.hpp"
 
 namespace gpa::rt {
 
@@ -280,11 +281,11 @@ public:
   caf::error write_atomic(const std::string& dir, const std::string& name,
                           std::string_view content, unsigned mode) override {
     auto tmp = dir + "/" + temp_name(name);
-    int fd = ::open(tmp.c_str(),
-                    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                    static_cast<mode_t>(mode));
-    if (fd < 0)
-      return sys_error("cannot create", tmp, errno);
+    // A fresh file of ours (O_EXCL), as every file the agent writes.
+    auto created = open_written_file(tmp, if_exists::fail, mode);
+    if (!created)
+      return created.error();
+    int fd = created->release();
     const char* p = content.data();
     size_t left = content.size();
     while (left > 0) {

@@ -44,6 +44,7 @@
 
 #include "config/intervals.hpp"
 #include "runtime/error.hpp"
+#include "runtime/written_file.hpp"
 
 namespace bp = boost::process;
 
@@ -206,16 +207,15 @@ public:
                               "cannot make a pipe: " + errno_text(err));
       }
     } else if (spec.out_mode == stdout_mode::file) {
-      out_file
-          = ::open(spec.out_path.c_str(),
-                   O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-      if (out_file < 0) {
-        auto err = errno;
+      // A fresh file of ours (O_EXCL), as every file the agent writes.
+      auto created = open_written_file(spec.out_path, if_exists::fail, 0600);
+      if (!created) {
         cleanup();
-        return make_gpa_error(ec::spawn_failed, "cannot create output file "
-                                                    + spec.out_path + ": "
-                                                    + errno_text(err));
+        return make_gpa_error(ec::spawn_failed,
+                              "cannot create output file: "
+                                  + context_text(created.error()));
       }
+      out_file = created->release();
     }
     // Build the environment before forking.
     bp::environment env;

@@ -4,7 +4,10 @@
 // handling, the private temporary directory and the PID file.
 
 #include <chrono>
+#include <stdexcept>
 #include <string>
+
+#include "runtime/written_file.hpp"
 
 namespace gpa::rt {
 
@@ -31,12 +34,15 @@ bool is_stop_signal(int sig);
 // -----------------------------------------------
 
 /// A directory only the agent can use (mode 0700, random name), for tool
-/// output files. Removed with its contents, without following symlinks, when
-/// the object is destroyed.
+/// output files. Holds an exclusive flock on its lock file (temp_lock_name)
+/// for its whole life, so that remove_stale_temp_dirs() knows it is alive.
+/// Removed with its contents, without following symlinks, when the object is
+/// destroyed; left behind only by a kill -9 or a crash, and then removed by
+/// the next agent's remove_stale_temp_dirs().
 class private_temp_dir {
 public:
-  /// Creates "<root>/gprofiler-agent.XXXXXX". Throws std::runtime_error with
-  /// a message naming the root if it cannot.
+  /// Creates "<root>/gprofiler-agent.XXXXXX" and its locked lock file.
+  /// Throws std::runtime_error with a message naming the root if it cannot.
   explicit private_temp_dir(const std::string& root);
   ~private_temp_dir();
   private_temp_dir(const private_temp_dir&) = delete;
@@ -48,28 +54,58 @@ public:
 
 private:
   std::string path_;
+  /// The lock file, locked.
+  int lock_fd_ = -1;
 };
 
-/// Removes `path` and everything below it without following symlinks.
+/// Removes `path` and everything below it without following symlinks at any
+/// depth (remove_tree_at on its parent directory).
 void remove_tree(const std::string& path);
 
 // -- PID file
 // ----------------------------------------------------------------------
 
-/// Holds the PID file and its lock: one agent per host. The file is created
-/// without following symlinks and removed on destruction.
+/// A start-up failure and the exit status it calls for: 2 when what the user
+/// gave cannot be used (a FIFO as the PID file), 1 when the host's state is
+/// in the way (another agent runs).
+class start_error : public std::runtime_error {
+public:
+  start_error(const std::string& what, int status)
+      : std::runtime_error(what), status_(status) {}
+
+  /// The exit status.
+  int status() const {
+    return status_;
+  }
+
+private:
+  int status_;
+};
+
+/// Holds the PID file and its lock: one agent per host. Opened the one safe
+/// way (open_written_file): a symbolic link, FIFO, device, directory or
+/// hard-linked file is refused and left as it is. An existing regular file is
+/// reused only if it is empty or holds just a PID whose process is gone (or
+/// is not a gProfiler); it is never emptied otherwise.
 class pid_file {
 public:
-  /// Takes the lock and writes our PID. Throws std::runtime_error naming the
-  /// file, and the PID of the other agent if one holds the lock.
+  /// Takes the lock and writes our PID. Throws start_error naming the file:
+  /// status 2 if it is not a file the agent may use (not a regular file,
+  /// holds something other than a PID), status 1 if another agent holds the
+  /// lock or a running gProfiler's PID is in it (naming that PID), or it
+  /// cannot be written.
   explicit pid_file(const std::string& path);
   ~pid_file();
   pid_file(const pid_file&) = delete;
   pid_file& operator=(const pid_file&) = delete;
 
 private:
+  /// The path, once the PID is written (removed at destruction only if it
+  /// still names `file_` and that still holds `text_`).
   std::string path_;
-  int fd_ = -1;
+  written_file file_;
+  /// What we wrote: our PID and a newline.
+  std::string text_;
 };
 
 } // namespace gpa::rt
