@@ -37,4 +37,13 @@ std::string describe(const caf::error& err) {
   return caf::to_string(err);
 }
 
+std::string message_of(const caf::error& err) {
+  if (err && err.category() == caf::atom("gpa")) {
+    auto& ctx = err.context();
+    if (ctx.size() == 1 && ctx.match_element<std::string>(0))
+      return ctx.get_as<std::string>(0);
+  }
+  return describe(err);
+}
+
 } // namespace gpa
