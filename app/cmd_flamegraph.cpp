@@ -43,9 +43,9 @@ int run_flamegraph(const config::invocation& inv) {
   }
   tree.finish();
   if (tree.header_refused()) {
-    std::fprintf(stderr,
-                 "gprofiler-agent: error: '%s' is not a profile to render: %s\n",
-                 path.c_str(), tree.header_error().c_str());
+    std::fprintf(
+        stderr, "gprofiler-agent: error: '%s' is not a profile to render: %s\n",
+        path.c_str(), tree.header_error().c_str());
     return 1;
   }
   if (tree.skipped_lines() > 0)

@@ -187,11 +187,14 @@ void col_reader::classify(std::string_view text, col_line& l) {
     return;
   }
   l.kind = col_line_kind::malformed;
+  // Fields are set only once the whole line is known to be a stack line.
+  uint64_t count = 0;
   auto space = text.rfind(' ');
   if (space == std::string_view::npos
-      || !parse_col_count(text.substr(space + 1), l.count))
+      || !parse_col_count(text.substr(space + 1), count))
     return;
   auto rest = text.substr(0, space);
+  std::string_view container;
   size_t at = 0;
   for (size_t i = 0; i < prefix_fields_; ++i) {
     auto semi = rest.find(';', at);
@@ -201,10 +204,12 @@ void col_reader::classify(std::string_view text, col_line& l) {
       if (!is_digits(rest.substr(at, semi - at)))
         return; // the app metadata index
     } else {
-      l.container = rest.substr(at, semi - at);
+      container = rest.substr(at, semi - at);
     }
     at = semi + 1;
   }
+  l.count = count;
+  l.container = container;
   l.prefix = rest.substr(0, at == 0 ? 0 : at - 1);
   l.stack = rest.substr(at);
   auto semi = l.stack.find(';');

@@ -130,8 +130,8 @@ BOOST_AUTO_TEST_CASE(deeply_nested_answers_are_not_parsed) {
   // The server, or anyone on an http:// path, writes the answer: nesting
   // that would overflow a recursive parser's stack is refused unread.
   for (size_t depth : {size_t{100000}, size_t{1000000}}) {
-    auto deep = R"({"message": "ok", "gpid": 7, "x": )" + std::string(depth, '[')
-                + std::string(depth, ']') + "}";
+    auto deep = R"({"message": "ok", "gpid": 7, "x": )"
+                + std::string(depth, '[') + std::string(depth, ']') + "}";
     BOOST_CHECK_EQUAL(parse_gpid(deep), "");
     // The message falls back to the start of the body.
     BOOST_CHECK_EQUAL(response_message(deep), deep.substr(0, 300));
