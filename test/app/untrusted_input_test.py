@@ -10,9 +10,12 @@ Usage: untrusted_input_test.py /path/to/gprofiler-agent /path/to/server.py
 """
 import json
 import os
+import resource
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 import urllib.request
 
@@ -24,10 +27,17 @@ DEPTH = 1000000
 TOKEN = "untrusted-input-token"
 
 
-def run(args, stdin=subprocess.DEVNULL, timeout=20):
+def small_stack():
+    """A 2 MB stack (systemd's LimitSTACK= or a container may set one; glibc
+    gives threads the same): the client keeps 64 KB of a server's answer,
+    about 65,000 levels of '[', which a recursive parser needs ~4 MB for."""
+    resource.setrlimit(resource.RLIMIT_STACK, (2 << 20, 2 << 20))
+
+
+def run(args, stdin=subprocess.DEVNULL, timeout=20, preexec_fn=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("GPROFILER_")}
     return subprocess.run([AGENT] + args, env=env, capture_output=True,
-                          stdin=stdin, timeout=timeout)
+                          stdin=stdin, timeout=timeout, preexec_fn=preexec_fn)
 
 
 def deep_col(path, depth=DEPTH):
@@ -84,11 +94,11 @@ class Base(unittest.TestCase):
         for needle in needles:
             self.assertIn(needle, lines[0])
 
-    def upload_file(self, path, backend_port=1):
+    def upload_file(self, path, backend_port=1, preexec_fn=None):
         return run(["upload-file", "--file-path", path, "--token", TOKEN,
                     "--service-name", "svc", "--server-host",
                     f"http://127.0.0.1:{backend_port}", "--log-file",
-                    self.path("agent.log")])
+                    self.path("agent.log")], preexec_fn=preexec_fn)
 
 
 class DeepJson(Base):
@@ -120,19 +130,55 @@ class DeepJson(Base):
         backend = Backend()
         try:
             # Accepted, but with an answer nobody should parse recursively:
-            # the upload counts, the gpid is not read from it. (The client
-            # keeps the first 64 KB of an answer, about 65,000 levels: not
-            # enough to crash an 8 MB stack, so the old agent survived this
-            # one; it is here so that a larger cap never brings it back.)
+            # the upload counts, the gpid is not read from it. Run with a
+            # 2 MB stack: the 64 KB the client keeps of the answer crashed
+            # the old agent there (on 8 MB it needed a larger answer).
             backend.post("/faults", ["deep"])
-            r = self.upload_file(self.path("ok.col"), backend.port)
+            r = self.upload_file(self.path("ok.col"), backend.port, small_stack)
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertIn(b"gpid none", r.stdout)
             # Refused, with such an answer: exit 1 with the status.
             backend.post("/faults", ["deep500"])
-            r = self.upload_file(self.path("ok.col"), backend.port)
+            r = self.upload_file(self.path("ok.col"), backend.port, small_stack)
             self.assertEqual(r.returncode, 1, r.stderr)
             self.assertIn(b"HTTP 500", r.stderr)
+        finally:
+            backend.close()
+
+
+class Agent(Base):
+    def test_deeply_nested_server_answers_do_not_crash_the_agent(self):
+        backend = Backend()
+        try:
+            backend.post("/faults", ["deep", "deep500", "deep"])
+            env = {k: v for k, v in os.environ.items()
+                   if not k.startswith("GPROFILER_")}
+            os.mkdir(self.path("tmp"))
+            agent = subprocess.Popen(
+                [AGENT, "--pid-file", "", "--log-file", "", "--no-perf", "-c",
+                 "-d", "1", "-o", self.path("out"), "-u", "--token", TOKEN,
+                 "--service-name", "svc", "--server-host",
+                 f"http://127.0.0.1:{backend.port}", "--spool-dir",
+                 self.path("spool"), "--temp-dir", self.path("tmp")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                preexec_fn=small_stack)
+            try:
+                deadline = time.time() + 60
+                uploads = []
+                while time.time() < deadline and len(uploads) < 4:
+                    time.sleep(0.5)
+                    uploads = [r for r in backend.requests()
+                               if r["path"] == "/api/v2/profiles"]
+                    self.assertIsNone(agent.poll(), "the agent died")
+                self.assertGreaterEqual(len(uploads), 4)
+                self.assertEqual([r["fault"] for r in uploads[:3]],
+                                 ["deep", "deep500", "deep"])
+                agent.send_signal(signal.SIGTERM)
+                self.assertEqual(agent.wait(timeout=30), 0)
+            finally:
+                if agent.poll() is None:
+                    agent.kill()
+                    agent.wait()
         finally:
             backend.close()
 
