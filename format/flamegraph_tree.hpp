@@ -6,7 +6,8 @@
 //
 // Input is gProfiler's .col text (line 1 "# {json}", then
 // "<app metadata index>;<container>;<comm>;frame;...;frame <count>") or a
-// plain folded file ("comm;frame;...;frame <count>", no header). Everything
+// plain folded file ("comm;frame;...;frame <count>", no header), read by
+// format::col_reader, whole or fed in pieces. Everything
 // read from the profile is hostile: names are kept as text, made valid UTF-8,
 // and escaped for JSON inside an HTML <script> element.
 
