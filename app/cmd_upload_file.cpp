@@ -68,7 +68,7 @@ int run_upload_file(const config::invocation& inv) {
   // a device is refused at once instead of hanging or eating memory.
   auto text = rt::read_input_file(path, max_upload_file_bytes);
   if (!text)
-    return fail(describe(text.error()));
+    return fail(message_of(text.error()));
   p.col = std::move(*text);
   std::string error;
   if (!read_header(p.col, p, error))

@@ -91,6 +91,7 @@ class Base(unittest.TestCase):
         lines = err.strip().splitlines()
         self.assertEqual(len(lines), 1, err)
         self.assertTrue(lines[0].startswith("gprofiler-agent: error: "), lines[0])
+        self.assertNotIn("invalid_request", lines[0])
         for needle in needles:
             self.assertIn(needle, lines[0])
 
