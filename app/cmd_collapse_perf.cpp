@@ -14,6 +14,7 @@
 #include <string>
 
 #include "format/collapse.hpp"
+#include "runtime/error.hpp"
 #include "runtime/files.hpp"
 
 // `gprofiler-agent collapse-perf [FILE|-]`: streams perf script text through
@@ -96,12 +97,14 @@ int run_collapse_perf(const config::invocation& inv) {
   bool from_stdin = path == "-";
   std::string name
       = from_stdin ? std::string{"standard input"} : "'" + path + "'";
-  int fd = STDIN_FILENO;
-  if (!from_stdin) {
-    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-      return fail("cannot open " + name + ": " + std::strerror(errno));
-  }
+  // A regular file or "-" (stdin, which may be a pipe from perf script):
+  // a FIFO or a device named as FILE is refused at once, without blocking.
+  // Memory stays bounded whatever the input (the converter carries at most
+  // one line of collapse_limits::max_line).
+  auto opened = rt::open_input_fd(path, UINT64_MAX);
+  if (!opened)
+    return fail(message_of(opened.error()));
+  int fd = *opened;
   auto start = std::chrono::steady_clock::now();
   auto collapser = std::make_unique<format::perf_collapser>();
   int err = feed(fd, *collapser);

@@ -5,29 +5,18 @@
 #include <cstring>
 #include <string>
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include "format/flamegraph.hpp"
+#include "runtime/error.hpp"
 #include "runtime/files.hpp"
 
 namespace gpa {
 
 namespace {
 
-// Reads all of `path` ("-": stdin) into `out`; on failure returns the reason.
-std::string read_all(const std::string& path, std::string& out) {
-  int fd
-      = path == "-" ? STDIN_FILENO : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return std::strerror(errno);
-  int err = rt::read_fd(fd, out);
-  if (fd != STDIN_FILENO)
-    ::close(fd);
-  if (err == EISDIR)
-    return "is a directory";
-  return err != 0 ? std::strerror(err) : std::string{};
-}
+/// The largest profile flamegraph reads. It is read in windows and memory
+/// grows with its distinct stacks, not with its size, so the limit only
+/// bounds the time a mistaken argument can take.
+constexpr uint64_t max_flamegraph_input = uint64_t{64} << 30;
 
 } // namespace
 
@@ -38,14 +27,27 @@ int run_flamegraph(const config::invocation& inv) {
     return 2;
   }
   const auto& path = inv.positional[0];
-  std::string text;
-  if (auto err = read_all(path, text); !err.empty()) {
-    std::fprintf(stderr, "gprofiler-agent: error: cannot read '%s': %s\n",
-                 path.c_str(), err.c_str());
+  // A regular file or "-" (stdin), read in 4 MB windows into the tree: a
+  // FIFO or a device is refused at once, and memory follows the distinct
+  // stacks, not the file's size.
+  format::flame_tree tree{format::tree_options{}};
+  auto err = rt::read_input_chunks(path, max_flamegraph_input,
+                                   [&tree](std::string_view chunk) {
+                                     tree.feed(chunk);
+                                     return !tree.header_refused();
+                                   });
+  if (err) {
+    std::fprintf(stderr, "gprofiler-agent: error: %s\n",
+                 message_of(err).c_str());
     return 1;
   }
-  format::flame_tree tree{text};
-  std::string().swap(text);
+  tree.finish();
+  if (tree.header_refused()) {
+    std::fprintf(
+        stderr, "gprofiler-agent: error: '%s' is not a profile to render: %s\n",
+        path.c_str(), tree.header_error().c_str());
+    return 1;
+  }
   if (tree.skipped_lines() > 0)
     std::fprintf(
         stderr, "gprofiler-agent: warning: %s: %llu malformed lines skipped\n",

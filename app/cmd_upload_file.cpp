@@ -4,17 +4,13 @@
 
 #include "app/commands.hpp"
 
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
+#include <optional>
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <rapidjson/document.h>
 #include <spdlog/spdlog.h>
 
 #include "actors/uploader.hpp"
+#include "format/col_reader.hpp"
 #include "runtime/error.hpp"
 #include "runtime/files.hpp"
 #include "runtime/host_info.hpp"
@@ -26,48 +22,40 @@ namespace gpa {
 
 namespace {
 
+/// The largest .col upload-file reads (it holds the file, its JSON body and
+/// the gzip of it in memory at once).
+constexpr uint64_t max_upload_file_bytes = uint64_t{1} << 30;
+
 int fail(const std::string& msg) {
   std::fprintf(stderr, "gprofiler-agent: error: %s\n", msg.c_str());
   return 1;
 }
 
-/// Reads the header of a .col file: times and metrics, as gProfiler's
-/// upload-file does (start_time/end_time keys if present, else now).
+/// Reads the header of a .col file (format::col_reader's one header
+/// parser): times and metrics, as gProfiler's upload-file does
+/// (start_time/end_time keys if present, else now).
 bool read_header(const std::string& col, profile& p, std::string& error) {
-  if (col.empty() || col[0] != '#') {
+  auto h = format::read_col_header(col);
+  if (!h.present) {
     error = "its first line must be the '# {json}' header of a .col file";
     return false;
   }
-  auto nl = col.find('\n');
-  auto header
-      = col.substr(1, nl == std::string::npos ? std::string::npos : nl - 1);
-  rapidjson::Document doc;
-  doc.Parse(header.data(), header.size());
-  if (doc.HasParseError() || !doc.IsObject()) {
-    error = "its header line is not a JSON object";
+  if (!h.error.empty()) {
+    error = "its " + h.error;
     return false;
   }
-  auto time_of = [&](const char* key) -> std::optional<int64_t> {
-    auto i = doc.FindMember(key);
-    if (i == doc.MemberEnd() || !i->value.IsString())
-      return std::nullopt;
-    return upload::parse_iso8601_utc(i->value.GetString());
+  auto time_of = [](const std::optional<std::string>& text) {
+    return text ? upload::parse_iso8601_utc(*text) : std::nullopt;
   };
-  auto start = time_of("start_time");
-  auto end = time_of("end_time");
+  auto start = time_of(h.start_time);
+  auto end = time_of(h.end_time);
   auto now = rt::wall_clock_ms();
   p.start_ms = start && end ? *start : now;
   p.end_ms = start && end ? *end : now;
-  auto m = doc.FindMember("metrics");
-  if (m != doc.MemberEnd() && m->value.IsObject()) {
-    auto num = [&](const char* key, double& out) {
-      auto i = m->value.FindMember(key);
-      if (i != m->value.MemberEnd() && i->value.IsNumber())
-        out = i->value.GetDouble();
-    };
-    num("cpu_avg", p.cpu_avg);
-    num("mem_avg", p.mem_avg);
-  }
+  if (h.cpu_avg)
+    p.cpu_avg = *h.cpu_avg;
+  if (h.mem_avg)
+    p.mem_avg = *h.mem_avg;
   return true;
 }
 
@@ -76,12 +64,12 @@ bool read_header(const std::string& col, profile& p, std::string& error) {
 int run_upload_file(const config::invocation& inv) {
   auto& path = inv.file_path;
   profile p;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  int err = fd < 0 ? errno : rt::read_fd(fd, p.col);
-  if (fd >= 0)
-    ::close(fd);
-  if (err != 0)
-    return fail("cannot read " + path + ": " + std::strerror(err));
+  // A regular file or "-" (stdin), at most max_upload_file_bytes: a FIFO or
+  // a device is refused at once instead of hanging or eating memory.
+  auto text = rt::read_input_file(path, max_upload_file_bytes);
+  if (!text)
+    return fail(message_of(text.error()));
+  p.col = std::move(*text);
   std::string error;
   if (!read_header(p.col, p, error))
     return fail(path + " is not a .col profile: " + error);

@@ -398,10 +398,17 @@ invocation parse(const std::vector<std::string>& args,
           + "' that --print-config prints; give the real value with --"
           + spec.name + " or " + spec.env_name());
   }
+  // A token over plain http to another host can be read on the way; to
+  // loopback (a local Studio, a tunnel's end) it never leaves the host.
   auto& up = inv.options.upload;
   server_url url;
+  auto loopback = [](const std::string& host) {
+    return host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1"
+           || host == "[::1]";
+  };
   if ((up.enabled || inv.command == "upload-file") && !up.token.empty()
-      && check_server_url(up.server_host, &url).empty() && url.scheme == "http")
+      && check_server_url(up.server_host, &url).empty() && url.scheme == "http"
+      && !loopback(url.host))
     inv.warnings.push_back("--server-host " + redact_url(up.server_host)
                            + " is plain http: the API token travels "
                              "unencrypted; use https://");

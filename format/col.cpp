@@ -11,6 +11,8 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "format/json.hpp"
+
 namespace gpa::format {
 
 namespace {
@@ -300,8 +302,7 @@ std::string render_header(const col_header& h) {
   w.EndObject();
   w.Key("run_arguments");
   rapidjson::Document args;
-  args.Parse(h.run_arguments_json.c_str());
-  if (args.HasParseError() || !args.IsObject())
+  if (!parse_json(args, h.run_arguments_json).empty() || !args.IsObject())
     args.SetObject();
   args.Accept(w);
   w.Key("external_metadata");

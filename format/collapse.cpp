@@ -833,44 +833,67 @@ struct perf_collapser::impl {
   }
 
   /// Parses a header line and starts a record. False if it is not one.
+  ///
+  /// The header is read from the right, where perf puts its own fields, so
+  /// that a comm (which the process chooses) cannot pose as them: the anchor
+  /// is the last `time:` token (or, without one, the last `[cpu]` token);
+  /// before it an optional `[cpu]`, then the pid/tid token; the comm is
+  /// everything before that. A comm like `x 1/1 [000] 1.5:` stays the comm.
   bool start_record(const char* b, const char* e) {
-    auto next_token = [e](const char*& p) {
-      while (p < e && is_blank(*p))
-        ++p;
-      const char* s = p;
-      while (p < e && !is_blank(*p))
-        ++p;
-      return s;
-    };
-    const char* p = b;
-    for (;;) {
-      const char* tb = next_token(p);
+    // The token ending at or before `p` (blanks skipped); empty at the start.
+    auto prev_token = [b](const char*& p, const char*& tb) {
+      while (p > b && is_blank(p[-1]))
+        --p;
       const char* te = p;
+      while (p > b && !is_blank(p[-1]))
+        --p;
+      tb = p;
+      return te;
+    };
+    // The anchor: the last time token, else the last cpu token.
+    const char* anchor = nullptr;
+    bool anchor_is_time = false;
+    const char* cpu_anchor = nullptr;
+    for (const char* p = e; p > b;) {
+      const char* tb = nullptr;
+      const char* te = prev_token(p, tb);
       if (tb == te)
-        return false;
-      int32_t new_pid = 0;
-      int32_t new_tid = 0;
-      if (!parse_pid_token(tb, te, new_pid, new_tid))
-        continue;
-      const char* r = p;
-      const char* nb = next_token(r);
-      if (!is_cpu_token(nb, r) && !is_time_token(nb, r))
-        continue;
-      // A header: the comm is everything before the token, trimmed.
-      end_record();
-      const char* cb = b;
-      const char* ce = tb;
-      while (cb < ce && is_blank(*cb))
-        ++cb;
-      while (ce > cb && is_blank(ce[-1]))
-        --ce;
-      pid = new_pid;
-      tid = new_tid;
-      comm_id = intern_comm(cb, static_cast<size_t>(ce - cb));
-      cur.clear();
-      st = state::in_record;
-      return true;
+        break;
+      if (is_time_token(tb, te)) {
+        anchor = tb;
+        anchor_is_time = true;
+        break;
+      }
+      if (cpu_anchor == nullptr && is_cpu_token(tb, te))
+        cpu_anchor = tb;
     }
+    if (anchor == nullptr)
+      anchor = cpu_anchor;
+    if (anchor == nullptr)
+      return false;
+    const char* p = anchor;
+    const char* tb = nullptr;
+    const char* te = prev_token(p, tb);
+    if (anchor_is_time && is_cpu_token(tb, te))
+      te = prev_token(p, tb);
+    int32_t new_pid = 0;
+    int32_t new_tid = 0;
+    if (tb == te || !parse_pid_token(tb, te, new_pid, new_tid))
+      return false;
+    // A header: the comm is everything before the token, trimmed.
+    end_record();
+    const char* cb = b;
+    const char* ce = tb;
+    while (cb < ce && is_blank(*cb))
+      ++cb;
+    while (ce > cb && is_blank(ce[-1]))
+      --ce;
+    pid = new_pid;
+    tid = new_tid;
+    comm_id = intern_comm(cb, static_cast<size_t>(ce - cb));
+    cur.clear();
+    st = state::in_record;
+    return true;
   }
 
   /// Closes the current record: counts its stack if it is a valid one.

@@ -16,12 +16,14 @@
 //
 // Rules (gProfiler's, made exact):
 //
-// - The comm is everything before the pid/tid token, trimmed. The pid/tid
-//   token is the first token shaped `P/T` or `P`
-//   (digits, maybe a leading '-') that is followed by a `[cpu]` or a
-//   `time:` token, so a comm may hold spaces, digits, '/' and ';'
-//   (`kworker/0:1 12`, `my;app 3`). A line without such a token is not a
-//   header.
+// - The header is read from the right, where perf's own fields are: the
+//   last `time:` token (`digits.digits:`; without one, the last `[cpu]`
+//   token), before it an optional `[cpu]` token, then the pid/tid token,
+//   shaped `P/T` or `P` (digits, maybe a leading '-'). The comm is
+//   everything before the pid/tid token, trimmed, so a comm may hold spaces,
+//   digits, '/', ';', brackets and colons (`kworker/0:1 12`, `my;app 3`,
+//   even `x 1/1 [000] 1.5:`) and never changes the pid. A line without that
+//   shape is not a header.
 // - The dso is the LAST parenthesised group of a frame line, matched from the
 //   end with nesting (so `(/lib/x.so (deleted))` is one group); the symbol is
 //   what lies between the address and that group, so it may hold spaces and

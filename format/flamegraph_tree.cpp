@@ -4,9 +4,6 @@
 #include <cmath>
 #include <cstdio>
 
-#include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
-
 // The JSON that to_json() writes, read by format/viewer/viewer.js:
 //
 //   {"version": 1, "format": "col" | "folded",
@@ -26,8 +23,6 @@
 namespace gpa::format {
 
 namespace {
-
-constexpr uint64_t max_count = 1000000000000ull; // 10^12 per line
 
 bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size()
@@ -94,65 +89,11 @@ bool looks_like_python(std::string_view s) {
   return loc.substr(colon - 3, 3) == ".py";
 }
 
-// Parses a decimal count: digits only, at most max_count.
-bool parse_count(std::string_view s, uint64_t& out) {
-  if (s.empty() || s.size() > 13)
-    return false;
-  uint64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9')
-      return false;
-    v = v * 10 + static_cast<uint64_t>(c - '0');
-  }
-  if (v > max_count)
-    return false;
-  out = v;
-  return true;
-}
-
-bool is_digits(std::string_view s) {
-  if (s.empty())
-    return false;
-  for (char c : s)
-    if (c < '0' || c > '9')
-      return false;
-  return true;
-}
-
 void append_uint(std::string& out, uint64_t v) {
   char buf[24];
   auto n = std::snprintf(buf, sizeof(buf), "%llu",
                          static_cast<unsigned long long>(v));
   out.append(buf, static_cast<size_t>(n));
-}
-
-const rapidjson::Value* member(const rapidjson::Value& obj, const char* key) {
-  if (!obj.IsObject())
-    return nullptr;
-  auto it = obj.FindMember(key);
-  return it == obj.MemberEnd() ? nullptr : &it->value;
-}
-
-// A header value as display text; empty for objects, arrays and null.
-std::string value_text(const rapidjson::Value* v) {
-  if (v == nullptr)
-    return {};
-  char buf[64];
-  if (v->IsString())
-    return sanitize_utf8(
-        std::string_view{v->GetString(), v->GetStringLength()}.substr(0, 256));
-  if (v->IsBool())
-    return v->GetBool() ? "true" : "false";
-  if (v->IsInt64()) {
-    std::snprintf(buf, sizeof(buf), "%lld",
-                  static_cast<long long>(v->GetInt64()));
-    return buf;
-  }
-  if (v->IsNumber()) {
-    std::snprintf(buf, sizeof(buf), "%.4g", v->GetDouble());
-    return buf;
-  }
-  return {};
 }
 
 } // namespace
@@ -238,14 +179,31 @@ void append_html_escaped(std::string& out, std::string_view text) {
 // -- reading
 // ----------------------------------------------------------------------
 
-flame_tree::flame_tree(std::string_view text, tree_options opts) : opts_(opts) {
+flame_tree::flame_tree(tree_options opts) : opts_(opts) {
   if (opts_.max_depth < 2)
     opts_.max_depth = 2;
   nodes_.emplace_back();
   intern("all");
   pruned_name_ = intern("[pruned]");
   truncated_name_ = intern("[truncated]");
-  parse(text);
+}
+
+flame_tree::flame_tree(std::string_view text, tree_options opts)
+    : flame_tree(opts) {
+  feed(text);
+  finish();
+}
+
+void flame_tree::feed(std::string_view chunk) {
+  reader_.feed(chunk, [this](const col_line& l) {
+    take_line(l);
+  });
+}
+
+void flame_tree::finish() {
+  reader_.finish([this](const col_line& l) {
+    take_line(l);
+  });
 }
 
 namespace {
@@ -408,108 +366,24 @@ std::vector<profile_error> flame_tree::errors() const {
   return result;
 }
 
-void flame_tree::parse(std::string_view text) {
-  size_t pos = 0;
-  bool first_line = true;
-  while (pos < text.size()) {
-    auto end = text.find('\n', pos);
-    if (end == std::string_view::npos)
-      end = text.size();
-    auto line = text.substr(pos, end - pos);
-    pos = end + 1;
-    if (!line.empty() && line.back() == '\r')
-      line.remove_suffix(1);
-    if (first_line) {
-      first_line = false;
-      if (starts_with(line, "# ")) {
-        is_col_ = true;
-        read_header(line.substr(2));
-        continue;
-      }
-    }
-    parse_line(line);
-  }
-}
-
-void flame_tree::read_header(std::string_view json) {
-  rapidjson::Document doc;
-  doc.Parse(json.data(), json.size());
-  if (doc.HasParseError()) {
-    header_error_ = std::string{"header is not valid JSON: "}
-                    + rapidjson::GetParseError_En(doc.GetParseError())
-                    + " at offset " + std::to_string(doc.GetErrorOffset());
+void flame_tree::take_line(const col_line& l) {
+  if (l.kind == col_line_kind::header || l.kind == col_line_kind::blank)
     return;
-  }
-  if (!doc.IsObject()) {
-    header_error_ = "header is not a JSON object";
-    return;
-  }
-  const rapidjson::Value* md = member(doc, "metadata");
-  const rapidjson::Value* args = md ? member(*md, "run_arguments") : nullptr;
-  const rapidjson::Value* metrics = member(doc, "metrics");
-  if (auto* v = member(doc, "application_metadata_enabled"); v && v->IsBool())
-    app_metadata_field_ = v->GetBool();
-  auto add = [&](const char* key, const rapidjson::Value* v,
-                 const rapidjson::Value* fallback = nullptr) {
-    auto text = value_text(v);
-    if (text.empty())
-      text = value_text(fallback);
-    if (!text.empty())
-      meta_.emplace_back(key, std::move(text));
-  };
-  add("hostname", md ? member(*md, "hostname") : nullptr);
-  add("service_name", args ? member(*args, "service_name") : nullptr);
-  add("start_time", member(doc, "start_time"),
-      md ? member(*md, "start_time") : nullptr);
-  add("end_time", member(doc, "end_time"),
-      md ? member(*md, "end_time") : nullptr);
-  add("current_time", md ? member(*md, "current_time") : nullptr);
-  add("profiling_mode", member(doc, "profiling_mode"),
-      md ? member(*md, "profiling_mode") : nullptr);
-  add("cpu_avg", metrics ? member(*metrics, "cpu_avg") : nullptr);
-  add("mem_avg", metrics ? member(*metrics, "mem_avg") : nullptr);
-  add("agent_version", md ? member(*md, "agent_version") : nullptr);
-  add("kernel_release", md ? member(*md, "kernel_release") : nullptr);
-}
-
-void flame_tree::parse_line(std::string_view line) {
-  // Blank lines and comments are not stacks, and not mistakes either.
-  auto first = line.find_first_not_of(" \t");
-  if (first == std::string_view::npos || line[first] == '#')
-    return;
-  auto space = line.rfind(' ');
-  uint64_t count = 0;
-  if (space == std::string_view::npos
-      || !parse_count(line.substr(space + 1), count) || count == 0) {
+  if (l.kind == col_line_kind::malformed) {
     ++skipped_lines_;
     return;
   }
-  auto stack = line.substr(0, space);
   scratch_.clear();
   for (size_t at = 0;;) {
-    auto semi = stack.find(';', at);
+    auto semi = l.stack.find(';', at);
     if (semi == std::string_view::npos) {
-      scratch_.push_back(stack.substr(at));
+      scratch_.push_back(l.stack.substr(at));
       break;
     }
-    scratch_.push_back(stack.substr(at, semi - at));
+    scratch_.push_back(l.stack.substr(at, semi - at));
     at = semi + 1;
   }
-  std::string_view container;
-  if (is_col_) {
-    // "<app metadata index>;<container>;<comm>;..." (index only when the
-    // header enables application metadata).
-    size_t skip = app_metadata_field_ ? 2 : 1;
-    if (scratch_.size() <= skip
-        || (app_metadata_field_ && !is_digits(scratch_[0]))) {
-      ++skipped_lines_;
-      return;
-    }
-    container = scratch_[skip - 1];
-    scratch_.erase(scratch_.begin(),
-                   scratch_.begin() + static_cast<std::ptrdiff_t>(skip));
-  }
-  if (!add_stack(container, scratch_, count)) {
+  if (!add_stack(l.container, scratch_, l.count)) {
     ++skipped_lines_;
     return;
   }
@@ -645,14 +519,15 @@ std::string flame_tree::to_json() const {
   std::string out;
   out.reserve(groups.size() + used.size() * 24 + 4096);
   out += "{\"version\":1,\"format\":";
-  out += is_col_ ? "\"col\"" : "\"folded\"";
+  out += is_col() ? "\"col\"" : "\"folded\"";
   out += ",\"meta\":{";
-  for (size_t i = 0; i < meta_.size(); ++i) {
+  auto& facts = meta();
+  for (size_t i = 0; i < facts.size(); ++i) {
     if (i > 0)
       out += ',';
-    append_json_string(out, meta_[i].first);
+    append_json_string(out, facts[i].first);
     out += ':';
-    append_json_string(out, meta_[i].second);
+    append_json_string(out, facts[i].second);
   }
   out += "},\"total\":";
   append_uint(out, total_samples());
@@ -665,7 +540,7 @@ std::string flame_tree::to_json() const {
   out += ",\"prune_threshold\":";
   append_uint(out, prune_threshold());
   out += ",\"header_error\":";
-  append_json_string(out, header_error_);
+  append_json_string(out, header_error());
   out += ",\"errors\":[";
   auto errs = errors();
   for (size_t i = 0; i < errs.size(); ++i) {

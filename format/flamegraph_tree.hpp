@@ -6,7 +6,8 @@
 //
 // Input is gProfiler's .col text (line 1 "# {json}", then
 // "<app metadata index>;<container>;<comm>;frame;...;frame <count>") or a
-// plain folded file ("comm;frame;...;frame <count>", no header). Everything
+// plain folded file ("comm;frame;...;frame <count>", no header), read by
+// format::col_reader, whole or fed in pieces. Everything
 // read from the profile is hostile: names are kept as text, made valid UTF-8,
 // and escaped for JSON inside an HTML <script> element.
 
@@ -19,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "format/col_reader.hpp"
 #include "format/utf8.hpp"
 
 namespace gpa::format {
@@ -111,9 +113,19 @@ public:
     uint64_t total = 0;
   };
 
-  /// Reads a .col or folded profile. Malformed lines are skipped and counted,
-  /// never fatal. The text is not kept.
+  /// Reads a whole .col or folded profile (feed() then finish()). Malformed
+  /// lines are skipped and counted, never fatal. The text is not kept.
   explicit flame_tree(std::string_view text, tree_options opts = {});
+
+  /// An empty tree, to be fed a profile piece by piece: memory grows with
+  /// the distinct stacks, not with the text.
+  explicit flame_tree(tree_options opts);
+
+  /// Reads the next piece of the profile's text, cut anywhere.
+  void feed(std::string_view chunk);
+
+  /// Ends the text (reads an unterminated last line).
+  void finish();
 
   /// Adds one stack: `frames` is comm first, then root frame to leaf. Empty
   /// frames are dropped; a stack without frames is ignored (returns false).
@@ -127,7 +139,13 @@ public:
 
   /// True if the text started with a .col header line ("# {...}").
   bool is_col() const {
-    return is_col_;
+    return reader_.header().present;
+  }
+
+  /// True if the header was refused unread because reading it would be
+  /// unsafe (nested too deep, too long): the rest is not worth reading.
+  bool header_refused() const {
+    return reader_.header().refused;
   }
 
   /// Lines holding a stack that was added.
@@ -156,13 +174,13 @@ public:
   /// Why the header line could not be read as JSON; empty if it could or if
   /// there was none.
   const std::string& header_error() const {
-    return header_error_;
+    return reader_.header().error;
   }
 
   /// Header facts worth showing (hostname, start_time, cpu_avg, ...), as
   /// key/value text, in a fixed order. Missing keys are left out.
   const std::vector<std::pair<std::string, std::string>>& meta() const {
-    return meta_;
+    return reader_.header().facts;
   }
 
   /// Samples below which a frame is pruned when emitted (0: none).
@@ -178,14 +196,8 @@ public:
   size_t emitted_nodes() const;
 
 private:
-  /// Reads every line of `text`.
-  void parse(std::string_view text);
-
-  /// Reads the .col header's JSON: metadata and the line layout.
-  void read_header(std::string_view json);
-
-  /// Reads one stack line, or counts it as skipped.
-  void parse_line(std::string_view line);
+  /// Adds one line's stack, or counts the line as skipped.
+  void take_line(const col_line& line);
 
   /// Returns the id of `name` (made valid UTF-8), adding it if new.
   uint32_t intern(std::string_view name);
@@ -249,18 +261,12 @@ private:
   std::unordered_map<std::string, size_t> error_ids_;
   /// The profiler errors in order of appearance.
   std::vector<profile_error> errors_;
-  /// See meta().
-  std::vector<std::pair<std::string, std::string>> meta_;
-  /// See header_error().
-  std::string header_error_;
+  /// Splits the text into lines and reads the header.
+  col_reader reader_;
   /// Name id of "[pruned]".
   uint32_t pruned_name_ = 0;
   /// Name id of "[truncated]".
   uint32_t truncated_name_ = 0;
-  /// See is_col().
-  bool is_col_ = false;
-  /// Whether .col lines start with an application-metadata index.
-  bool app_metadata_field_ = true;
   /// See stack_lines().
   uint64_t stack_lines_ = 0;
   /// See skipped_lines().

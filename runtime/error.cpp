@@ -22,13 +22,6 @@ caf::error make_gpa_error(ec code, std::string context) {
   return caf::make_error(code, std::move(context));
 }
 
-std::string context_text(const caf::error& err) {
-  auto& ctx = err.context();
-  if (err && ctx.size() == 1 && ctx.match_element<std::string>(0))
-    return ctx.get_as<std::string>(0);
-  return describe(err);
-}
-
 std::string describe(const caf::error& err) {
   if (!err)
     return "no error";
@@ -42,6 +35,15 @@ std::string describe(const caf::error& err) {
     return result;
   }
   return caf::to_string(err);
+}
+
+std::string message_of(const caf::error& err) {
+  if (err && err.category() == caf::atom("gpa")) {
+    auto& ctx = err.context();
+    if (ctx.size() == 1 && ctx.match_element<std::string>(0))
+      return ctx.get_as<std::string>(0);
+  }
+  return describe(err);
 }
 
 } // namespace gpa

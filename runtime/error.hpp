@@ -35,9 +35,9 @@ const char* to_string(ec x);
 /// errors, CAF's rendering for others.
 std::string describe(const caf::error& err);
 
-/// The context message of `err` alone (what failed, on what), or
-/// describe(err) if it has none.
-std::string context_text(const caf::error& err);
+/// The message of `err` for a user: the context of our own errors alone
+/// ("cannot read x: ..."), describe() for others.
+std::string message_of(const caf::error& err);
 
 /// Makes a `caf::error` of category "gpa" with a human-readable context.
 caf::error make_gpa_error(ec code, std::string context);

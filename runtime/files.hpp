@@ -73,6 +73,21 @@ private:
   std::string_view view_;
 };
 
+/// Feeds the input file `path` to `f` in chunks of at most `chunk` bytes,
+/// read into one buffer, so that memory stays at `chunk` whatever the file's
+/// size. `path` is accepted as input_file::open() accepts it (a regular file
+/// or "-" for standard input; a FIFO, device, socket or directory refused
+/// without blocking; at most `max_bytes`, checked again as the file is read,
+/// so a file that grows meanwhile is refused too). `f` returns false to
+/// stop early. Errors name the path and say what is wrong.
+caf::error read_input_chunks(const std::string& path, uint64_t max_bytes,
+                             const std::function<bool(std::string_view)>& f,
+                             size_t chunk = size_t{4} << 20);
+
+/// Opens `path` for reading as input_file::open() accepts it and returns the
+/// descriptor (STDIN_FILENO for "-", which the caller must not close).
+caf::expected<int> open_input_fd(const std::string& path, uint64_t max_bytes);
+
 /// Reads `path` as input_file::open() does, into a string.
 caf::expected<std::string> read_input_file(const std::string& path,
                                            uint64_t max_bytes);

@@ -164,7 +164,7 @@ private:
     auto next = rt::open_written_file(path_, rt::if_exists::reuse, 0644);
     if (!next) {
       // Go on writing the renamed file rather than lose lines.
-      say_once(rotation_blocked_, context_text(next.error()));
+      say_once(rotation_blocked_, message_of(next.error()));
       return;
     }
     file_ = std::move(*next);
@@ -225,7 +225,7 @@ std::string setup(const log_options& opts, bool* unsafe) {
     if (auto sink = open_log_file(opts)) {
       r.sinks.push_back(std::move(*sink));
     } else {
-      error = "--log-file: " + context_text(sink.error());
+      error = "--log-file: " + message_of(sink.error());
       // There, but not a file to write (a FIFO, device, link, directory, a
       // second name of another file): the user named the wrong thing.
       struct stat st {};

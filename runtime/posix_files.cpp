@@ -93,8 +93,10 @@ const char* file_kind(const struct stat& st) {
 }
 
 caf::error input_error(const std::string& path, const std::string& why) {
+  // "-" is standard input; a path is quoted (it may hold spaces).
+  auto name = path == "-" ? std::string{"standard input"} : "'" + path + "'";
   return make_gpa_error(ec::invalid_request,
-                        "cannot read " + path + ": " + why);
+                        "cannot read " + name + ": " + why);
 }
 
 } // namespace
@@ -115,16 +117,48 @@ caf::expected<input_file> input_file::open(const std::string& path,
       if (n < 0 && errno == EINTR)
         continue;
       if (n < 0)
-        return input_error("standard input", std::strerror(errno));
+        return input_error("-", std::strerror(errno));
       if (n == 0)
         break;
       if (buf.size() + static_cast<size_t>(n) > max_bytes)
-        return input_error("standard input", limit_text());
+        return input_error("-", limit_text());
       buf.append(chunk, static_cast<size_t>(n));
     }
     result.view_ = buf;
     return result;
   }
+  auto fd = open_input_fd(path, max_bytes);
+  if (!fd)
+    return std::move(fd.error());
+  int in = *fd;
+  struct stat st {};
+  if (::fstat(in, &st) != 0) {
+    auto err = errno;
+    ::close(in);
+    return input_error(path, std::strerror(err));
+  }
+  auto size = static_cast<uint64_t>(st.st_size);
+  if (size > 0) {
+    void* base = ::mmap(nullptr, static_cast<size_t>(size), PROT_READ,
+                        MAP_PRIVATE, in, 0);
+    if (base == MAP_FAILED) {
+      auto err = errno;
+      ::close(in);
+      return input_error(path, std::strerror(err));
+    }
+    ::madvise(base, static_cast<size_t>(size), MADV_SEQUENTIAL);
+    result.map_ = base;
+    result.map_size_ = static_cast<size_t>(size);
+    result.view_ = std::string_view{static_cast<const char*>(base),
+                                    static_cast<size_t>(size)};
+  }
+  ::close(in);
+  return result;
+}
+
+caf::expected<int> open_input_fd(const std::string& path, uint64_t max_bytes) {
+  if (path == "-")
+    return STDIN_FILENO;
   // O_NONBLOCK: opening a FIFO must not wait for a writer; the type check
   // below refuses it anyway.
   int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
@@ -144,24 +178,47 @@ caf::expected<input_file> input_file::open(const std::string& path,
   auto size = static_cast<uint64_t>(st.st_size);
   if (size > max_bytes) {
     ::close(fd);
-    return input_error(path,
-                       limit_text() + " (" + std::to_string(size) + " bytes)");
+    return input_error(path, "it is larger than the limit of "
+                                 + std::to_string(max_bytes) + " bytes ("
+                                 + std::to_string(size) + " bytes)");
   }
-  if (size > 0) {
-    void* base = ::mmap(nullptr, static_cast<size_t>(size), PROT_READ,
-                        MAP_PRIVATE, fd, 0);
-    if (base == MAP_FAILED) {
-      auto err = errno;
-      ::close(fd);
-      return input_error(path, std::strerror(err));
+  return fd;
+}
+
+caf::error read_input_chunks(const std::string& path, uint64_t max_bytes,
+                             const std::function<bool(std::string_view)>& f,
+                             size_t chunk) {
+  auto fd = open_input_fd(path, max_bytes);
+  if (!fd)
+    return std::move(fd.error());
+  bool from_stdin = *fd == STDIN_FILENO;
+  if (!from_stdin)
+    ::posix_fadvise(*fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  std::string buf;
+  buf.resize(std::max<size_t>(chunk, 4096));
+  uint64_t total = 0;
+  caf::error result;
+  for (;;) {
+    auto n = ::read(*fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      result = input_error(path, std::strerror(errno));
+      break;
     }
-    ::madvise(base, static_cast<size_t>(size), MADV_SEQUENTIAL);
-    result.map_ = base;
-    result.map_size_ = static_cast<size_t>(size);
-    result.view_ = std::string_view{static_cast<const char*>(base),
-                                    static_cast<size_t>(size)};
+    if (n == 0)
+      break;
+    total += static_cast<uint64_t>(n);
+    if (total > max_bytes) {
+      result = input_error(path, "it is larger than the limit of "
+                                     + std::to_string(max_bytes) + " bytes");
+      break;
+    }
+    if (!f(std::string_view{buf.data(), static_cast<size_t>(n)}))
+      break;
   }
-  ::close(fd);
+  if (!from_stdin)
+    ::close(*fd);
   return result;
 }
 

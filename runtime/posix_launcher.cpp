@@ -213,7 +213,7 @@ public:
         cleanup();
         return make_gpa_error(ec::spawn_failed,
                               "cannot create output file: "
-                                  + context_text(created.error()));
+                                  + message_of(created.error()));
       }
       out_file = created->release();
     }

@@ -66,7 +66,7 @@ private_temp_dir::private_temp_dir(const std::string& root) {
   auto lock = open_written_file(pending, if_exists::fail, 0600);
   std::string why;
   if (!lock)
-    why = context_text(lock.error());
+    why = message_of(lock.error());
   else if (::flock(lock->fd(), LOCK_EX | LOCK_NB) != 0
            || ::rename(pending.c_str(), (path_ + "/" + temp_lock_name).c_str())
                   != 0)
@@ -159,7 +159,7 @@ std::string live_process_name(long pid) {
 pid_file::pid_file(const std::string& path) {
   auto opened = open_written_file(path, if_exists::reuse, 0644, true);
   if (!opened)
-    throw start_error("--pid-file: " + context_text(opened.error()), 2);
+    throw start_error("--pid-file: " + message_of(opened.error()), 2);
   file_ = std::move(*opened);
   if (::flock(file_.fd(), LOCK_EX | LOCK_NB) != 0) {
     auto other = trimmed(head_of(file_.fd()));

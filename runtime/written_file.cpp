@@ -275,7 +275,7 @@ std::string check_output_dir(const std::string& dir) {
     if (errno != ENOENT)
       return "cannot use output directory " + dir + ": " + std::strerror(errno);
     if (auto err = make_posix_file_system()->make_dirs(dir, 0755))
-      return "cannot create output directory " + dir + ": " + context_text(err);
+      return "cannot create output directory " + dir + ": " + message_of(err);
     if (::lstat(dir.c_str(), &st) != 0)
       return "cannot use output directory " + dir + ": " + std::strerror(errno);
   }
@@ -288,7 +288,7 @@ std::string check_output_dir(const std::string& dir) {
   auto f = open_written_file(probe, if_exists::fail, 0600);
   if (!f)
     return "cannot write into output directory " + dir + ": "
-           + context_text(f.error());
+           + message_of(f.error());
   ::unlink(probe.c_str());
   return {};
 }

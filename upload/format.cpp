@@ -1,5 +1,7 @@
 #include "upload/format.hpp"
 
+#include "format/col_reader.hpp"
+#include "format/json.hpp"
 #include "format/utf8.hpp"
 
 #include <algorithm>
@@ -50,55 +52,16 @@ std::string common_query(const studio_identity& id, int64_t now_ms) {
          + "&timestamp=" + url_encode(iso8601_utc(now_ms));
 }
 
-/// One "stack count" line of a .col text.
+/// One stack line of a .col text.
 struct stack_line {
-  std::string_view stack;
+  /// The prefix and the comm: the line's process.
+  std::string_view key;
   uint64_t count = 0;
   /// Index of the line in the text (order of appearance).
   size_t index = 0;
+  /// True if it is already the process's "[other]" line.
+  bool other = false;
 };
-
-/// Splits "stack count"; false if the line has no trailing count.
-bool split_line(std::string_view line, std::string_view& stack,
-                uint64_t& count) {
-  auto sp = line.rfind(' ');
-  if (sp == std::string_view::npos || sp == 0 || sp + 1 == line.size())
-    return false;
-  uint64_t n = 0;
-  for (auto c : line.substr(sp + 1)) {
-    if (c < '0' || c > '9')
-      return false;
-    n = n * 10 + static_cast<uint64_t>(c - '0');
-  }
-  stack = line.substr(0, sp);
-  count = n;
-  return true;
-}
-
-/// The first `fields` ';'-separated fields of `stack` (all of it if fewer).
-std::string_view leading_fields(std::string_view stack, size_t fields) {
-  size_t pos = 0;
-  for (size_t i = 0; i < fields; ++i) {
-    auto next = stack.find(';', pos);
-    if (next == std::string_view::npos)
-      return stack;
-    pos = next + 1;
-  }
-  return stack.substr(0, pos - 1);
-}
-
-/// Calls `f(line)` for every line of `text` (without the '\n').
-template <class F>
-void for_each_line(std::string_view text, F f) {
-  size_t pos = 0;
-  while (pos < text.size()) {
-    auto nl = text.find('\n', pos);
-    if (nl == std::string_view::npos)
-      nl = text.size();
-    f(text.substr(pos, nl - pos));
-    pos = nl + 1;
-  }
-}
 
 constexpr std::string_view other_frame = "[other]";
 
@@ -218,9 +181,10 @@ void studio_body(const profile& p, std::string_view col,
 }
 
 std::string parse_gpid(std::string_view body) {
+  // The server, or anyone on an http:// path, wrote the body: parsed with a
+  // depth limit.
   rapidjson::Document doc;
-  doc.Parse(body.data(), body.size());
-  if (doc.HasParseError() || !doc.IsObject())
+  if (!format::parse_json(doc, body).empty() || !doc.IsObject())
     return {};
   auto i = doc.FindMember("gpid");
   if (i == doc.MemberEnd())
@@ -238,8 +202,7 @@ std::string parse_gpid(std::string_view body) {
 std::string response_message(std::string_view body) {
   std::string result;
   rapidjson::Document doc;
-  doc.Parse(body.data(), body.size());
-  if (!doc.HasParseError() && doc.IsObject()) {
+  if (format::parse_json(doc, body).empty() && doc.IsObject()) {
     auto i = doc.FindMember("message");
     if (i != doc.MemberEnd() && i->value.IsString())
       result.assign(i->value.GetString(), i->value.GetStringLength());
@@ -266,33 +229,17 @@ std::string response_message(std::string_view body) {
 // -- the size rule
 // ----------------------------------------------------------------
 
-size_t prefix_fields(std::string_view col) {
-  if (col.empty() || col[0] != '#')
-    return 1;
-  auto nl = col.find('\n');
-  auto header
-      = col.substr(1, nl == std::string_view::npos ? col.size() - 1 : nl - 1);
-  rapidjson::Document doc;
-  doc.Parse(header.data(), header.size());
-  if (doc.HasParseError() || !doc.IsObject())
-    return 1;
-  auto i = doc.FindMember("application_metadata_enabled");
-  return i != doc.MemberEnd() && i->value.IsBool() && i->value.GetBool() ? 2
-                                                                         : 1;
-}
-
 std::string fold_small_stacks(std::string_view col, uint64_t target_bytes,
                               fold_stats* stats) {
-  auto key_fields = prefix_fields(col) + 1; // prefix fields plus the comm
   std::vector<std::string_view> lines;
   std::vector<stack_line> stacks;
-  for_each_line(col, [&](std::string_view line) {
+  format::col_reader reader;
+  reader.read(col, [&](const format::col_line& l) {
     auto index = lines.size();
-    lines.push_back(line);
-    std::string_view stack;
-    uint64_t count = 0;
-    if (!line.empty() && line[0] != '#' && split_line(line, stack, count))
-      stacks.push_back(stack_line{stack, count, index});
+    lines.push_back(l.text);
+    if (l.kind == format::col_line_kind::stack)
+      stacks.push_back(
+          stack_line{l.process(), l.count, index, l.frames == other_frame});
   });
   // Per process (key): the folded sum, and where its [other] line goes.
   struct group {
@@ -306,7 +253,7 @@ std::string fold_small_stacks(std::string_view col, uint64_t target_bytes,
   uint64_t size = col.size();
   uint64_t folded = 0;
   auto fold = [&](const stack_line& s) {
-    auto key = leading_fields(s.stack, key_fields);
+    auto key = s.key;
     auto& g = groups[key];
     if (!g.used) {
       g.used = true;
@@ -322,12 +269,9 @@ std::string fold_small_stacks(std::string_view col, uint64_t target_bytes,
   };
   // Lines that are already "[other]" lines always merge into their group, so
   // that a profile folded twice still has one [other] line per process.
-  for (auto& s : stacks) {
-    auto key = leading_fields(s.stack, key_fields);
-    if (s.stack.size() == key.size() + 1 + other_frame.size()
-        && s.stack.substr(key.size() + 1) == other_frame)
+  for (auto& s : stacks)
+    if (s.other)
       fold(s);
-  }
   folded = 0;
   std::vector<size_t> order(stacks.size());
   std::iota(order.begin(), order.end(), size_t{0});
@@ -370,23 +314,17 @@ std::string fold_small_stacks(std::string_view col, uint64_t target_bytes,
 // ---------------------------------------------------------------------
 
 std::string col_to_folded(std::string_view col) {
-  auto skip = prefix_fields(col);
   std::unordered_map<std::string_view, size_t> index;
   std::vector<std::pair<std::string_view, uint64_t>> merged;
-  for_each_line(col, [&](std::string_view line) {
-    std::string_view stack;
-    uint64_t count = 0;
-    if (line.empty() || line[0] == '#' || !split_line(line, stack, count))
+  format::col_reader reader;
+  reader.read(col, [&](const format::col_line& l) {
+    if (l.kind != format::col_line_kind::stack)
       return;
-    auto prefix = leading_fields(stack, skip);
-    if (prefix.size() == stack.size())
-      return; // nothing after the prefix
-    stack.remove_prefix(prefix.size() + 1);
-    auto [i, added] = index.emplace(stack, merged.size());
+    auto [i, added] = index.emplace(l.stack, merged.size());
     if (added)
-      merged.emplace_back(stack, count);
+      merged.emplace_back(l.stack, l.count);
     else
-      merged[i->second].second += count;
+      merged[i->second].second += l.count;
   });
   std::string out;
   for (auto& [stack, count] : merged) {

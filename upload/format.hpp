@@ -72,11 +72,6 @@ std::string response_message(std::string_view body);
 // -- the size rule
 // ----------------------------------------------------------------
 
-/// Returns how many ';'-separated prefix fields precede the comm in the stack
-/// lines of `col`: 2 when its header says application_metadata_enabled
-/// (app-metadata index; container), else 1 (container).
-size_t prefix_fields(std::string_view col);
-
 /// What fold_small_stacks() did.
 struct fold_stats {
   /// Stack lines replaced by an "[other]" line.
@@ -86,7 +81,9 @@ struct fold_stats {
 };
 
 /// The size rule. Returns `col` with its smallest stacks folded until the
-/// text is at most `target_bytes` (or nothing is left to fold): stack lines
+/// text is at most `target_bytes` (or nothing is left to fold). Lines are read
+/// by format::col_reader, so a process is "<prefix>;<comm>" as the header's
+/// layout says (application_metadata_enabled). Stack lines
 /// are taken in ascending order of count (ties: later lines first) and each
 /// is replaced by its process's "<prefix>;<comm>;[other] <sum>" line, so
 /// every process keeps its total count and the profile its total samples.

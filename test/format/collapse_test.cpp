@@ -147,7 +147,8 @@ struct reference {
 
   explicit reference(const std::string& text) {
     static const std::regex header(
-        R"(^[ \t]*(?:(.*?)[ \t]+)?(-?\d+)(?:/(-?\d+))?[ \t]+(?:\[\d+\]|\d+\.\d+:)(?:[ \t].*)?$)");
+        // From the right: a greedy comm leaves the last pid, [cpu], time.
+        R"(^[ \t]*(?:(.*[^ \t])[ \t]+)?(-?\d+)(?:/(-?\d+))?(?:[ \t]+\[\d+\])?[ \t]+\d+\.\d+:(?:[ \t].*)?$)");
     std::istringstream in(text);
     std::string line;
     std::vector<std::string> record;
@@ -345,6 +346,38 @@ BOOST_AUTO_TEST_CASE(header_forms) {
   BOOST_TEST(ps[0].pid == -1);
   BOOST_TEST(ps[1].pid == 0);
   BOOST_TEST(ps[4].pid == 321);
+}
+
+BOOST_AUTO_TEST_CASE(hostile_comms_keep_their_real_pid) {
+  // A process names itself like perf's own fields: the header is read from
+  // the right, so its samples stay its own (the old reader took the first
+  // pid-shaped token followed by a [cpu] or time token: pid 1 here).
+  auto in = "x 1/1 [000] 1: 4242/4243 [002] 77.5: 1 cpu-clock:\n"
+            "\t1 evil (/x)\n\n"
+            "a 1/1 [000] 1.5: 999/999 [001] 78.0: 250000 cpu-clock:ppp:\n"
+            "\t1 f (/x)\n\n"
+            "7 [003] 2.0: b 555/556 80.25: 1 cpu-clock:\n\n"
+            "[001] 3/3 x:y 31337/31337 [000] 81.0: 1 cpu-clock:\n"
+            "\t1 g (/x)\n\n"
+            "init 1/1 [000] 82.0: 1 cpu-clock:\n\t1 h (/x)\n\n"
+            "   [000] 8/8 [001] 83.0: 1 cpu-clock:\n\n";
+  perf_collapser c;
+  c.feed(in);
+  c.finish();
+  BOOST_TEST(c.malformed() == 0u);
+  BOOST_TEST(describe(c.per_process())
+             == "pid 1 comm 'init'\n  init;h 1\n"
+                "pid 8 comm '[000]'\n  [000] 1\n"
+                "pid 555 comm '7 [003] 2.0: b'\n  7 [003] 2.0: b 1\n"
+                "pid 999 comm 'a 1/1 [000] 1.5:'\n"
+                "  a 1/1 [000] 1.5:;f 1\n"
+                "pid 4242 comm 'x 1/1 [000] 1:'\n  x 1/1 [000] 1:;evil 1\n"
+                "pid 31337 comm '[001] 3/3 x:y'\n  [001] 3/3 x:y;g 1\n");
+  // The naive reference agrees.
+  reference ref(in);
+  BOOST_TEST(ref.per_pid.size() == 6u);
+  BOOST_TEST(ref.per_pid.count(4242) == 1u);
+  BOOST_TEST(ref.per_pid[1].size() == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(record_without_frames_and_without_blank_line) {

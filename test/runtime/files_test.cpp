@@ -136,4 +136,64 @@ BOOST_FIXTURE_TEST_CASE(log_file_refuses_planted_symlinks, files_fixture) {
   log::silence();
 }
 
+BOOST_FIXTURE_TEST_CASE(input_files_are_regular_files_within_a_limit,
+                        files_fixture) {
+  // A regular file: read whole, or in chunks.
+  auto text = rt::read_input_file(victim, 100);
+  BOOST_REQUIRE(text);
+  BOOST_CHECK_EQUAL(*text, "precious");
+  std::string got;
+  size_t calls = 0;
+  BOOST_CHECK(!rt::read_input_chunks(
+      victim, 100,
+      [&](std::string_view chunk) {
+        got.append(chunk);
+        ++calls;
+        return true;
+      },
+      3));
+  BOOST_CHECK_EQUAL(got, "precious");
+  BOOST_CHECK_GE(calls, 1u);
+  // Over the limit: refused before reading, with both sizes.
+  auto big = rt::read_input_file(victim, 5);
+  BOOST_REQUIRE(!big);
+  BOOST_CHECK_NE(describe(big.error()).find("larger than the limit of 5 bytes"),
+                 std::string::npos);
+  BOOST_CHECK_NE(describe(big.error()).find("(8 bytes)"), std::string::npos);
+  BOOST_CHECK(rt::read_input_chunks(victim, 5, [](std::string_view) {
+    return true;
+  }));
+  // A device, a FIFO (no writer: opening must not block), a directory, a
+  // missing file: refused at once, naming the path and what it is.
+  auto fifo = temp.path() + "/fifo";
+  BOOST_REQUIRE_EQUAL(::mkfifo(fifo.c_str(), 0600), 0);
+  std::pair<std::string, std::string> cases[]
+      = {{"/dev/zero", "a character device"},
+         {fifo, "a FIFO"},
+         {temp.path(), "a directory"},
+         {temp.path() + "/missing", "No such file"}};
+  for (auto& [path, what] : cases) {
+    auto r = rt::read_input_file(path, 1 << 20);
+    BOOST_REQUIRE(!r);
+    auto msg = message_of(r.error());
+    BOOST_CHECK_MESSAGE(
+        msg.find("cannot read '" + path + "'") != std::string::npos, msg);
+    BOOST_CHECK_MESSAGE(msg.find(what) != std::string::npos, msg);
+    BOOST_CHECK(rt::read_input_chunks(path, 1 << 20, [](std::string_view) {
+      return true;
+    }));
+    BOOST_CHECK(!rt::open_input_fd(path, 1 << 20));
+  }
+  // Stopping early.
+  calls = 0;
+  BOOST_CHECK(!rt::read_input_chunks(
+      victim, 100,
+      [&](std::string_view) {
+        ++calls;
+        return false;
+      },
+      2));
+  BOOST_CHECK_EQUAL(calls, 1u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

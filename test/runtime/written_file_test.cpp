@@ -50,7 +50,7 @@ unsigned kind(const std::string& path) {
 template <class T>
 std::string error_of(const caf::expected<T>& x) {
   BOOST_REQUIRE(!x);
-  return context_text(x.error());
+  return message_of(x.error());
 }
 
 bool contains(const std::string& text, const std::string& part) {

@@ -24,7 +24,9 @@ Control port (what the test talks to):
     POST /faults   ["500", ...] -> the next profile uploads fail so, in order:
                                    "500", "400" (echoes the key), "413",
                                    "slow" (answers after slow_seconds),
-                                   "reset" (TCP RST, no answer)
+                                   "reset" (TCP RST, no answer),
+                                   "deep" (200 whose JSON nests 200,000
+                                   levels), "deep500" (500, likewise)
     POST /config   {...}        -> max_body (bytes; larger bodies get 413),
                                    slow_seconds, latency (seconds every
                                    profile upload waits before its answer)
@@ -138,7 +140,9 @@ class DataHandler(BaseHTTPRequestHandler):
     # -- helpers -------------------------------------------------------------
 
     def reply(self, status, obj):
-        data = json.dumps(obj).encode()
+        self.reply_raw(status, json.dumps(obj).encode())
+
+    def reply_raw(self, status, data):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -245,6 +249,16 @@ class DataHandler(BaseHTTPRequestHandler):
             )
             self.close_connection = True
             self.connection.close()
+            return
+        if fault in ("deep", "deep500"):
+            # A hostile answer: JSON nested deeper than a recursive parser's
+            # stack holds (json.dumps could not even write it).
+            depth = 200000
+            status = 200 if fault == "deep" else 500
+            rec["status"] = status
+            STATE.record(rec)
+            self.reply_raw(status, b'{"message": "ok", "gpid": 7, "x": '
+                           + b"[" * depth + b"]" * depth + b"}")
             return
         if fault == "slow":
             STATE.record(rec)

@@ -7,6 +7,7 @@
 
 #include <rapidjson/document.h>
 
+#include "format/col_reader.hpp"
 #include "runtime/error.hpp"
 #include "runtime/gzip.hpp"
 #include "runtime/http_client.hpp"
@@ -127,10 +128,32 @@ BOOST_AUTO_TEST_CASE(gpid_and_messages_from_responses) {
   BOOST_CHECK_EQUAL(response_message(""), "(empty response)");
 }
 
+BOOST_AUTO_TEST_CASE(deeply_nested_answers_are_not_parsed) {
+  // The server, or anyone on an http:// path, writes the answer: nesting
+  // that would overflow a recursive parser's stack is refused unread.
+  for (size_t depth : {size_t{100000}, size_t{1000000}}) {
+    auto deep = R"({"message": "ok", "gpid": 7, "x": )"
+                + std::string(depth, '[') + std::string(depth, ']') + "}";
+    BOOST_CHECK_EQUAL(parse_gpid(deep), "");
+    // The message falls back to the start of the body.
+    BOOST_CHECK_EQUAL(response_message(deep), deep.substr(0, 300));
+    // Truncated (a response cap cuts it): still refused, no crash.
+    BOOST_CHECK_EQUAL(parse_gpid(deep.substr(0, deep.size() / 2)), "");
+  }
+  // 64 levels are still read.
+  auto ok = R"({"gpid": 8, "x": )" + std::string(63, '[') + std::string(63, ']')
+            + "}";
+  BOOST_CHECK_EQUAL(parse_gpid(ok), "8");
+}
+
 BOOST_AUTO_TEST_CASE(prefix_fields_follow_the_header) {
-  BOOST_CHECK_EQUAL(prefix_fields(test::col_header(false)), 1u);
-  BOOST_CHECK_EQUAL(prefix_fields(test::col_header(true)), 2u);
-  BOOST_CHECK_EQUAL(prefix_fields("no header\n"), 1u);
+  using format::read_col_header;
+  BOOST_CHECK_EQUAL(read_col_header(test::col_header(false)).prefix_fields(),
+                    1u);
+  BOOST_CHECK_EQUAL(read_col_header(test::col_header(true)).prefix_fields(),
+                    2u);
+  // No header: folded text, the comm comes first.
+  BOOST_CHECK_EQUAL(read_col_header("no header\n").prefix_fields(), 0u);
 }
 
 BOOST_AUTO_TEST_CASE(fold_keeps_every_count_per_process) {
