@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "format/col.hpp"
+#include "format/time.hpp"
 #include "runtime/error.hpp"
 #include "runtime/log.hpp"
 
@@ -38,7 +39,8 @@ void writer_state::rotate() {
 write_report writer_state::write(const profile& p) {
   write_report report;
   report.snapshot_id = p.snapshot_id;
-  auto stem = "profile_" + format::iso8601_ms(p.end_ms);
+  auto stem = "profile_"
+              + format::iso8601(p.end_ms, format::time_precision::milliseconds);
   auto fail = [&](const caf::error& err) {
     report.error = describe(err);
     ++counts.failed;

@@ -3,6 +3,7 @@
 // size rule, gpid), without a spool: it succeeds or says why and exits 1.
 
 #include "app/commands.hpp"
+#include "format/time.hpp"
 
 #include <cstdio>
 #include <optional>
@@ -45,7 +46,7 @@ bool read_header(const std::string& col, profile& p, std::string& error) {
     return false;
   }
   auto time_of = [](const std::optional<std::string>& text) {
-    return text ? upload::parse_iso8601_utc(*text) : std::nullopt;
+    return text ? format::parse_iso8601(*text) : std::nullopt;
   };
   auto start = time_of(h.start_time);
   auto end = time_of(h.end_time);

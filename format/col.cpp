@@ -12,6 +12,7 @@
 #include <rapidjson/writer.h>
 
 #include "format/json.hpp"
+#include "format/time.hpp"
 
 namespace gpa::format {
 
@@ -248,17 +249,6 @@ std::vector<merged_stack> merge_parts(const std::vector<profile_part>& all,
   return result;
 }
 
-std::string iso8601_ms(int64_t unix_ms) {
-  auto secs = static_cast<time_t>(unix_ms / 1000);
-  tm t{};
-  gmtime_r(&secs, &t);
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-                t.tm_year + 1900, t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min,
-                t.tm_sec, static_cast<int>(unix_ms % 1000));
-  return buf;
-}
-
 std::string render_header(const col_header& h) {
   rapidjson::StringBuffer buf;
   json_writer w(buf);
@@ -308,7 +298,7 @@ std::string render_header(const col_header& h) {
   w.Key("external_metadata");
   w.StartObject();
   w.EndObject();
-  kv(w, "current_time", iso8601_ms(h.end_ms));
+  kv(w, "current_time", iso8601(h.end_ms, time_precision::milliseconds));
   kv(w, "profiling_mode", "cpu");
   w.EndObject();
   w.Key("metrics");
@@ -333,8 +323,8 @@ std::string render_header(const col_header& h) {
   w.Key("application_metadata_enabled");
   w.Bool(true);
   kv(w, "profiling_mode", "cpu");
-  kv(w, "start_time", iso8601_ms(h.start_ms));
-  kv(w, "end_time", iso8601_ms(h.end_ms));
+  kv(w, "start_time", iso8601(h.start_ms, time_precision::milliseconds));
+  kv(w, "end_time", iso8601(h.end_ms, time_precision::milliseconds));
   w.EndObject();
   std::string line = "# ";
   line.append(buf.GetString(), buf.GetSize());

@@ -75,8 +75,4 @@ std::string render_header(const col_header& header);
 std::string render_col(const col_header& header,
                        const std::vector<merged_stack>& stacks);
 
-/// Formats milliseconds since the epoch as ISO 8601 UTC with milliseconds,
-/// e.g. "2026-11-25T23:56:24.123Z".
-std::string iso8601_ms(int64_t unix_ms);
-
 } // namespace gpa::format

@@ -2,6 +2,7 @@
 
 #include "format/col_reader.hpp"
 #include "format/json.hpp"
+#include "format/time.hpp"
 #include "format/utf8.hpp"
 
 #include <algorithm>
@@ -47,9 +48,10 @@ std::string base_url(const std::string& host) {
 }
 
 std::string common_query(const studio_identity& id, int64_t now_ms) {
-  return "key=" + url_encode(id.token) + "&service="
-         + url_encode(id.service_name) + "&hostname=" + url_encode(id.hostname)
-         + "&timestamp=" + url_encode(iso8601_utc(now_ms));
+  return "key=" + url_encode(id.token)
+         + "&service=" + url_encode(id.service_name)
+         + "&hostname=" + url_encode(id.hostname) + "&timestamp="
+         + url_encode(format::iso8601(now_ms, format::time_precision::seconds));
 }
 
 /// One stack line of a .col text.
@@ -69,52 +71,6 @@ constexpr std::string_view other_frame = "[other]";
 
 // -- times and URLs
 // ---------------------------------------------------------------
-
-std::string iso8601_utc(int64_t ms) {
-  auto secs = static_cast<time_t>(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[80];
-  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d",
-                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                tm.tm_min, tm.tm_sec);
-  return buf;
-}
-
-std::optional<int64_t> parse_iso8601_utc(std::string_view text) {
-  std::string s{text};
-  int y, mo, d, h, mi, sec;
-  int used = 0;
-  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi,
-                  &sec, &used)
-          != 6
-      || used != 19)
-    return std::nullopt;
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
-    return std::nullopt;
-  int64_t frac_ms = 0;
-  size_t pos = 19;
-  if (pos < s.size() && s[pos] == '.') {
-    ++pos;
-    int64_t scale = 100;
-    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
-      frac_ms += (s[pos] - '0') * scale;
-      scale /= 10;
-      ++pos;
-    }
-  }
-  auto rest = s.substr(pos);
-  if (!rest.empty() && rest != "Z" && rest != "+00:00")
-    return std::nullopt;
-  std::tm tm{};
-  tm.tm_year = y - 1900;
-  tm.tm_mon = mo - 1;
-  tm.tm_mday = d;
-  tm.tm_hour = h;
-  tm.tm_min = mi;
-  tm.tm_sec = sec;
-  return static_cast<int64_t>(timegm(&tm)) * 1000 + frac_ms;
-}
 
 std::string url_encode(std::string_view text) {
   static constexpr char hex[] = "0123456789ABCDEF";
@@ -162,9 +118,9 @@ void studio_body(const profile& p, std::string_view col,
   };
   w.StartObject();
   str("start_time");
-  str(iso8601_utc(p.start_ms));
+  str(format::iso8601(p.start_ms, format::time_precision::seconds));
   str("end_time");
-  str(iso8601_utc(p.end_ms));
+  str(format::iso8601(p.end_ms, format::time_precision::seconds));
   str("hostname");
   str(id.hostname);
   str("profile");
@@ -174,7 +130,7 @@ void studio_body(const profile& p, std::string_view col,
   str("mem_avg");
   w.Double(finite_or_zero(p.mem_avg));
   str("spawn_time");
-  str(iso8601_utc(id.spawn_time_ms));
+  str(format::iso8601(id.spawn_time_ms, format::time_precision::seconds));
   str("gpid");
   str(gpid);
   w.EndObject();

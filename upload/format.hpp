@@ -18,15 +18,6 @@ namespace gpa::upload {
 // -- times and URLs
 // ---------------------------------------------------------------
 
-/// Formats `ms` since the Unix epoch as gProfiler does (Python's
-/// `datetime.utcnow().replace(microsecond=0).isoformat()`):
-/// "YYYY-MM-DDTHH:MM:SS", UTC, no fraction, no zone.
-std::string iso8601_utc(int64_t ms);
-
-/// Parses "YYYY-MM-DDTHH:MM:SS" with an optional fraction and an optional
-/// "Z" or "+00:00" (read as UTC) into ms since the epoch.
-std::optional<int64_t> parse_iso8601_utc(std::string_view text);
-
 /// Percent-encodes everything but RFC 3986's unreserved characters.
 std::string url_encode(std::string_view text);
 
@@ -55,8 +46,9 @@ std::string profiles_url(const studio_identity& id, int64_t now_ms);
 
 /// Writes the JSON body of POST /api/v2/profiles into `out`:
 /// {start_time, end_time, hostname, profile, cpu_avg, mem_avg, spawn_time,
-/// gpid}, times as iso8601_utc, `col` as the profile text (invalid UTF-8
-/// replaced by U+FFFD), gpid as a string ("" before the server gave one).
+/// gpid}, times as format::iso8601 with seconds, `col` as the profile text
+/// (invalid UTF-8 replaced by U+FFFD), gpid as a string ("" before the server
+/// gave one).
 void studio_body(const profile& p, std::string_view col,
                  const studio_identity& id, const std::string& gpid,
                  std::string& out);

@@ -17,6 +17,7 @@
 
 #include "actors/uploader.hpp"
 #include "config/version.hpp"
+#include "format/time.hpp"
 #include "messages/registry.hpp"
 #include "runtime/error.hpp"
 #include "runtime/process_env.hpp"
@@ -243,8 +244,12 @@ BOOST_FIXTURE_TEST_CASE(protocol_is_gprofilers_and_gpid_carries_over,
     auto& b = r["body"];
     auto p = make_profile(i + 1);
     BOOST_CHECK_EQUAL(str(b, "profile"), p.col);
-    BOOST_CHECK_EQUAL(str(b, "start_time"), upload::iso8601_utc(p.start_ms));
-    BOOST_CHECK_EQUAL(str(b, "end_time"), upload::iso8601_utc(p.end_ms));
+    BOOST_CHECK_EQUAL(
+        str(b, "start_time"),
+        format::iso8601(p.start_ms, format::time_precision::seconds));
+    BOOST_CHECK_EQUAL(
+        str(b, "end_time"),
+        format::iso8601(p.end_ms, format::time_precision::seconds));
     BOOST_CHECK_EQUAL(str(b, "spawn_time"), "2024-05-01T07:53:20");
     BOOST_CHECK_EQUAL(str(b, "hostname"), "test-host");
     BOOST_CHECK_EQUAL(b["cpu_avg"].GetDouble(), 12.5);

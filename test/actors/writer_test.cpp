@@ -5,6 +5,7 @@
 
 #include "actors/output_writer.hpp"
 #include "format/col.hpp"
+#include "format/time.hpp"
 #include "test/support/helpers.hpp"
 #include "test/support/sim_world.hpp"
 
@@ -38,7 +39,9 @@ BOOST_FIXTURE_TEST_CASE(writes_col_and_page_and_links, writer_fixture) {
   };
   auto report = st.write(make_profile(1));
   BOOST_CHECK(report.error.empty());
-  auto stem = "/out/profile_" + format::iso8601_ms(make_profile(1).end_ms);
+  auto stem = "/out/profile_"
+              + format::iso8601(make_profile(1).end_ms,
+                                format::time_precision::milliseconds);
   BOOST_CHECK_EQUAL(report.col_path, stem + ".col");
   BOOST_CHECK_EQUAL(fs->files.at(stem + ".col"), make_profile(1).col);
   BOOST_CHECK_EQUAL(fs->files.at(stem + ".html"), "<html># {");
@@ -55,7 +58,8 @@ BOOST_FIXTURE_TEST_CASE(rotation_keeps_the_newest, writer_fixture) {
   auto cols = fs->list("/out", "profile_");
   BOOST_REQUIRE(cols);
   BOOST_REQUIRE_EQUAL(cols->size(), 2u);
-  BOOST_CHECK(cols->back().name.find(format::iso8601_ms(make_profile(5).end_ms))
+  BOOST_CHECK(cols->back().name.find(format::iso8601(
+                  make_profile(5).end_ms, format::time_precision::milliseconds))
               != std::string::npos);
 }
 

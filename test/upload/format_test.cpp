@@ -8,6 +8,7 @@
 #include <rapidjson/document.h>
 
 #include "format/col_reader.hpp"
+#include "format/time.hpp"
 #include "runtime/error.hpp"
 #include "runtime/gzip.hpp"
 #include "runtime/http_client.hpp"
@@ -55,13 +56,22 @@ counts_per_process(const std::string& col, size_t key_fields, uint64_t& total) {
 BOOST_AUTO_TEST_SUITE(upload_format)
 
 BOOST_AUTO_TEST_CASE(iso_times_are_gprofilers) {
-  BOOST_CHECK_EQUAL(iso8601_utc(0), "1970-01-01T00:00:00");
-  BOOST_CHECK_EQUAL(iso8601_utc(1714557600999), "2024-05-01T10:00:00");
-  BOOST_CHECK_EQUAL(*parse_iso8601_utc("2024-05-01T10:00:00"), 1714557600000);
-  BOOST_CHECK_EQUAL(*parse_iso8601_utc("2024-05-01T10:00:00.250Z"),
+  BOOST_CHECK_EQUAL(format::iso8601(0, format::time_precision::seconds),
+                    "1970-01-01T00:00:00");
+  BOOST_CHECK_EQUAL(
+      format::iso8601(1714557600999, format::time_precision::seconds),
+      "2024-05-01T10:00:00");
+  BOOST_CHECK_EQUAL(
+      format::iso8601(1714557600999, format::time_precision::milliseconds),
+      "2024-05-01T10:00:00.999Z");
+  BOOST_CHECK_EQUAL(format::iso8601(-1, format::time_precision::milliseconds),
+                    "1969-12-31T23:59:59.999Z");
+  BOOST_CHECK_EQUAL(*format::parse_iso8601("2024-05-01T10:00:00"),
+                    1714557600000);
+  BOOST_CHECK_EQUAL(*format::parse_iso8601("2024-05-01T10:00:00.250Z"),
                     1714557600250);
-  BOOST_CHECK(!parse_iso8601_utc("2024-05-01 10:00:00"));
-  BOOST_CHECK(!parse_iso8601_utc("2024-05-01T10:00:00+02:00"));
+  BOOST_CHECK(!format::parse_iso8601("2024-05-01 10:00:00"));
+  BOOST_CHECK(!format::parse_iso8601("2024-05-01T10:00:00+02:00"));
 }
 
 BOOST_AUTO_TEST_CASE(urls_encode_every_query_value) {
