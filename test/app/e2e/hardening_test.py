@@ -6,7 +6,9 @@ swapped while the agent runs is not removed at exit; a FIFO or device as the
 log file is refused at once (it used to hang start-up); temporary
 directories of agents killed with SIGKILL are removed at the next start, a
 live agent's is kept; an output directory that is a file or read-only is
-refused at start with exit 2.
+refused at start with exit 2; output errors are logged once per episode;
+a process whose name looks like perf script's sample header keeps its
+stacks.
 
 Device nodes are made with mknod in a scratch directory (never /dev).
 
@@ -303,6 +305,58 @@ class Hardening(unittest.TestCase):
         self.expect_exit(proc, log, 2)
         self.assertIn(f"output directory {ro}", log())
         self.assertIn(why, log().lower())
+
+    # -- output errors once per episode (defect 9) ----------------------------
+
+    def test_output_errors_are_logged_once_per_episode(self):
+        """-o removed and replaced by a file while the agent runs: every
+        window fails to write, the log says so once (the file names used to
+        make each window's line differ); when the directory is back it says
+        writing works again."""
+        proc, log = self.start()
+        self.running(proc, log)
+        shutil.rmtree(self.out)
+        with open(self.out, "w") as f:
+            f.write("not a directory\n")
+        errors = lambda: log().count("cannot write profile")
+        self.assertTrue(wait_for(lambda: errors() >= 1, timeout=10), log())
+        time.sleep(4)  # four more one-second windows fail
+        self.assertEqual(errors(), 1, log())
+        os.unlink(self.out)
+        os.mkdir(self.out)
+        self.assertTrue(wait_for(lambda: "writing profiles works again" in log(),
+                                 timeout=10), log())
+        self.assertTrue(glob.glob(os.path.join(self.out, "profile_*.col")), log())
+        self.stop(proc, log)
+
+    # -- a hostile process name (defect 9) -------------------------------------
+
+    def test_a_comm_that_looks_like_a_sample_header_keeps_its_stacks(self):
+        """A process named 'x 1/1 [000] 1:' (what perf script prints before a
+        sample's time) is profiled by real perf: its stacks carry its whole
+        name; the name was cut at the first space and the sample read as pid
+        1's."""
+        if shutil.which("perf") is None:
+            self.skipTest("perf is not installed")
+        name = "x 1/1 [000] 1:"
+        spin = subprocess.Popen([sys.executable, "-c",
+                                 "import ctypes, sys\n"
+                                 "ctypes.CDLL(None).prctl(15, sys.argv[1].encode(), 0, 0, 0)\n"
+                                 "x = 0\n"
+                                 "while True: x += 1\n", name])
+        self.addCleanup(lambda: (spin.kill(), spin.wait()))
+        self.assertTrue(wait_for(lambda: read_text(f"/proc/{spin.pid}/comm").strip() == name,
+                                 timeout=5))
+        argv = [AGENT, "--pid-file", "", "--log-file", "", "-d", "3", "-o", self.out,
+                "--temp-dir", self.tmp, "--pids", str(spin.pid)]
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=120,
+                           env=agent_env())
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        col = read_text(os.path.join(self.out, "last_profile.col"))
+        stacks = [line for line in col.splitlines() if line and not line.startswith("#")]
+        self.assertTrue(stacks, col)
+        for line in stacks:
+            self.assertIn(f";{name};", line, col)
 
 
 if __name__ == "__main__":
