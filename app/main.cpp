@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <exception>
 #include <iostream>
+#include <map>
 #include <memory>
 
 #include <spdlog/spdlog.h>
@@ -42,14 +43,26 @@ std::string read_config_file(const std::string& path, uint64_t max_bytes) {
   return std::move(*text);
 }
 
+/// The default config file to read: gProfiler's /etc/gprofiler/config.ini,
+/// or GPA_DEFAULT_CONFIG's file (empty: none); "" when it does not exist,
+/// which is not a mistake (a file that exists and cannot be read is).
+std::string default_config_file(const std::map<std::string, std::string>& env) {
+  std::string path = gpa::config::default_config_path;
+  if (auto i = env.find(gpa::config::default_config_env); i != env.end())
+    path = i->second;
+  if (path.empty() || gpa::rt::path_absent(path))
+    return {};
+  return path;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
   gpa::config::invocation inv;
   try {
+    auto env = gpa::config::environment_map(environ);
     inv = gpa::config::parse(std::vector<std::string>(argv + 1, argv + argc),
-                             gpa::config::environment_map(environ),
-                             read_config_file);
+                             env, read_config_file, default_config_file(env));
     if (inv.help) {
       std::cout << gpa::config::help_text();
       return 0;

@@ -9,6 +9,7 @@
 #include <rapidjson/stringbuffer.h>
 
 #include "config/checks.hpp"
+#include "config/ini_file.hpp"
 #include "config/option_table.hpp"
 #include "format/json.hpp"
 
@@ -180,12 +181,18 @@ void apply_env(const std::map<std::string, std::string>& env, invocation& inv) {
     auto where = "environment variable " + spec.env_name();
     if (spec.meta)
       continue; // GPROFILER_CONFIG is read by parse()
-    std::string why;
-    auto v = parse_value(spec, i->second, why);
-    if (!v)
-      throw config_error(where + ": '" + shown_value(spec, i->second) + "' "
-                         + why);
-    apply(inv, spec, *v, where);
+    // A list in brackets, as configargparse reads it: "[1, 2]".
+    if (auto items = ini_list(i->second);
+        items && spec.kind == value_kind::int_list) {
+      option_value v;
+      for (auto& item : *items) {
+        auto part = parse_or_throw(spec, item, where);
+        v.list.insert(v.list.end(), part.list.begin(), part.list.end());
+      }
+      apply(inv, spec, v, where);
+      continue;
+    }
+    apply(inv, spec, parse_or_throw(spec, i->second, where), where);
   }
   for (auto& [name, value] : env) {
     if (name.rfind("GPROFILER_", 0) != 0)
@@ -296,6 +303,163 @@ option_value read_json_value(const std::string& path, const option_spec& spec,
   return result;
 }
 
+// -- reading config files, JSON or configargparse
+// ------------------------------
+
+/// A value of a config file, checked, not yet applied.
+struct file_setting {
+  const option_spec* spec;
+  option_value value;
+  /// Where the file sets it: "config file F: /key" or "config file F: line 3".
+  std::string where;
+};
+
+/// Where config files set options, by option name (the last file wins).
+using origin_map = std::map<std::string, std::string>;
+
+/// Whether a config file is JSON: its name ends in ".json", or its first
+/// character other than whitespace (after a UTF-8 byte-order mark) is '{'.
+/// Anything else is configargparse's format, which gProfiler reads.
+bool is_json_file(const std::string& path, std::string_view text) {
+  auto dot = path.rfind('.');
+  if (dot != std::string::npos) {
+    auto ext = path.substr(dot);
+    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) {
+      return static_cast<char>(std::tolower(c));
+    });
+    if (ext == ".json")
+      return true;
+  }
+  if (text.substr(0, 3) == "\xEF\xBB\xBF")
+    text.remove_prefix(3);
+  auto first = text.find_first_not_of(" \t\r\n\v\f");
+  return first != std::string_view::npos && text[first] == '{';
+}
+
+std::vector<file_setting> read_json_file(const std::string& path,
+                                         const std::string& text,
+                                         invocation& inv) {
+  rapidjson::Document doc;
+  if (auto why = format::parse_json(doc, text, true); !why.empty())
+    throw config_error("config file " + path + ": " + why);
+  if (!doc.IsObject())
+    violation(path, "/", "type",
+              "the file must hold one JSON object of options, got "
+                  + json_text(doc));
+  // Validate everything before applying anything.
+  std::vector<file_setting> values;
+  for (auto& member : doc.GetObject()) {
+    std::string key = member.name.GetString();
+    auto spec = find_json_key(key);
+    if (!spec) {
+      std::string what = "unknown option '" + key + "'";
+      auto as_flag = key;
+      std::replace(as_flag.begin(), as_flag.end(), '_', '-');
+      if (auto s = suggest(as_flag); !s.empty() && find_option(s)->stored()) {
+        auto k = s;
+        std::replace(k.begin(), k.end(), '-', '_');
+        what += " (did you mean '" + k + "'?)";
+      }
+      violation(path, "/" + key, "additionalProperties", what);
+    }
+    values.push_back({spec, read_json_value(path, *spec, member.value),
+                      "config file " + path + ": /" + key});
+  }
+  agent_options defaults;
+  for (auto& [spec, value, where] : values) {
+    // The file of --print-config lists every option: only a value other
+    // than the default counts as setting an unsupported one.
+    if (spec->unsupported
+        && format_value(*spec, value)
+               != format_value(*spec, spec->get(defaults)))
+      warn_unsupported(inv, *spec, "config file " + path);
+  }
+  return values;
+}
+
+/// A key of a file, safe to echo in one line of an error.
+std::string shown_key(const std::string& key) {
+  auto text = shown_value(option_spec{}, key);
+  if (text.size() > 40)
+    text = text.substr(0, 37) + "...";
+  return text;
+}
+
+/// Reads a file in configargparse's format (see ini_file.hpp): keys are
+/// long flag names, with or without their leading "--".
+std::vector<file_setting> read_ini_file(const std::string& path,
+                                        const std::string& text,
+                                        invocation& inv) {
+  auto parsed = parse_ini(text);
+  if (!parsed.error.empty())
+    throw config_error("config file " + path + ": line "
+                       + std::to_string(parsed.error_line) + ": "
+                       + parsed.error);
+  std::vector<file_setting> values;
+  for (auto& s : parsed.settings) {
+    auto where = "config file " + path + ": line " + std::to_string(s.line);
+    auto name = s.key.rfind("--", 0) == 0 ? s.key.substr(2) : s.key;
+    auto spec = find_option(name);
+    if (!spec) {
+      std::string what = "unknown option '" + shown_key(s.key) + "'";
+      auto as_flag = name;
+      std::replace(as_flag.begin(), as_flag.end(), '_', '-');
+      if (auto hint = suggest(as_flag); !hint.empty())
+        what += " (did you mean '" + hint + "'?)";
+      throw config_error(where + ": " + what);
+    }
+    if (spec->meta)
+      throw config_error(where + ": --" + spec->name
+                         + " cannot be set in a config file; give it on "
+                           "the command line");
+    auto label = where + ": " + spec->name;
+    option_value value;
+    if (s.is_list) {
+      if (spec->kind != value_kind::int_list)
+        throw config_error(label + ": takes one value, not a list");
+      for (auto& item : s.items) {
+        auto part = parse_or_throw(*spec, item, label);
+        value.list.insert(value.list.end(), part.list.begin(), part.list.end());
+      }
+    } else {
+      value = parse_or_throw(*spec, s.value, label);
+    }
+    // "no-java = false" sets nothing, as in configargparse.
+    if (spec->alias_of.empty() || value.flag)
+      warn_unsupported(inv, *spec, where);
+    values.push_back({spec, std::move(value), where});
+  }
+  return values;
+}
+
+/// Reads the config file at `path`, JSON or configargparse's format.
+std::vector<file_setting> read_config_file(const std::string& path,
+                                           const file_reader& read,
+                                           invocation& inv) {
+  auto text = read(path, max_config_bytes);
+  return is_json_file(path, text) ? read_json_file(path, text, inv)
+                                  : read_ini_file(path, text, inv);
+}
+
+/// Applies checked values of a file, noting in `origins` where each was set.
+void apply_settings(invocation& inv, const std::vector<file_setting>& values,
+                    origin_map& origins) {
+  for (auto& [spec, value, where] : values) {
+    if (!spec->alias_of.empty()) {
+      if (!value.flag)
+        continue;
+      auto target = find_option(spec->alias_of);
+      option_value v;
+      v.text = spec->alias_value;
+      target->set(inv.options, v);
+      origins[target->name] = where;
+      continue;
+    }
+    spec->set(inv.options, value);
+    origins[spec->name] = where;
+  }
+}
+
 /// Formats one --help entry: the flag on the left, the text wrapped in a
 /// column on the right, 80 characters wide.
 std::string wrap(const std::string& left, const std::string& text) {
@@ -331,47 +495,13 @@ std::string wrap(const std::string& left, const std::string& text) {
 
 void apply_file(const std::string& path, const file_reader& read,
                 invocation& inv) {
-  auto text = read(path, max_config_bytes);
-  rapidjson::Document doc;
-  if (auto why = format::parse_json(doc, text, true); !why.empty())
-    throw config_error("config file " + path + ": " + why);
-  if (!doc.IsObject())
-    violation(path, "/", "type",
-              "the file must hold one JSON object of options, got "
-                  + json_text(doc));
-  // Validate everything before applying anything.
-  std::vector<std::pair<const option_spec*, option_value>> values;
-  for (auto& member : doc.GetObject()) {
-    std::string key = member.name.GetString();
-    auto spec = find_json_key(key);
-    if (!spec) {
-      std::string what = "unknown option '" + key + "'";
-      auto as_flag = key;
-      std::replace(as_flag.begin(), as_flag.end(), '_', '-');
-      if (auto s = suggest(as_flag); !s.empty() && find_option(s)->stored()) {
-        auto k = s;
-        std::replace(k.begin(), k.end(), '-', '_');
-        what += " (did you mean '" + k + "'?)";
-      }
-      violation(path, "/" + key, "additionalProperties", what);
-    }
-    values.emplace_back(spec, read_json_value(path, *spec, member.value));
-  }
-  agent_options defaults;
-  for (auto& [spec, value] : values) {
-    // The file of --print-config lists every option: only a value other
-    // than the default counts as setting an unsupported one.
-    if (spec->unsupported
-        && format_value(*spec, value)
-               != format_value(*spec, spec->get(defaults)))
-      warn_unsupported(inv, *spec, "config file " + path);
-    spec->set(inv.options, value);
-  }
+  origin_map origins;
+  apply_settings(inv, read_config_file(path, read, inv), origins);
 }
 
 invocation parse(const std::vector<std::string>& args,
                  const std::map<std::string, std::string>& env,
-                 const file_reader& read) {
+                 const file_reader& read, const std::string& default_config) {
   invocation inv;
   std::vector<given> cli;
   scan_args(args, inv, cli);
@@ -382,8 +512,12 @@ invocation parse(const std::vector<std::string>& args,
     if (auto i = env.find("GPROFILER_CONFIG"); i != env.end())
       inv.config_file = i->second;
   }
+  // As configargparse: the default file, then the named one over it.
+  origin_map origins;
+  if (!default_config.empty())
+    apply_settings(inv, read_config_file(default_config, read, inv), origins);
   if (!inv.config_file.empty())
-    apply_file(inv.config_file, read, inv);
+    apply_settings(inv, read_config_file(inv.config_file, read, inv), origins);
   apply_env(env, inv);
   for (auto& g : cli)
     apply(inv, *g.spec, g.value, g.flag);
@@ -393,8 +527,8 @@ invocation parse(const std::vector<std::string>& args,
     if (spec.stored() && spec.kind == value_kind::string
         && holds_placeholder(spec, spec.get(inv.options).text))
       throw config_error(
-          "config file " + inv.config_file + ": /" + spec.json_key()
-          + " holds the placeholder '" + std::string{placeholder}
+          origins[spec.name] + " holds the placeholder '"
+          + std::string{placeholder}
           + "' that --print-config prints; give the real value with --"
           + spec.name + " or " + spec.env_name());
   }
@@ -493,11 +627,13 @@ std::string help_text() {
          "\n"
          "Every option can also be set in the environment as GPROFILER_<NAME> "
          "(e.g.\n"
-         "GPROFILER_PROFILING_DURATION=30) and in the --config JSON file as "
-         "<name> with\n"
-         "underscores (e.g. \"profiling_duration\": 30). Precedence: defaults "
-         "< file <\n"
-         "environment < command line.\n";
+         "GPROFILER_PROFILING_DURATION=30) and in a config file: gProfiler's "
+         "format\n"
+         "(profiling-duration = 30) or JSON (\"profiling_duration\": 30). "
+         "Precedence:\n"
+         "defaults < /etc/gprofiler/config.ini < --config FILE < environment "
+         "< command\n"
+         "line.\n";
   agent_options defaults;
   std::string group;
   for (auto& spec : option_table()) {

@@ -1,8 +1,11 @@
 #pragma once
 
 // Fills agent_options from, lowest to highest precedence: built-in defaults,
-// the JSON config file (--config FILE or GPROFILER_CONFIG), GPROFILER_*
-// environment variables, and the command line.
+// the default config file (/etc/gprofiler/config.ini, as gProfiler reads
+// it), the config file named by --config FILE or GPROFILER_CONFIG, the
+// GPROFILER_* environment variables, and the command line. A config file is
+// JSON (a name ending in .json, or '{' first) or configargparse's format
+// (ini_file.hpp), gProfiler's.
 
 #include <cstdint>
 #include <functional>
@@ -56,17 +59,30 @@ using file_reader
 /// The largest config file read: 1 MiB (gProfiler's own are under 4 KiB).
 inline constexpr uint64_t max_config_bytes = uint64_t{1} << 20;
 
+/// Where gProfiler (configargparse's default_config_files) looks for its
+/// config file.
+inline constexpr const char* default_config_path = "/etc/gprofiler/config.ini";
+
+/// The environment variable that moves the default config file elsewhere
+/// (empty: none), for tests and packaging. Not a GPROFILER_* option.
+inline constexpr const char* default_config_env = "GPA_DEFAULT_CONFIG";
+
 /// Parses the arguments (without argv[0]) and the environment, reading the
-/// config file with `read`. Throws config_error. Does not check
-/// cross-option rules: see validate().
+/// config files with `read`: `default_config` first when not empty (main
+/// passes default_config_path when that file exists), then the --config
+/// file over it. Throws config_error. Does not check cross-option rules:
+/// see validate().
 invocation parse(const std::vector<std::string>& args,
                  const std::map<std::string, std::string>& env,
-                 const file_reader& read);
+                 const file_reader& read,
+                 const std::string& default_config = {});
 
-/// Reads the JSON config file at `path` with `read` into `inv.options` (and
-/// warnings about unsupported options into `inv.warnings`). Throws
-/// config_error naming the file and the line and column, or the JSON
-/// pointer and rule; never echoes a secret.
+/// Reads the config file at `path` with `read` into `inv.options` (and
+/// warnings about unsupported options into `inv.warnings`): JSON if its
+/// name ends in .json or its first character other than whitespace is '{',
+/// else configargparse's format. Throws config_error naming the file and
+/// the line (and column, or the JSON pointer and rule); never echoes a
+/// secret.
 void apply_file(const std::string& path, const file_reader& read,
                 invocation& inv);
 

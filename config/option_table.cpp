@@ -369,7 +369,9 @@ std::vector<option_spec> build_table() {
 
   t.group = "Configuration and help";
   t.meta("config", 0, vk::string,
-         "Read options from this JSON file (flags and environment win)");
+         "Read options from this file, in gProfiler's format (key = value) "
+         "or JSON; read after /etc/gprofiler/config.ini (flags and "
+         "environment win)");
   t.meta("print-config", 0, vk::flag,
          "Print the effective configuration as JSON and exit");
   t.meta("version", 0, vk::flag, "Print the version and exit");

@@ -92,6 +92,10 @@ caf::expected<int> open_input_fd(const std::string& path, uint64_t max_bytes);
 caf::expected<std::string> read_input_file(const std::string& path,
                                            uint64_t max_bytes);
 
+/// Whether nothing is at `path` (lstat fails with ENOENT or ENOTDIR): a
+/// dangling link, a directory or an unreadable file is not absent.
+bool path_absent(const std::string& path);
+
 class file_system {
 public:
   virtual ~file_system() = default;

@@ -261,6 +261,13 @@ caf::expected<std::string> read_input_file(const std::string& path,
   return std::string{in->text()};
 }
 
+bool path_absent(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) == 0)
+    return false;
+  return errno == ENOENT || errno == ENOTDIR;
+}
+
 namespace {
 
 class posix_file_system : public file_system {

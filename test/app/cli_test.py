@@ -25,6 +25,9 @@ COL = os.path.join(HERE, "..", "data", "flamegraph.col")
 
 def run(args, env=None, config=None):
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("GPROFILER_")}
+    # Never the host's /etc/gprofiler/config.ini: no default file unless the
+    # test names one.
+    full_env["GPA_DEFAULT_CONFIG"] = ""
     full_env.update(env or {})
     return subprocess.run([AGENT] + args, env=full_env, capture_output=True,
                           text=True, timeout=30)
@@ -267,6 +270,99 @@ class WireValues(unittest.TestCase):
         self.assertNotIn("hunter2", r.stdout)
         self.assertEqual(json.loads(r.stdout)["server_host"],
                          f"http://user:<redacted>@127.0.0.1:{port}")
+
+
+def write_file(text, suffix):
+    f = tempfile.NamedTemporaryFile("w", suffix=suffix, delete=False)
+    f.write(text)
+    f.close()
+    return f.name
+
+
+class GProfilerConfigFile(unittest.TestCase):
+    """Config files as gProfiler reads them (issue 14): configargparse's
+    format, /etc/gprofiler/config.ini by default, beside our JSON."""
+
+    def effective(self, args, env=None):
+        r = run(args + ["--print-config"], env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return json.loads(r.stdout)
+
+    def test_ini_and_json_files_with_precedence(self):
+        default = write_file("# /etc/gprofiler/config.ini\n[gprofiler]\n"
+                             "profiling-duration = 11\n"
+                             "profiling-frequency: 12\n"
+                             "service-name = from-default\n"
+                             "max-children 13\n"
+                             "continuous\n", ".ini")
+        ini = write_file("profiling-frequency = 22  ; over the default\n"
+                         "--service-name = \"from ini\"\n"
+                         "pids = [1, 2]\n", ".ini")
+        js = write_file('{"profiling_frequency": 32, "service_name": "from-json"}',
+                        ".json")
+        self.addCleanup(lambda: [os.unlink(p) for p in (default, ini, js)])
+        base = self.effective([])
+        only_default = self.effective([], env={"GPA_DEFAULT_CONFIG": default})
+        self.assertEqual(only_default["profiling_duration"], 11)
+        self.assertEqual(only_default["profiling_frequency"], 12)
+        self.assertEqual(only_default["service_name"], "from-default")
+        self.assertEqual(only_default["max_children"], 13)
+        self.assertTrue(only_default["continuous"])
+        self.assertNotEqual(base["max_children"], 13)
+        for named, freq, service in [(ini, 22, "from ini"), (js, 32, "from-json")]:
+            with self.subTest(named=named):
+                env = {"GPA_DEFAULT_CONFIG": default}
+                both = self.effective(["--config", named], env=env)
+                self.assertEqual(both["profiling_duration"], 11)  # default file
+                self.assertEqual(both["profiling_frequency"], freq)  # named file
+                self.assertEqual(both["service_name"], service)
+                env.update({"GPROFILER_PROFILING_FREQUENCY": "42",
+                            "GPROFILER_MAX_CHILDREN": "43"})
+                by_env = self.effective(["--config", named], env=env)
+                self.assertEqual(by_env["profiling_frequency"], 42)
+                self.assertEqual(by_env["max_children"], 43)
+                self.assertEqual(by_env["service_name"], service)
+                by_flag = self.effective(["--config", named, "-f", "52",
+                                          "--service-name", "flag"], env=env)
+                self.assertEqual(by_flag["profiling_frequency"], 52)
+                self.assertEqual(by_flag["service_name"], "flag")
+                self.assertEqual(by_flag["max_children"], 43)
+        self.assertEqual(self.effective(["--config", ini])["pids"], [1, 2])
+
+    def test_bad_line_names_file_and_line(self):
+        for text, needle in [
+                ("profiling-duration = 5\n# ok\nprofiling-frequency = fast\n",
+                 "line 3: profiling-frequency: 'fast' must be a whole number"),
+                ("[gprofiler]\nno-such-flag = 1\n",
+                 "line 2: unknown option 'no-such-flag'"),
+                ("continuous = perhaps\n", "line 1: continuous: 'perhaps'"),
+                ("a = 1\n= 2\n", "line 2: expected a setting")]:
+            with self.subTest(text=text):
+                path = write_file(text, ".ini")
+                assert_usage_error(self, run(["--config", path, "--print-config"]),
+                                   f"config file {path}: " + needle)
+                assert_usage_error(self, run(["--print-config"],
+                                             env={"GPA_DEFAULT_CONFIG": path}),
+                                   f"config file {path}: " + needle)
+                os.unlink(path)
+
+    def test_default_file_missing_is_fine_unreadable_is_not(self):
+        d = tempfile.mkdtemp(prefix="gpa-cli-")
+        missing = os.path.join(d, "gprofiler", "config.ini")
+        self.assertEqual(self.effective([], env={"GPA_DEFAULT_CONFIG": missing}),
+                         self.effective([]))
+        assert_usage_error(self, run(["--print-config"], env={"GPA_DEFAULT_CONFIG": d}),
+                           f"config file {d}", "directory")
+        dangling = os.path.join(d, "link.ini")
+        os.symlink(missing, dangling)
+        assert_usage_error(self, run(["--print-config"],
+                                     env={"GPA_DEFAULT_CONFIG": dangling}),
+                           f"config file {dangling}")
+        os.unlink(dangling)
+        os.rmdir(d)
+
+    def test_help_names_the_default_file(self):
+        self.assertIn("/etc/gprofiler/config.ini", run(["--help"]).stdout)
 
 
 class ConfigFile(unittest.TestCase):

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "config/checks.hpp"
+#include "config/ini_file.hpp"
 #include "config/load.hpp"
 #include "config/option_table.hpp"
 
@@ -25,9 +26,13 @@ namespace {
 /// A config file in /tmp that is removed afterwards.
 struct temp_file {
   std::string path;
-  explicit temp_file(const std::string& content) {
-    char name[] = "/tmp/gpa-config-XXXXXX";
-    int fd = ::mkstemp(name);
+  /// A file holding `content`, its name ending in `suffix` (".json": read
+  /// as JSON whatever it holds).
+  explicit temp_file(const std::string& content,
+                     const std::string& suffix = "") {
+    std::string name = "/tmp/gpa-config-XXXXXX" + suffix;
+    int fd = ::mkstemps(name.data(), static_cast<int>(suffix.size()));
+    BOOST_REQUIRE(fd >= 0);
     path = name;
     auto n = ::write(fd, content.data(), content.size());
     BOOST_REQUIRE_EQUAL(n, static_cast<ssize_t>(content.size()));
@@ -221,7 +226,7 @@ BOOST_AUTO_TEST_CASE(schema_violations_name_pointer_and_rule) {
     parse({"--config", bad_choice.path});
   });
   BOOST_CHECK(contains(msg, "'enum'"));
-  temp_file not_object{R"([1, 2])"};
+  temp_file not_object{R"([1, 2])", ".json"};
   msg = error_of([&] {
     parse({"--config", not_object.path});
   });
@@ -400,7 +405,7 @@ BOOST_AUTO_TEST_CASE(config_file_is_read_bounded_and_parsed_depth_checked) {
   BOOST_CHECK_EQUAL(last_read_limit, uint64_t{1} << 20);
   // Nesting that overflowed RapidJSON's recursion (exit 139) is a mistake
   // of the file like any other.
-  temp_file deep{std::string(100000, '[') + std::string(100000, ']')};
+  temp_file deep{std::string(100000, '[') + std::string(100000, ']'), ".json"};
   auto msg = error_of([&] {
     parse({"--config", deep.path});
   });
@@ -481,6 +486,268 @@ BOOST_AUTO_TEST_CASE(help_lists_every_option) {
     BOOST_CHECK_MESSAGE(contains(help, "--" + spec.name + " ")
                             || contains(help, "--" + spec.name + "\n"),
                         "--help misses --" << spec.name);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// -- gProfiler's config file: configargparse's format, the default file ------
+
+BOOST_AUTO_TEST_SUITE(config_files)
+
+namespace {
+
+/// The one setting of a one-line file.
+gpa::config::ini_setting one(const std::string& line) {
+  auto r = gpa::config::parse_ini(line);
+  BOOST_REQUIRE_MESSAGE(r.error.empty(), line << ": " << r.error);
+  BOOST_REQUIRE_EQUAL(r.settings.size(), 1u);
+  return r.settings[0];
+}
+
+invocation parse_with_default(std::vector<std::string> args, env_map env,
+                              const std::string& default_config) {
+  return gpa::config::parse(args, env, read_file, default_config);
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(syntax_of_configargparse) {
+  // Comments, sections, YAML document markers and blank lines are skipped.
+  auto r = gpa::config::parse_ini("# c\n; c\n[gprofiler]\n---\n  \n\t# c\n");
+  BOOST_CHECK(r.error.empty());
+  BOOST_CHECK(r.settings.empty());
+  // The separators: =, :, whitespace; the key may keep its "--".
+  for (auto line : {"profiling-duration = 5", "profiling-duration=5",
+                    "profiling-duration: 5", "profiling-duration:5",
+                    "profiling-duration 5", "  profiling-duration\t5  "}) {
+    auto x = one(line);
+    BOOST_CHECK_EQUAL(x.key, "profiling-duration");
+    BOOST_CHECK_EQUAL(x.value, "5");
+  }
+  BOOST_CHECK_EQUAL(one("--pids 1,2").key, "--pids");
+  // A bare key is true; "key =" is empty.
+  BOOST_CHECK_EQUAL(one("continuous").value, "true");
+  BOOST_CHECK_EQUAL(one("output-dir =").value, "");
+  // Values keep inner spaces, '#' and ':' without a space before them, and
+  // lose one pair of quotes and a trailing comment.
+  BOOST_CHECK_EQUAL(one("service-name my service").value, "my service");
+  BOOST_CHECK_EQUAL(one("server-host = http://h:8080/a#b").value,
+                    "http://h:8080/a#b");
+  BOOST_CHECK_EQUAL(one("service-name = x # note").value, "x");
+  BOOST_CHECK_EQUAL(one("service-name = x ; note").value, "x");
+  BOOST_CHECK_EQUAL(one("service-name = \"a # b\" # note").value, "a # b");
+  BOOST_CHECK_EQUAL(one("service-name = 'q'").value, "q");
+  BOOST_CHECK_EQUAL(one("service-name = \"open").value, "\"open");
+  // As in configargparse, a comment right after the separator is the value.
+  BOOST_CHECK_EQUAL(one("service-name = # x").value, "# x");
+  // Lists: JSON, else split at commas and trimmed.
+  auto list = one("pids = [1, 2 ,3]");
+  BOOST_CHECK(list.is_list);
+  BOOST_CHECK((list.items == std::vector<std::string>{"1", "2", "3"}));
+  BOOST_CHECK((one("x = [a, b ]").items == std::vector<std::string>{"a", "b"}));
+  BOOST_CHECK(
+      (one("x = [\"a,b\", 3]").items == std::vector<std::string>{"a,b", "3"}));
+  BOOST_CHECK(one("x = []").items.empty());
+  // Line numbers count \n, \r\n and \r endings; a byte-order mark is skipped.
+  r = gpa::config::parse_ini("\xEF\xBB\xBF# c\r\na = 1\rb = 2\n\nc = 3");
+  BOOST_REQUIRE_EQUAL(r.settings.size(), 3u);
+  BOOST_CHECK_EQUAL(r.settings[0].key, "a");
+  BOOST_CHECK_EQUAL(r.settings[0].line, 2u);
+  BOOST_CHECK_EQUAL(r.settings[1].line, 3u);
+  BOOST_CHECK_EQUAL(r.settings[2].line, 5u);
+  // Lines that are no setting: no key, a comment glued to the key.
+  r = gpa::config::parse_ini("a = 1\n\n= 5\n");
+  BOOST_CHECK_EQUAL(r.error_line, 3u);
+  BOOST_CHECK(contains(r.error, "instead of a key"));
+  r = gpa::config::parse_ini("continuous# on\n");
+  BOOST_CHECK_EQUAL(r.error_line, 1u);
+  BOOST_CHECK(contains(r.error, "needs a space"));
+}
+
+BOOST_AUTO_TEST_CASE(ini_file_sets_options) {
+  temp_file file{"# as gProfiler reads it\n"
+                 "[gprofiler]\n"
+                 "profiling-duration = 7\n"
+                 "--profiling-frequency: 11\n"
+                 "continuous\n"
+                 "service-name \"my svc\"  ; the service\n"
+                 "pids = [1, 2,3]\n"
+                 "no-verify = yes\n"
+                 "rotating-output = off\n"
+                 "no-perf = true\n"
+                 "spool-max-size = 2MB\n"
+                 "profiling-duration = 8\n"};
+  auto inv = parse({"--config", file.path});
+  auto& o = inv.options;
+  BOOST_CHECK_EQUAL(o.scheduler.duration.count(), 8); // the last line wins
+  BOOST_CHECK_EQUAL(o.scheduler.frequency, 11);
+  BOOST_CHECK(o.scheduler.continuous);
+  BOOST_CHECK_EQUAL(o.upload.service_name, "my svc");
+  BOOST_CHECK((o.scheduler.pids == std::vector<int64_t>{1, 2, 3}));
+  BOOST_CHECK(o.upload.no_verify);
+  BOOST_CHECK(!o.output.rotating);
+  BOOST_CHECK_EQUAL(o.perf.mode, "disabled");
+  BOOST_CHECK_EQUAL(o.upload.spool_max_bytes, 2 << 20);
+  // "no-perf = false" sets nothing, as configargparse passes no flag.
+  temp_file off{"no-perf = false\n"};
+  BOOST_CHECK(parse({"--config", off.path}).options.perf.mode
+              == parse({}).options.perf.mode);
+  // A file whose first character is '{' is JSON, whatever its name; one
+  // named .json is JSON whatever it holds.
+  temp_file json{"  {\"profiling_duration\": 9}"};
+  BOOST_CHECK_EQUAL(
+      parse({"--config", json.path}).options.scheduler.duration.count(), 9);
+  temp_file named{"profiling-duration = 9\n", ".json"};
+  BOOST_CHECK(contains(error_of([&] {
+                         parse({"--config", named.path});
+                       }),
+                       "malformed JSON"));
+}
+
+BOOST_AUTO_TEST_CASE(ini_errors_name_file_and_line) {
+  auto error = [](const std::string& content) {
+    temp_file file{content};
+    auto msg = error_of([&] {
+      parse({"--config", file.path});
+    });
+    BOOST_CHECK_MESSAGE(contains(msg, "config file " + file.path + ": line "),
+                        msg);
+    return msg;
+  };
+  auto msg = error("profiling-duration = 5\n\nprofiling_frequency = 11\n");
+  BOOST_CHECK_MESSAGE(contains(msg, "line 3: unknown option "
+                                    "'profiling_frequency' (did you mean "
+                                    "'profiling-frequency'?)"),
+                      msg);
+  msg = error("# x\nprofiling-duration = five\n");
+  BOOST_CHECK_MESSAGE(contains(msg, "line 2: profiling-duration: 'five' must "
+                                    "be a whole number"),
+                      msg);
+  msg = error("continuous = maybe\n");
+  BOOST_CHECK_MESSAGE(contains(msg, "line 1: continuous: 'maybe' must be "
+                                    "true or false"),
+                      msg);
+  msg = error("profiling-duration = [1, 2]\n");
+  BOOST_CHECK_MESSAGE(contains(msg, "not a list"), msg);
+  msg = error("pids = [1, x]\n");
+  BOOST_CHECK_MESSAGE(contains(msg, "line 1: pids: 'x'"), msg);
+  msg = error("a = 1\n: 5\n");
+  BOOST_CHECK_MESSAGE(contains(msg, "line 2: expected a setting"), msg);
+  msg = error("config = other.ini\n");
+  BOOST_CHECK_MESSAGE(contains(msg, "--config cannot be set in a config file"),
+                      msg);
+  msg = error("perf-mode = lbr\n");
+  BOOST_CHECK_MESSAGE(contains(msg, "must be one of"), msg);
+  // A bad token is not echoed, nor a key's control characters.
+  msg = error("token = s3cr3t\x01x\n");
+  BOOST_CHECK_MESSAGE(!contains(msg, "s3cr3t"), msg);
+  msg = error("bad\x1b[31mkey = 1\n");
+  BOOST_CHECK_MESSAGE(!contains(msg, "\x1b"), msg);
+  // A placeholder is named with the line that set it.
+  temp_file redacted{"token = <redacted>\n"};
+  msg = error_of([&] {
+    parse({"--config", redacted.path});
+  });
+  BOOST_CHECK_MESSAGE(contains(msg, redacted.path
+                                        + ": line 1 holds the "
+                                          "placeholder"),
+                      msg);
+}
+
+BOOST_AUTO_TEST_CASE(precedence_default_file_named_file_env_flags) {
+  temp_file def{"profiling-duration = 1\nprofiling-frequency = 2\n"
+                "service-name = def\nmax-children = 4\n"};
+  temp_file named{"{\"profiling_frequency\": 3, \"service_name\": \"named\","
+                  " \"max_children\": 5}"};
+  auto inv = parse_with_default({}, {}, def.path);
+  BOOST_CHECK_EQUAL(inv.options.scheduler.duration.count(), 1);
+  BOOST_CHECK_EQUAL(inv.options.scheduler.frequency, 2);
+  inv = parse_with_default({"--config", named.path}, {}, def.path);
+  BOOST_CHECK_EQUAL(inv.options.scheduler.duration.count(), 1);
+  BOOST_CHECK_EQUAL(inv.options.scheduler.frequency, 3);
+  inv = parse_with_default(
+      {"--config", named.path},
+      {{"GPROFILER_SERVICE_NAME", "env"}, {"GPROFILER_MAX_CHILDREN", "6"}},
+      def.path);
+  BOOST_CHECK_EQUAL(inv.options.upload.service_name, "env");
+  BOOST_CHECK_EQUAL(inv.options.reaper.max_children, 6);
+  inv = parse_with_default({"--config", named.path, "--max-children", "7"},
+                           {{"GPROFILER_MAX_CHILDREN", "6"}}, def.path);
+  BOOST_CHECK_EQUAL(inv.options.reaper.max_children, 7);
+  // A bad default file is as much a mistake as a named one.
+  temp_file bad{"profiling-duration = 0\n"};
+  auto msg = error_of([&] {
+    parse_with_default({}, {}, bad.path);
+  });
+  BOOST_CHECK(contains(msg, bad.path + ": line 1"));
+  // --help and --version read no file.
+  BOOST_CHECK(parse_with_default({"--help"}, {}, bad.path).help);
+}
+
+BOOST_AUTO_TEST_CASE(every_option_by_environment_and_ini_key) {
+  // configargparse names the variable of each flag GPROFILER_ + the first
+  // long flag without dashes, '-' as '_', upper-cased; its file key is the
+  // flag without dashes. Both reach every option the same way.
+  auto defaults = gpa::config::to_json(parse({}).options);
+  for (auto& spec : gpa::config::option_table()) {
+    if (spec.meta)
+      continue;
+    std::string name = spec.name;
+    std::string expected_env = "GPROFILER_";
+    for (auto c : name)
+      expected_env += c == '-' ? '_' : static_cast<char>(std::toupper(c));
+    BOOST_CHECK_EQUAL(spec.env_name(), expected_env);
+    // A valid value other than the default.
+    auto current
+        = spec.alias_of.empty()
+              ? gpa::config::format_value(spec, spec.get(gpa::agent_options{}))
+              : std::string{};
+    std::string text;
+    switch (spec.kind) {
+      case gpa::config::value_kind::flag:
+        text = current == "true" ? "false" : "true";
+        break;
+      case gpa::config::value_kind::integer:
+      case gpa::config::value_kind::bytes:
+        text = std::to_string(spec.min > 0 ? spec.min : 1);
+        if (text == current)
+          text = std::to_string(spec.min > 0 ? spec.min + 1 : 2);
+        break;
+      case gpa::config::value_kind::choice:
+        text = spec.choices[0] != current || spec.choices.size() < 2
+                   ? spec.choices[0]
+                   : spec.choices[1];
+        break;
+      case gpa::config::value_kind::int_list: text = "7"; break;
+      default:
+        text = spec.rule == gpa::config::text_rule::url
+                       || spec.rule == gpa::config::text_rule::optional_url
+                   ? "https://example.com:1"
+                   : "x1";
+    }
+    auto by_env = parse({}, {{spec.env_name(), text}});
+    temp_file ini{name + " = " + text + "\n"};
+    auto by_ini = parse({"--config", ini.path});
+    auto env_json = gpa::config::to_json(by_env.options);
+    // (An alias such as --no-php may set what is the default already.)
+    auto target = spec.alias_of.empty()
+                      ? &spec
+                      : gpa::config::find_option(spec.alias_of);
+    bool no_op = !spec.alias_of.empty()
+                 && target->get(gpa::agent_options{}).text == spec.alias_value;
+    BOOST_CHECK_MESSAGE(no_op || env_json != defaults,
+                        spec.env_name() << "=" << text << " had no effect");
+    BOOST_CHECK_MESSAGE(gpa::config::to_json(by_ini.options) == env_json,
+                        name << " = " << text << " differs from "
+                             << spec.env_name());
+  }
+}
+
+BOOST_AUTO_TEST_CASE(environment_takes_configargparse_lists) {
+  auto inv = parse({}, {{"GPROFILER_PIDS", "[1, 2]"}});
+  BOOST_CHECK((inv.options.scheduler.pids == std::vector<int64_t>{1, 2}));
+  inv = parse({}, {{"GPROFILER_PIDS", "3,4"}});
+  BOOST_CHECK((inv.options.scheduler.pids == std::vector<int64_t>{3, 4}));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
