@@ -483,4 +483,43 @@ BOOST_AUTO_TEST_CASE(help_lists_every_option) {
                         "--help misses --" << spec.name);
 }
 
+// gProfiler's spellings reach the same fields through every source.
+BOOST_AUTO_TEST_CASE(gprofiler_legacy_values_and_rules) {
+  // "none" is stored as "disabled", from a flag, the environment or a file.
+  BOOST_CHECK_EQUAL(parse({"--perf-mode", "none"}).options.perf.mode,
+                    "disabled");
+  BOOST_CHECK_EQUAL(parse({}, {{"GPROFILER_NODEJS_MODE", "none"}})
+                        .options.runtimes.nodejs_mode,
+                    "disabled");
+  temp_file file{R"({"perf_mode": "none", "app_id_args_filter": ["a", "b"],
+                     "pids": [7]})"};
+  auto from_file = parse({"--config", file.path});
+  BOOST_CHECK_EQUAL(from_file.options.perf.mode, "disabled");
+  BOOST_CHECK_EQUAL(from_file.options.compat.app_id_args_filter.size(), 2u);
+  // The first --pids replaces the file's list, the next ones add to it.
+  auto pids = parse({"--config", file.path, "--pids", "1,2", "--pids", "3"});
+  BOOST_CHECK_EQUAL(pids.options.scheduler.pids.size(), 3u);
+  // A rule about a given flag looks at what was given, not at defaults.
+  BOOST_CHECK_NO_THROW(
+      gpa::config::validate(parse({"-o", "/tmp", "--mode", "allocation"})));
+  BOOST_CHECK(
+      contains(error_of([] {
+                 gpa::config::validate(
+                     parse({"-o", "/tmp", "--mode", "allocation", "-f", "11"}));
+               }),
+               "only allowed in cpu profiling"));
+  BOOST_CHECK(contains(error_of([] {
+                         gpa::config::validate(
+                             parse({"-o", "/tmp", "--pids", "1",
+                                    "--profile-spawned-"
+                                    "processes"}));
+                       }),
+                       "--pids is not allowed"));
+  BOOST_CHECK(contains(error_of([] {
+                         gpa::config::validate(parse({"-o", "/tmp", "-f", "101",
+                                                      "--perf-mode", "dwarf"}));
+                       }),
+                       "can't be larger than 100"));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
