@@ -691,7 +691,7 @@ void perf_state::restart_after_window_if(
 }
 
 void perf_state::check_rss() {
-  if (!cfg.rss_kb)
+  if (!cfg.rss_kb || cfg.opts.no_memory_restart)
     return;
   restart_after_window_if([this](const child_info& c) {
     auto rss = cfg.rss_kb(c.pid);

@@ -25,13 +25,13 @@ struct given {
   std::string flag;
 };
 
-/// Notes, once per option, that an option read by nothing was given.
+/// Notes, once per option, that an option read by nothing (or deprecated)
+/// was given.
 void warn_unsupported(invocation& inv, const option_spec& spec,
-                      const std::string& where) {
-  if (!spec.unsupported)
+                      const option_value& value, const std::string& where) {
+  auto text = unsupported_warning(spec, value, where);
+  if (text.empty())
     return;
-  auto text = "--" + spec.name + " is not supported yet and is ignored (set by "
-              + where + ")";
   if (std::find(inv.warnings.begin(), inv.warnings.end(), text)
       == inv.warnings.end())
     inv.warnings.push_back(std::move(text));
@@ -41,16 +41,21 @@ void warn_unsupported(invocation& inv, const option_spec& spec,
 /// names the flag or variable), resolving aliases such as --no-java.
 void apply(invocation& inv, const option_spec& spec, const option_value& value,
            const std::string& where) {
-  warn_unsupported(inv, spec, where);
+  warn_unsupported(inv, spec, value, where);
   if (!spec.alias_of.empty()) {
+    auto target = find_option(spec.alias_of);
+    inv.given.insert(target->name);
+    if (spec.alias_value.empty()) { // --glogger-server URL
+      target->set(inv.options, value);
+      return;
+    }
     if (!value.flag)
       return;
-    auto target = find_option(spec.alias_of);
-    option_value v;
-    v.text = spec.alias_value;
-    target->set(inv.options, v);
+    std::string why;
+    target->set(inv.options, *parse_value(*target, spec.alias_value, why));
     return;
   }
+  inv.given.insert(spec.name);
   if (holds_placeholder(spec, value.text))
     throw config_error(where + ": '" + std::string{placeholder}
                        + "' is the placeholder that --print-config prints; "
@@ -114,6 +119,10 @@ void scan_args(const std::vector<std::string>& args, invocation& inv,
                        : parse_or_throw(spec, "true", flag);
     } else if (inline_value) {
       v = parse_or_throw(spec, *inline_value, flag);
+    } else if (spec.implicit_value
+               && (i + 1 >= args.size()
+                   || (args[i + 1].size() > 1 && args[i + 1][0] == '-'))) {
+      v = parse_or_throw(spec, *spec.implicit_value, flag);
     } else {
       if (i + 1 >= args.size())
         throw config_error(flag + " needs a value; see --help");
@@ -279,6 +288,16 @@ option_value read_json_value(const std::string& path, const option_spec& spec,
         wrong_type("a string");
       result.text.assign(v.GetString(), v.GetStringLength());
       break;
+    case value_kind::text_list:
+      if (!v.IsArray())
+        wrong_type("an array of strings");
+      for (rapidjson::SizeType k = 0; k < v.Size(); ++k) {
+        if (!v[k].IsString())
+          violation(path, pointer + "/" + std::to_string(k), "type",
+                    "must be a string, got " + json_text(v[k]));
+        result.texts.emplace_back(v[k].GetString(), v[k].GetStringLength());
+      }
+      break;
     case value_kind::int_list:
       if (!v.IsArray())
         wrong_type("an array of whole numbers");
@@ -369,10 +388,11 @@ std::vector<file_setting> read_json_file(const std::string& path,
   for (auto& [spec, value, where] : values) {
     // The file of --print-config lists every option: only a value other
     // than the default counts as setting an unsupported one.
-    if (spec->unsupported
-        && format_value(*spec, value)
-               != format_value(*spec, spec->get(defaults)))
-      warn_unsupported(inv, *spec, "config file " + path);
+    if (format_value(*spec, value)
+        != format_value(*spec, spec->get(defaults))) {
+      warn_unsupported(inv, *spec, value, "config file " + path);
+      inv.given.insert(spec->alias_of.empty() ? spec->name : spec->alias_of);
+    }
   }
   return values;
 }
@@ -415,18 +435,23 @@ std::vector<file_setting> read_ini_file(const std::string& path,
     auto label = where + ": " + spec->name;
     option_value value;
     if (s.is_list) {
-      if (spec->kind != value_kind::int_list)
+      if (spec->kind != value_kind::int_list
+          && spec->kind != value_kind::text_list)
         throw config_error(label + ": takes one value, not a list");
       for (auto& item : s.items) {
         auto part = parse_or_throw(*spec, item, label);
         value.list.insert(value.list.end(), part.list.begin(), part.list.end());
+        value.texts.insert(value.texts.end(), part.texts.begin(),
+                           part.texts.end());
       }
     } else {
       value = parse_or_throw(*spec, s.value, label);
     }
     // "no-java = false" sets nothing, as in configargparse.
-    if (spec->alias_of.empty() || value.flag)
-      warn_unsupported(inv, *spec, where);
+    if (spec->alias_of.empty() || value.flag) {
+      warn_unsupported(inv, *spec, value, where);
+      inv.given.insert(spec->alias_of.empty() ? spec->name : spec->alias_of);
+    }
     values.push_back({spec, std::move(value), where});
   }
   return values;
@@ -446,12 +471,16 @@ void apply_settings(invocation& inv, const std::vector<file_setting>& values,
                     origin_map& origins) {
   for (auto& [spec, value, where] : values) {
     if (!spec->alias_of.empty()) {
+      auto target = find_option(spec->alias_of);
+      if (spec->alias_value.empty()) { // glogger-server = URL
+        target->set(inv.options, value);
+        origins[target->name] = where;
+        continue;
+      }
       if (!value.flag)
         continue;
-      auto target = find_option(spec->alias_of);
-      option_value v;
-      v.text = spec->alias_value;
-      target->set(inv.options, v);
+      std::string why;
+      target->set(inv.options, *parse_value(*target, spec->alias_value, why));
       origins[target->name] = where;
       continue;
     }
@@ -491,6 +520,59 @@ std::string wrap(const std::string& left, const std::string& text) {
   return result;
 }
 
+/// The rules between options that gProfiler's parse_cmd_args enforces, with
+/// its messages.
+void validate_gprofiler_rules(const invocation& inv) {
+  auto& o = inv.options;
+  auto& c = o.compat;
+  auto given = [&](const char* name) {
+    return inv.given.count(name) > 0;
+  };
+  if (c.perf_event_period != 0 && given("profiling-frequency"))
+    throw config_error("--perf-event-period and -f/--frequency are mutually "
+                       "exclusive. Use --perf-event-period for period-based "
+                       "sampling or -f for frequency-based sampling.");
+  if (c.profiling_mode == "cpu" && !c.alloc_interval.empty())
+    throw config_error("--alloc-interval is only allowed in allocation "
+                       "profiling (--mode=allocation)");
+  if (c.profiling_mode == "allocation" && given("profiling-frequency"))
+    throw config_error(
+        "-f|--frequency is only allowed in cpu profiling (--mode=cpu)");
+  auto& perf = o.perf.mode;
+  if (c.profiling_mode == "cpu" && (perf == "dwarf" || perf == "smart")
+      && o.scheduler.frequency > 100)
+    throw config_error("--profiling-frequency|-f can't be larger than 100 "
+                       "when using --perf-mode 'smart' or 'dwarf'");
+  auto& node = o.runtimes.nodejs_mode;
+  if ((node == "perf" || node == "attach-maps") && perf != "fp"
+      && perf != "smart")
+    throw config_error("--nodejs-mode perf or attach-maps requires "
+                       "--perf-mode 'fp' or 'smart'");
+  if (c.profile_spawned_processes && given("pids"))
+    throw config_error("--pids is not allowed when profiling spawned "
+                       "processes");
+  if (c.enable_heartbeat_server) {
+    if (!o.upload.enabled && inv.command != "upload-file")
+      throw config_error("--enable-heartbeat-server requires "
+                         "--upload-results to be enabled");
+    if (o.upload.token.empty())
+      throw config_error("--enable-heartbeat-server requires --token to be "
+                         "provided");
+    if (o.upload.service_name.empty())
+      throw config_error("--enable-heartbeat-server requires --service-name "
+                         "to be provided");
+  }
+  if (c.perf_event_period != 0 && c.perf_event.empty())
+    throw config_error(
+        "--perf-event-period requires --perf-event to be specified");
+  if (!c.hw_events_file.empty() && c.perf_event.empty())
+    throw config_error(
+        "--hw-events-file requires --perf-event to be specified");
+  if (!c.perf_event.empty() && c.profiling_mode != "cpu")
+    throw config_error("--perf-event is only supported in cpu profiling mode "
+                       "(--mode=cpu)");
+}
+
 } // namespace
 
 void apply_file(const std::string& path, const file_reader& read,
@@ -519,8 +601,19 @@ invocation parse(const std::vector<std::string>& args,
   if (!inv.config_file.empty())
     apply_settings(inv, read_config_file(inv.config_file, read, inv), origins);
   apply_env(env, inv);
-  for (auto& g : cli)
-    apply(inv, *g.spec, g.value, g.flag);
+  // A flag that extends (--pids) adds up over the command line; its first
+  // occurrence replaces what the file and the environment said.
+  std::set<const option_spec*> seen;
+  for (auto& g : cli) {
+    if (g.spec->extend && !seen.insert(g.spec).second) {
+      auto v = g.spec->get(inv.options);
+      v.list.insert(v.list.end(), g.value.list.begin(), g.value.list.end());
+      v.texts.insert(v.texts.end(), g.value.texts.begin(), g.value.texts.end());
+      apply(inv, *g.spec, v, g.flag);
+    } else {
+      apply(inv, *g.spec, g.value, g.flag);
+    }
+  }
   // What is still a placeholder came from the file (the command line and
   // the environment refuse it at once): the real value was not given.
   for (auto& spec : option_table()) {
@@ -579,6 +672,7 @@ void validate(const invocation& inv) {
                          + std::to_string(a) + ", " + std::to_string(b) + ", "
                          + std::to_string(c));
   };
+  validate_gprofiler_rules(inv);
   ascending(o.monitor.agent_warning_mb, o.monitor.agent_critical_mb,
             o.monitor.agent_emergency_mb, "agent-rss-*-mb");
   ascending(o.monitor.tree_warning_mb, o.monitor.tree_critical_mb,
@@ -603,6 +697,12 @@ std::string to_json(const agent_options& opts) {
         w.StartArray();
         for (auto x : v.list)
           w.Int64(x);
+        w.EndArray();
+        break;
+      case value_kind::text_list:
+        w.StartArray();
+        for (auto& x : v.texts)
+          w.String(x.c_str(), static_cast<rapidjson::SizeType>(x.size()));
         w.EndArray();
         break;
       default: w.String(format_value(spec, v).c_str());
@@ -650,6 +750,7 @@ std::string help_text() {
       case value_kind::integer: left += " N"; break;
       case value_kind::bytes: left += " SIZE"; break;
       case value_kind::int_list: left += " PID,..."; break;
+      case value_kind::text_list: left += " TEXT"; break;
       case value_kind::choice: {
         left += " {";
         for (size_t k = 0; k < spec.choices.size(); ++k)
@@ -660,7 +761,7 @@ std::string help_text() {
       default: left += " TEXT";
     }
     std::string text = spec.help;
-    if (spec.unsupported)
+    if (spec.unsupported && spec.deprecated.empty())
       text += " (not supported yet)";
     if (spec.stored() && !spec.secret && spec.kind != value_kind::flag) {
       auto d = format_value(spec, spec.get(defaults));

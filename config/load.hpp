@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -46,6 +47,10 @@ struct invocation {
   agent_options options;
   /// Things worth a warning once logging is up (unknown GPROFILER_* names).
   std::vector<std::string> warnings;
+  /// Long names of the options the user set: on the command line, in the
+  /// environment, or in the file to a value other than the default. Rules
+  /// such as "-f is only allowed with --mode cpu" look at what was given.
+  std::set<std::string> given;
 };
 
 /// Reads a whole input file the user named, at most `max_bytes` of it.

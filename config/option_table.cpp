@@ -45,6 +45,12 @@ option_value to_value(const std::vector<int64_t>& x) {
   return v;
 }
 
+option_value to_value(const std::vector<std::string>& x) {
+  option_value v;
+  v.texts = x;
+  return v;
+}
+
 option_value to_value(overlap_policy x) {
   return to_value(std::string{x == overlap_policy::cut ? "cut" : "skip"});
 }
@@ -71,6 +77,10 @@ void from_value(const option_value& v, std::chrono::milliseconds& x) {
 
 void from_value(const option_value& v, std::vector<int64_t>& x) {
   x = v.list;
+}
+
+void from_value(const option_value& v, std::vector<std::string>& x) {
+  x = v.texts;
 }
 
 void from_value(const option_value& v, overlap_policy& x) {
@@ -133,18 +143,30 @@ public:
     return spec;
   }
 
-  void alias(std::string name, char short_name, std::string target,
-             std::string value, std::string help) {
+  /// A flag of gProfiler's whose feature is not built (see compat_options).
+  template <class T>
+  option_spec& compat(std::string name, value_kind kind, T compat_options::*mem,
+                      std::string help) {
+    auto& spec = add(std::move(name), 0, kind, &agent_options::compat, mem,
+                     std::move(help));
+    spec.unsupported = true;
+    return spec;
+  }
+
+  option_spec& alias(std::string name, char short_name, std::string target,
+                     std::string value, std::string help,
+                     value_kind kind = value_kind::flag) {
     option_spec spec;
     spec.name = std::move(name);
     spec.short_name = short_name;
     spec.group = group;
     spec.help = std::move(help);
-    spec.kind = value_kind::flag;
+    spec.kind = kind;
     spec.alias_of = std::move(target);
     spec.alias_value = std::move(value);
     spec.unsupported = unsupported;
     specs.push_back(std::move(spec));
+    return specs.back();
   }
 
   void meta(std::string name, char short_name, value_kind kind,
@@ -160,10 +182,15 @@ public:
   }
 
   /// A runtime profiler: --<rt>-mode plus --no-<rt>.
+  /// gProfiler's legacy "none" is accepted for every mode and means
+  /// "disabled".
   void runtime(const std::string& rt, profiler_mode runtime_options::*mem,
                std::vector<std::string> modes, const std::string& what) {
+    modes.push_back("none");
     choice(rt + "-mode", &agent_options::runtimes, mem, std::move(modes),
-           "How to profile " + what + " processes");
+           "How to profile " + what + " processes")
+        .synonyms
+        = {{"none", "disabled"}};
     alias("no-" + rt, 0, rt + "-mode", "disabled",
           "Do not profile " + what + " processes (same as --" + rt
               + "-mode disabled)");
@@ -185,10 +212,14 @@ std::vector<option_spec> build_table() {
   t.add("continuous", 'c', vk::flag, &ao::scheduler,
         &scheduler_options::continuous,
         "Profile window after window until stopped (default: one window)");
-  t.add("pids", 0, vk::int_list, &ao::scheduler, &scheduler_options::pids,
-        "Profile only these processes, comma-separated (default: all)")
-      .min
-      = 1;
+  {
+    auto& pids = t.add(
+        "pids", 0, vk::int_list, &ao::scheduler, &scheduler_options::pids,
+        "Profile only these processes, comma-separated; given again, adds to "
+        "the list (default: all)");
+    pids.min = 1;
+    pids.extend = true;
+  }
   t.integer("profiler-grace", 0, &ao::scheduler,
             &scheduler_options::profiler_grace, 0, 3600,
             "Seconds a profiler may run past its window before it is cut");
@@ -202,6 +233,36 @@ std::vector<option_spec> build_table() {
   t.integer("backoff-max-snapshots", 0, &ao::scheduler,
             &scheduler_options::backoff_max_snapshots, 1, 10000,
             "Longest back-off of a failing profiler, in windows");
+  {
+    auto& mode = t.choice("mode", &ao::compat, &compat_options::profiling_mode,
+                          {"cpu", "allocation", "none"},
+                          "What to profile: cpu (allocation and none are not "
+                          "supported yet)");
+    mode.unsupported_choices = {"allocation", "none"};
+  }
+  t.compat("alloc-interval", vk::string, &compat_options::alloc_interval,
+           "Allocation sampling interval in bytes, with --mode allocation");
+  t.compat("min-duration", vk::integer, &compat_options::min_duration,
+           "Skip processes younger than this many seconds (0: none)")
+      .min
+      = 0;
+  t.compat("max-processes-runtime-profiler", vk::integer,
+           &compat_options::max_processes_runtime_profiler,
+           "Processes a runtime profiler profiles at most, the busiest "
+           "first (0: no limit)")
+      .min
+      = 0;
+  t.compat("skip-system-profilers-above", vk::integer,
+           &compat_options::skip_system_profilers_above,
+           "Do not run perf while the host has more processes than this (0: "
+           "no limit)")
+      .min
+      = 0;
+  t.compat("profile-spawned-processes", vk::flag,
+           &compat_options::profile_spawned_processes,
+           "Also profile processes started during a window");
+  t.compat("insert-dso-name", vk::flag, &compat_options::insert_dso_name,
+           "Add the DSO name to frames");
 
   t.group = "Output";
   t.add("output-dir", 'o', vk::string, &ao::output, &output_options::dir,
@@ -213,6 +274,8 @@ std::vector<option_spec> build_table() {
             "Profiles kept with --rotating-output");
   t.add("no-flamegraph", 0, vk::flag, &ao::output,
         &output_options::no_flamegraph, "Do not write flame-graph pages");
+  t.alias("flamegraph", 0, "no-flamegraph", "false",
+          "Write flame-graph pages (the default; undoes --no-flamegraph)");
 
   t.group = "Upload";
   t.add("upload-results", 'u', vk::flag, &ao::upload, &upload_options::enabled,
@@ -256,14 +319,31 @@ std::vector<option_spec> build_table() {
         &upload_options::pyroscope_app, "Application name in Pyroscope");
   t.add("pyroscope-tags", 0, vk::string, &ao::upload,
         &upload_options::pyroscope_tags, "Pyroscope tags, k=v,k=v");
+  t.compat("api-server", vk::string, &compat_options::api_server,
+           "Server that receives the agent's logs and metrics");
+  t.alias("glogger-server", 0, "api-server", "",
+          "Deprecated alias for --api-server", vk::string)
+      .unsupported
+      = true;
+  t.compat("profile-api-version", vk::choice,
+           &compat_options::profile_api_version,
+           "Upload with a legacy API version")
+      .choices
+      = {"v1"};
+  t.specs.back().allow_empty = true;
+  t.compat("curlify-requests", vk::flag, &compat_options::curlify_requests,
+           "Log each HTTP request as a curl command");
   t.meta("file-path", 0, vk::string,
          "With the upload-file command: the .col file to upload");
 
   t.group = "System profiler (perf)";
   t.choice("perf-mode", &ao::perf, &perf_options::mode,
-           {"fp", "dwarf", "smart", "disabled"},
+           {"fp", "dwarf", "smart", "disabled", "none"},
            "Call graphs from frame pointers (fp), DWARF unwinding (dwarf), "
-           "both with the deeper kept per process (smart), or no perf");
+           "both with the deeper kept per process (smart), or no perf "
+           "(disabled; none is the same)")
+      .synonyms
+      = {{"none", "disabled"}};
   t.alias("no-perf", 0, "perf-mode", "disabled",
           "Do not run perf (same as --perf-mode disabled)");
   t.add("perf-path", 0, vk::string, &ao::perf, &perf_options::path,
@@ -273,6 +353,7 @@ std::vector<option_spec> build_table() {
         "Stack bytes copied per sample with --perf-mode dwarf or smart")
       .min
       = 8;
+  t.specs.back().max = 65528;
   t.integer("perf-rss-limit-mb", 0, &ao::perf, &perf_options::rss_limit_mb, 16,
             1 << 20, "perf is restarted once its RSS passes this many MB");
   t.integer("perf-mmap-pages", 0, &ao::perf, &perf_options::mmap_pages, 1,
@@ -281,6 +362,28 @@ std::vector<option_spec> build_table() {
             3600,
             "Seconds perf gets to start; a perf that hangs longer is "
             "restarted");
+  t.add("perf-no-memory-restart", 0, vk::flag, &ao::perf,
+        &perf_options::no_memory_restart,
+        "Never restart perf for its memory use (--perf-rss-limit-mb)");
+  t.compat("perf-use-cgroups", vk::flag, &compat_options::perf_use_cgroups,
+           "Run perf on the busiest cgroups only");
+  t.compat("perf-max-cgroups", vk::integer, &compat_options::perf_max_cgroups,
+           "Cgroups perf profiles at most with --perf-use-cgroups")
+      .min
+      = 0;
+  t.compat("perf-max-docker-containers", vk::integer,
+           &compat_options::perf_max_docker_containers,
+           "Docker containers perf profiles at most (0: all)")
+      .min
+      = 0;
+  t.compat("perf-event", vk::string, &compat_options::perf_event,
+           "Sample this perf event instead of CPU time (perf only)");
+  t.compat("perf-event-period", vk::integer, &compat_options::perf_event_period,
+           "Sample every N events of --perf-event instead of -f (0: off)")
+      .min
+      = 0;
+  t.compat("hw-events-file", vk::string, &compat_options::hw_events_file,
+           "JSON file of custom PMU events for --perf-event");
 
   // Parsed for gProfiler's command lines, read by nothing yet: the runtime
   // profilers come with their own issue.
@@ -289,7 +392,7 @@ std::vector<option_spec> build_table() {
   t.runtime("java", &runtime_options::java_mode, {"perf-map", "ap", "disabled"},
             "Java");
   t.runtime("python", &runtime_options::python_mode,
-            {"auto", "pyspy", "py-spy", "disabled"}, "Python");
+            {"auto", "pyperf", "pyspy", "py-spy", "disabled"}, "Python");
   t.runtime("ruby", &runtime_options::ruby_mode, {"rbspy", "disabled"}, "Ruby");
   t.runtime("php", &runtime_options::php_mode, {"phpspy", "disabled"}, "PHP");
   t.runtime("dotnet", &runtime_options::dotnet_mode,
@@ -309,6 +412,88 @@ std::vector<option_spec> build_table() {
   t.integer("runtime-concurrency", 0, &ao::runtimes,
             &runtime_options::concurrency, 1, 256,
             "Target processes a runtime profiler works on at once");
+  t.compat("no-python-versions", vk::flag, &compat_options::no_python_versions,
+           "Do not add Python versions to frames");
+  t.compat("pyperf-user-stacks-pages", vk::integer,
+           &compat_options::pyperf_user_stacks_pages,
+           "User stack pages PyPerf copies (0: its default)")
+      .min
+      = 0;
+  t.compat("python-pyperf-verbose", vk::flag,
+           &compat_options::python_pyperf_verbose, "Verbose PyPerf logs");
+  t.compat("python-pyspy-process", vk::int_list,
+           &compat_options::python_pyspy_process,
+           "Profile these processes with py-spy, comma-separated; given again, "
+           "adds to the list")
+      .extend
+      = true;
+  t.compat("python-skip-pyperf-profiler-above", vk::integer,
+           &compat_options::python_skip_pyperf_profiler_above,
+           "Do not run PyPerf while the host has more processes than this (0: "
+           "no limit)")
+      .min
+      = 0;
+  t.compat("java-no-version-check", vk::flag,
+           &compat_options::java_no_version_check,
+           "Skip the JDK version check");
+  t.compat("java-async-profiler-mode", vk::choice,
+           &compat_options::java_async_profiler_mode, "async-profiler's mode")
+      .choices
+      = {"cpu", "itimer", "alloc", "auto"};
+  t.compat("java-async-profiler-safemode", vk::integer,
+           &compat_options::java_async_profiler_safemode,
+           "async-profiler's safemode bits");
+  t.specs.back().min = 0;
+  t.specs.back().max = 63;
+  {
+    auto& f = t.compat("java-async-profiler-features", vk::string,
+                       &compat_options::java_async_profiler_features,
+                       "async-profiler's features, comma-separated: probesp, "
+                       "vtable, comptask");
+    f.rule = text_rule::choice_list;
+    f.choices = {"probesp", "vtable", "comptask"};
+  }
+  t.compat("java-async-profiler-args", vk::string,
+           &compat_options::java_async_profiler_args,
+           "Extra arguments of async-profiler");
+  t.compat("java-safemode", vk::string, &compat_options::java_safemode,
+           "Java safemode options, comma-separated (alone: all)")
+      .implicit_value
+      = "all";
+  t.compat("java-jattach-timeout", vk::integer,
+           &compat_options::java_jattach_timeout, "Seconds jattach may take")
+      .min
+      = 1;
+  t.compat("java-async-profiler-mcache", vk::integer,
+           &compat_options::java_async_profiler_mcache,
+           "async-profiler's mcache option");
+  t.specs.back().min = 0;
+  t.specs.back().max = 255;
+  t.compat("java-collect-spark-app-name-as-appid", vk::flag,
+           &compat_options::java_collect_spark_app_name_as_appid,
+           "Add a Spark executor's application name to its app id");
+  t.compat("java-async-profiler-no-report-meminfo", vk::flag,
+           &compat_options::java_async_profiler_no_report_meminfo,
+           "Do not collect async-profiler's meminfo");
+  t.compat("java-collect-jvm-flags", vk::string,
+           &compat_options::java_collect_jvm_flags,
+           "JVM flags to record: default, all, none or a comma-separated list")
+      .implicit_value
+      = "";
+  t.compat("java-full-hserr", vk::flag, &compat_options::java_full_hserr,
+           "Log whole hs_err files of profiled JVMs");
+  t.compat("java-include-method-modifiers", vk::flag,
+           &compat_options::java_include_method_modifiers,
+           "Add method modifiers to Java frames");
+  t.compat("java-line-numbers", vk::choice, &compat_options::java_line_numbers,
+           "Line numbers in Java frames")
+      .choices
+      = {"none", "line-of-function"};
+  t.compat("java-collect-thread-names", vk::flag,
+           &compat_options::java_collect_thread_names,
+           "Record Java thread names per sample");
+  t.compat("php-proc-filter", vk::string, &compat_options::php_proc_filter,
+           "Process filter of phpspy");
   t.unsupported = false;
 
   t.group = "Child processes";
@@ -346,6 +531,34 @@ std::vector<option_spec> build_table() {
         &monitor_options::metrics_address,
         "Serve Prometheus metrics on this loopback host:port (default: off)");
 
+  t.group = "Containers, metadata and application ids";
+  t.compat("disable-container-names", vk::flag,
+           &compat_options::disable_container_names,
+           "Do not look up the container names of processes");
+  t.compat("disable-pidns-check", vk::flag,
+           &compat_options::disable_pidns_check,
+           "Skip the start-up check that the agent runs in the host's PID "
+           "namespace");
+  t.compat("disable-metrics-collection", vk::flag,
+           &compat_options::disable_metrics_collection,
+           "Do not send system metrics to the server");
+  t.compat("disable-metadata-collection", vk::flag,
+           &compat_options::disable_metadata_collection,
+           "Do not send system and cloud metadata to the server");
+  t.compat("disable-application-identifiers", vk::flag,
+           &compat_options::disable_application_identifiers,
+           "Do not add application ids to stacks");
+  t.compat("app-id-args-filter", vk::text_list,
+           &compat_options::app_id_args_filter,
+           "Regex of arguments added to app ids; may be given several times")
+      .extend
+      = true;
+  t.compat("disable-application-metadata", vk::flag,
+           &compat_options::disable_application_metadata,
+           "Do not collect application metadata");
+  t.compat("external-metadata", vk::string, &compat_options::external_metadata,
+           "File of static and application metadata added to profiles");
+
   t.group = "Logging";
   t.add("log-file", 0, vk::string, &ao::log, &log_options::file,
         "Rotating log file (empty: console only)");
@@ -358,6 +571,12 @@ std::vector<option_spec> build_table() {
             "Rotated log files kept");
   t.add("verbose", 'v', vk::flag, &ao::log, &log_options::verbose,
         "Debug logging");
+  t.compat("dont-send-logs", vk::flag, &compat_options::dont_send_logs,
+           "Do not send logs to the server");
+  t.compat("log-usage", vk::flag, &compat_options::log_usage,
+           "Log the agent's CPU and memory use each window");
+  t.compat("diagnostics", vk::flag, &compat_options::diagnostics,
+           "Extra verbose diagnostic logs");
 
   t.group = "Process";
   t.add("pid-file", 0, vk::string, &ao::process, &process_options::pid_file,
@@ -366,6 +585,50 @@ std::vector<option_spec> build_table() {
         "Run without root; profilers that need it are disabled")
       .unsupported
       = true;
+  t.compat("controller-pid", vk::integer, &compat_options::controller_pid,
+           "Exit when this process exits (0: none)")
+      .min
+      = 0;
+  t.compat("dont-disable-core-files", vk::flag,
+           &compat_options::dont_disable_core_files,
+           "Let child tools write core dumps");
+  t.compat("heartbeat-file", vk::string, &compat_options::heartbeat_file,
+           "File touched after each window");
+  t.compat("enable-heartbeat-server", vk::flag,
+           &compat_options::enable_heartbeat_server,
+           "Take profiling commands from the server's heartbeats (needs -u)");
+  t.compat("heartbeat-interval", vk::integer,
+           &compat_options::heartbeat_interval,
+           "Seconds between heartbeats to the server")
+      .min
+      = 1;
+  t.compat("enable-hw-metrics-collection", vk::flag,
+           &compat_options::enable_hw_metrics_collection,
+           "Collect hardware metrics with PerfSpect");
+  t.compat("perfspect-path", vk::string, &compat_options::perfspect_path,
+           "PerfSpect binary");
+  t.compat("perfspect-duration", vk::integer,
+           &compat_options::perfspect_duration,
+           "Seconds of each PerfSpect collection")
+      .min
+      = 1;
+
+  t.group = "Deprecated by gProfiler (accepted, no effect)";
+  t.compat("spark-sample-period", vk::integer,
+           &compat_options::spark_sample_period, "Removed in gProfiler 1.42.0")
+      .deprecated
+      = "--spark-sample-period is deprecated and removed in version 1.42.0";
+  t.compat("collect-spark-metrics", vk::flag,
+           &compat_options::collect_spark_metrics,
+           "Removed in gProfiler 1.42.0")
+      .deprecated
+      = "--collect-spark-metrics is deprecated and removed in version 1.42.0";
+  t.compat("databricks-job-name-as-service-name", vk::flag,
+           &compat_options::databricks_job_name_as_service_name,
+           "Removed in gProfiler 1.49.0")
+      .deprecated
+      = "--databricks-job-name-as-service-name is deprecated and removed in "
+        "version 1.49.0";
 
   t.group = "Configuration and help";
   t.meta("config", 0, vk::string,
@@ -376,6 +639,19 @@ std::vector<option_spec> build_table() {
          "Print the effective configuration as JSON and exit");
   t.meta("version", 0, vk::flag, "Print the version and exit");
   t.meta("help", 'h', vk::flag, "Print this help and exit");
+  // Synonyms are stored as what they stand for, whatever sets them.
+  for (auto& spec : t.specs) {
+    if (spec.synonyms.empty() || !spec.set)
+      continue;
+    spec.set = [set = spec.set, syn = spec.synonyms](agent_options& opts,
+                                                     const option_value& v) {
+      auto x = v;
+      for (auto& [from, to] : syn)
+        if (x.text == from)
+          x.text = to;
+      set(opts, x);
+    };
+  }
   return std::move(t.specs);
 }
 
@@ -439,6 +715,21 @@ size_t edit_distance(const std::string& a, const std::string& b) {
 
 } // namespace
 
+std::string unsupported_warning(const option_spec& spec,
+                                const option_value& value,
+                                const std::string& where) {
+  if (!spec.deprecated.empty())
+    return spec.deprecated + " (set by " + where + ")";
+  if (spec.unsupported)
+    return "--" + spec.name + " is not supported yet: it has no effect (set by "
+           + where + ")";
+  auto& bad = spec.unsupported_choices;
+  if (std::find(bad.begin(), bad.end(), value.text) != bad.end())
+    return "--" + spec.name + " " + value.text
+           + " is not supported yet: it has no effect (set by " + where + ")";
+  return {};
+}
+
 std::string option_spec::env_name() const {
   std::string result = "GPROFILER_";
   for (auto c : name)
@@ -499,7 +790,8 @@ std::string check_value(const option_spec& spec, const option_value& value) {
       return {};
     case value_kind::choice: {
       auto& cs = spec.choices;
-      if (std::find(cs.begin(), cs.end(), value.text) != cs.end())
+      if (std::find(cs.begin(), cs.end(), value.text) != cs.end()
+          || (spec.allow_empty && value.text.empty()))
         return {};
       std::string why = "must be one of";
       for (auto& c : cs)
@@ -515,6 +807,25 @@ std::string check_value(const option_spec& spec, const option_value& value) {
             return {};
           [[fallthrough]];
         case text_rule::url: return check_server_url(value.text);
+        case text_rule::choice_list: {
+          size_t pos = 0;
+          while (true) {
+            auto comma = value.text.find(',', pos);
+            auto item = value.text.substr(pos, comma == std::string::npos
+                                                   ? std::string::npos
+                                                   : comma - pos);
+            auto& cs = spec.choices;
+            if (std::find(cs.begin(), cs.end(), item) == cs.end()) {
+              std::string why = "must be a comma-separated list of";
+              for (auto& c : cs)
+                why += " " + c;
+              return why;
+            }
+            if (comma == std::string::npos)
+              return {};
+            pos = comma + 1;
+          }
+        }
       }
       return {};
     default: return {};
@@ -576,6 +887,7 @@ std::optional<option_value> parse_value(const option_spec& spec,
     }
     case value_kind::string:
     case value_kind::choice: v.text = text; break;
+    case value_kind::text_list: v.texts.push_back(text); break;
   }
   why = check_value(spec, v);
   if (!why.empty())
@@ -595,6 +907,12 @@ std::string format_value(const option_spec& spec, const option_value& value) {
           result += ',';
         result += std::to_string(x);
       }
+      return result;
+    }
+    case value_kind::text_list: {
+      std::string result;
+      for (auto& x : value.texts)
+        result += (result.empty() ? "" : " ") + x;
       return result;
     }
     default:

@@ -10,6 +10,7 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "config/options.hpp"
@@ -30,6 +31,9 @@ enum class value_kind {
   choice,
   /// Comma-separated whole numbers ("1,2,3"); a JSON array in files.
   int_list,
+  /// Texts, one per occurrence of the flag (argparse's action="append");
+  /// a JSON array of strings in files.
+  text_list,
 };
 
 /// What a text value must look like, beyond its kind.
@@ -42,6 +46,8 @@ enum class text_rule {
   url,
   /// A server base URL, or empty for "off".
   optional_url,
+  /// Comma-separated items, each one of `choices`.
+  choice_list,
 };
 
 /// A parsed value of any kind.
@@ -50,6 +56,7 @@ struct option_value {
   int64_t integer = 0;
   std::string text;
   std::vector<int64_t> list;
+  std::vector<std::string> texts;
 };
 
 /// One option.
@@ -68,6 +75,19 @@ struct option_spec {
   int64_t max = std::numeric_limits<int64_t>::max();
   /// Allowed values of a choice.
   std::vector<std::string> choices;
+  /// A choice that may also be empty (gProfiler's None).
+  bool allow_empty = false;
+  /// Choices stored as another (gProfiler's legacy "none" as "disabled").
+  std::vector<std::pair<std::string, std::string>> synonyms;
+  /// Choices accepted but not built yet: warned about like `unsupported`.
+  std::vector<std::string> unsupported_choices;
+  /// Given several times on the command line, the values add up
+  /// (argparse's action="extend" and "append"); otherwise the last wins.
+  bool extend = false;
+  /// The value of the flag given without one (argparse's nargs="?").
+  std::optional<std::string> implicit_value;
+  /// Deprecated by gProfiler: the warning it logs when the option is set.
+  std::string deprecated;
   /// Rule of string values.
   text_rule rule = text_rule::any;
   /// Never printed or logged (tokens).
@@ -77,7 +97,9 @@ struct option_spec {
   bool unsupported = false;
   /// Not stored in agent_options (--config, --help, ...); main handles it.
   bool meta = false;
-  /// For alias flags such as --no-java: the option it sets, and to what.
+  /// For alias flags such as --no-java: the option it sets, and to what
+  /// (a flag alias), or, with an empty alias_value, an alias that takes a
+  /// value and passes it on (--glogger-server for --api-server).
   /// Aliases exist on the command line and in the environment only.
   std::string alias_of;
   std::string alias_value;
@@ -95,6 +117,13 @@ struct option_spec {
     return !meta && alias_of.empty();
   }
 };
+
+/// If setting `spec` to `value` asks for a feature that is not built yet,
+/// or is deprecated, the warning to log at start (naming `where` it was
+/// set); else an empty string.
+std::string unsupported_warning(const option_spec& spec,
+                                const option_value& value,
+                                const std::string& where);
 
 /// All options, in --help order.
 const std::vector<option_spec>& option_table();

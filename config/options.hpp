@@ -70,6 +70,8 @@ struct perf_options {
   int64_t rss_limit_mb = 512;
   /// perf's ring buffer, in pages (-m).
   int64_t mmap_pages = 129;
+  /// Never restart perf for its memory use (--perf-no-memory-restart).
+  bool no_memory_restart = false;
   /// Time perf gets for each start-up step (test recording, getting ready);
   /// a perf record that is not ready by then is restarted.
   std::chrono::seconds start_timeout{30};
@@ -181,6 +183,76 @@ struct process_options {
   bool rootless = false;
 };
 
+/// Options of gProfiler's command line whose feature is not built yet (or
+/// that gProfiler itself deprecated): parsed, validated and stored so that
+/// gProfiler's command lines and files work and --print-config shows them;
+/// the agent warns at start when one is set. Each field is named after its
+/// flag; see option_table.cpp for what the flag does in gProfiler.
+struct compat_options {
+  /// --mode: cpu (what the agent does), allocation or none.
+  std::string profiling_mode = "cpu";
+  int64_t min_duration = 0;
+  bool insert_dso_name = false;
+  std::string alloc_interval;
+  int64_t max_processes_runtime_profiler = 0;
+  int64_t skip_system_profilers_above = 0;
+  std::string perf_event;
+  int64_t perf_event_period = 0;
+  std::string hw_events_file;
+  /// Deprecated by gProfiler (removed in its 1.42.0).
+  int64_t spark_sample_period = 120;
+  bool collect_spark_metrics = false;
+  bool log_usage = false;
+  bool dont_disable_core_files = false;
+  bool dont_send_logs = false;
+  bool disable_container_names = false;
+  std::string profile_api_version;
+  bool disable_pidns_check = false;
+  bool disable_metrics_collection = false;
+  bool disable_metadata_collection = false;
+  bool disable_application_identifiers = false;
+  std::vector<std::string> app_id_args_filter;
+  bool disable_application_metadata = false;
+  int64_t controller_pid = 0;
+  std::string external_metadata;
+  /// Deprecated by gProfiler (removed in its 1.49.0).
+  bool databricks_job_name_as_service_name = false;
+  bool profile_spawned_processes = false;
+  bool diagnostics = false;
+  std::string heartbeat_file;
+  bool enable_heartbeat_server = false;
+  int64_t heartbeat_interval = 30;
+  std::string api_server = "https://api.granulate.io";
+  bool curlify_requests = false;
+  bool enable_hw_metrics_collection = false;
+  std::string perfspect_path;
+  int64_t perfspect_duration = 60;
+  bool no_python_versions = false;
+  int64_t pyperf_user_stacks_pages = 0;
+  bool python_pyperf_verbose = false;
+  std::vector<int64_t> python_pyspy_process;
+  int64_t python_skip_pyperf_profiler_above = 0;
+  bool java_no_version_check = false;
+  std::string java_async_profiler_mode = "auto";
+  int64_t java_async_profiler_safemode = 0;
+  std::string java_async_profiler_features = "probesp,vtable";
+  std::string java_async_profiler_args;
+  std::string java_safemode = "profiled-oom,profiled-signaled,hserr";
+  int64_t java_jattach_timeout = 30;
+  int64_t java_async_profiler_mcache = 30;
+  bool java_collect_spark_app_name_as_appid = false;
+  bool java_async_profiler_no_report_meminfo = false;
+  std::string java_collect_jvm_flags = "default";
+  bool java_full_hserr = false;
+  bool java_include_method_modifiers = false;
+  std::string java_line_numbers = "none";
+  bool java_collect_thread_names = false;
+  bool perf_use_cgroups = false;
+  int64_t perf_max_cgroups = 50;
+  int64_t perf_max_docker_containers = 0;
+  std::string php_proc_filter = "php-fpm";
+};
+
 /// Every option of the agent.
 struct agent_options {
   scheduler_options scheduler;
@@ -192,6 +264,7 @@ struct agent_options {
   monitor_options monitor;
   log_options log;
   process_options process;
+  compat_options compat;
 };
 
 } // namespace gpa

@@ -418,6 +418,29 @@ BOOST_FIXTURE_TEST_CASE(rss_over_the_limit_restarts_after_the_window,
   BOOST_CHECK_EQUAL(st.restarts, 1u);
 }
 
+// --perf-no-memory-restart: the same perf over the limit is never cut.
+BOOST_FIXTURE_TEST_CASE(no_memory_restart_keeps_perf_over_the_limit,
+                        perf_fixture) {
+  perf_config cfg;
+  cfg.opts.rss_limit_mb = 1;
+  cfg.opts.no_memory_restart = true;
+  cfg.temp_dir = "/tmp/agent";
+  cfg.rss_kb = [](int32_t) {
+    return int64_t{5000};
+  };
+  st.init(cfg, fx, fs, nullptr);
+  start_recording();
+  auto record = take_record();
+  snapshot(1);
+  fx->signals.front().done(uint32_t{1});
+  BOOST_CHECK(fx->lists.empty());
+  fs->files["/tmp/agent/perf.data.2026002"] = "window 1";
+  st.on_poll();
+  BOOST_CHECK(st.phase() == perf_phase::recording);
+  BOOST_CHECK(fx->cancels.empty());
+  BOOST_CHECK_EQUAL(st.restarts, 0u);
+}
+
 BOOST_FIXTURE_TEST_CASE(not_ready_in_time_restarts_and_windows_time_out,
                         perf_fixture) {
   prepare();

@@ -461,6 +461,226 @@ class Unsupported(unittest.TestCase):
         self.assertEqual(text.count("--no-java is not supported yet"), 1, text)
 
 
+FIXTURE = os.path.join(HERE, "..", "config", "gprofiler_flags.json")
+
+# Where our --print-config shows a gProfiler flag, when not under the flag's
+# own name with underscores.
+KEYS = {"--flamegraph": "no_flamegraph", "--glogger-server": "api_server",
+        "--no-java": "java_mode", "--no-python": "python_mode",
+        "--no-perf": "perf_mode", "--no-php": "php_mode", "--no-ruby": "ruby_mode",
+        "--no-dotnet": "dotnet_mode", "--no-nodejs": "nodejs_mode"}
+# Values that the effective configuration shows differently.
+EFFECTIVE = {("--flamegraph", True): False, ("--token", "tok-123456"): "<redacted>"}
+# A value of the right type, where "a whole number" or "some text" is not
+# enough.
+VALUES = {"--profiling-frequency": "50", "--profiling-duration": "30",
+          "--log-rotate-max-size": "2097152", "--perf-dwarf-stack-size": "16384",
+          "--server-host": "https://profiler.example.test",
+          "--api-server": "https://api.example.test",
+          "--glogger-server": "https://api.example.test",
+          "--alloc-interval": "100kb", "--token": "tok-123456",
+          "--java-async-profiler-features": "probesp,comptask",
+          "--java-collect-jvm-flags": "all", "--java-async-profiler-safemode": "7",
+          "--java-async-profiler-mcache": "40", "--controller-pid": "1",
+          "--pids": "1,2", "--python-pyspy-process": "3,4"}
+# What else a flag needs to pass gProfiler's rules.
+NEEDS = {"--upload-results": ["--token", "t", "--service-name", "s"],
+         "--enable-heartbeat-server": ["-u", "--token", "t", "--service-name", "s"],
+         "--perf-event-period": ["--perf-event", "cycles"],
+         "--hw-events-file": ["--perf-event", "cycles"],
+         "--alloc-interval": ["--mode", "allocation"]}
+# Flags that do not set an option: tested on their own.
+META = {"--help", "--version", "--config"}
+
+
+def load_fixture():
+    with open(FIXTURE) as f:
+        return json.load(f)["flags"]
+
+
+def long_name(flag):
+    return next(n for n in flag["names"] if n.startswith("--"))
+
+
+def cases(flag):
+    """(arguments, print-config key, expected value) feeding `flag`: every
+    choice of a choice, a value of the right type for the rest, each of its
+    names."""
+    name = long_name(flag)
+    key = KEYS.get(name, name[2:].replace("-", "_"))
+    result = []
+    for spelling in flag["names"]:
+        if flag["kind"] == "flag":
+            expected = "disabled" if flag["action"] == "store_const" else True
+            result.append(([spelling], key, EFFECTIVE.get((name, expected), expected)))
+        elif flag["kind"] == "choice":
+            for choice in flag["choices"]:
+                expected = choice
+                if choice == "none" and name.endswith("-mode") and name != "--mode":
+                    expected = "disabled"  # gProfiler's legacy name
+                result.append(([spelling, choice], key, expected))
+        elif flag["kind"] in ("int_list",):
+            # action="extend": given twice, the lists add up.
+            first = VALUES[name]
+            result.append(([spelling, first, spelling, "9"], key,
+                           [int(x) for x in first.split(",")] + [9]))
+        elif flag["action"] == "append":
+            result.append(([spelling, "^--foo", spelling, "bar,baz"], key,
+                           ["^--foo", "bar,baz"]))
+        elif flag["kind"] == "int":
+            value = VALUES.get(name, str((flag.get("default") or 0) + 2))
+            result.append(([spelling, value], key, int(value)))
+        else:
+            value = VALUES.get(name, "/tmp/gpa-flag-value")
+            result.append(([spelling, value], key,
+                           EFFECTIVE.get((name, value), value)))
+    return [(args + NEEDS.get(name, []), key, expected)
+            for args, key, expected in result]
+
+
+class GprofilerFlags(unittest.TestCase):
+    """Every flag of gProfiler's CLI (test/config/gprofiler_flags.json, made
+    by scripts/extract-gprofiler-flags.py from gProfiler's source) is
+    accepted with its spelling, type, choices and action."""
+
+    def test_fixture_is_complete(self):
+        flags = load_fixture()
+        self.assertGreaterEqual(len(flags), 99)
+        names = {n for f in flags for n in f["names"]}
+        for name in ["--disable-pidns-check", "--perf-mode", "--no-perf", "--pids",
+                     "--app-id-args-filter", "--java-safemode", "-c", "-h"]:
+            self.assertIn(name, names)
+
+    def test_every_flag_is_in_help(self):
+        help_text = run(["--help"]).stdout
+        for flag in load_fixture():
+            for name in flag["names"]:
+                if name.startswith("--"):
+                    pattern = r"(?m)^  (?:-\w, |    )" + re.escape(name) + r"( |$)"
+                else:
+                    pattern = r"(?m)^  " + re.escape(name) + r", --"
+                self.assertRegex(help_text, pattern, name)
+
+    def test_every_flag_and_choice_is_accepted(self):
+        count = 0
+        for flag in load_fixture():
+            if long_name(flag) in META:
+                continue
+            for args, key, expected in cases(flag):
+                with self.subTest(args=args):
+                    r = run(args + ["--print-config"])
+                    self.assertEqual(r.returncode, 0, r.stderr)
+                    self.assertEqual(json.loads(r.stdout)[key], expected, args)
+                    count += 1
+        self.assertGreater(count, 120)
+
+    def test_meta_flags(self):
+        self.assertEqual(run(["-h"]).returncode, 0)
+        self.assertEqual(run(["--version"]).returncode, 0)
+        path = write_config("{}")
+        self.addCleanup(os.unlink, path)
+        self.assertEqual(run(["--config", path, "--print-config"]).returncode, 0)
+
+    def test_nargs_optional_takes_its_const(self):
+        r = run(["--java-safemode", "--print-config"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["java_safemode"], "all")
+        r = run(["--java-safemode", "hserr", "--print-config"])
+        self.assertEqual(json.loads(r.stdout)["java_safemode"], "hserr")
+
+    def test_first_extend_on_the_command_line_replaces_the_environment(self):
+        r = run(["--pids", "5", "--print-config"], env={"GPROFILER_PIDS": "1,2"})
+        self.assertEqual(json.loads(r.stdout)["pids"], [5])
+
+    def test_gprofilers_rules(self):
+        ok = ["--print-config"]
+        for args, needles in [
+                (["-f", "101", "--perf-mode", "dwarf"], ["can't be larger than 100"]),
+                (["-f", "101", "--perf-mode", "smart"], ["can't be larger than 100"]),
+                (["--perf-dwarf-stack-size", "65529"], ["--perf-dwarf-stack-size", "65528"]),
+                (["--nodejs-mode", "perf", "--perf-mode", "dwarf"],
+                 ["--nodejs-mode perf or attach-maps requires --perf-mode 'fp' or 'smart'"]),
+                (["--nodejs-mode", "attach-maps", "--no-perf"], ["requires --perf-mode"]),
+                (["--pids", "1", "--profile-spawned-processes"],
+                 ["--pids is not allowed when profiling spawned processes"]),
+                (["--mode", "allocation", "-f", "10"], ["only allowed in cpu profiling"]),
+                (["--alloc-interval", "1kb"], ["only allowed in allocation profiling"]),
+                (["--enable-heartbeat-server"], ["requires --upload-results"]),
+                (["--perf-event-period", "10"], ["requires --perf-event"]),
+                (["--hw-events-file", "/x"], ["requires --perf-event"]),
+                (["--perf-event", "cycles", "--perf-event-period", "9", "-f", "9"],
+                 ["mutually exclusive"]),
+                (["--perf-event", "cycles", "--mode", "none"], ["only supported in cpu"]),
+                (["--java-async-profiler-safemode", "64"], ["<= 63"]),
+                (["--java-async-profiler-features", "probesp,bogus"], ["comma-separated"]),
+                (["--python-mode", "bogus"], ["must be one of"]),
+                (["--heartbeat-interval", "0"], [">= 1"])]:
+            with self.subTest(args=args):
+                assert_usage_error(self, run(args + ok), *needles)
+        for args in [["-f", "100", "--perf-mode", "dwarf"], ["-f", "500"],
+                     ["--perf-dwarf-stack-size", "65528"],
+                     ["--nodejs-mode", "perf", "--perf-mode", "smart"],
+                     ["--profile-spawned-processes"], ["--mode", "allocation"],
+                     ["--perf-mode", "none", "--nodejs-mode", "disabled"]]:
+            with self.subTest(args=args):
+                self.assertEqual(run(args + ok).returncode, 0, args)
+
+    def test_unbuilt_flags_warn_once_at_start(self):
+        """Every flag --help marks "(not supported yet)" logs one warning at
+        start naming it; deprecated ones warn as gProfiler does."""
+        help_text = run(["--help"]).stdout
+        entries = re.split(r"\n(?=  (?:-\w, |    )--)", help_text)
+        unsupported = set()
+        for e in entries:
+            m = re.match(r"  (?:-\w, |    )(--[\w-]+)", e)
+            if m and "(not supported yet)" in " ".join(e.split()):
+                unsupported.add(m.group(1))
+        flags = {long_name(f): f for f in load_fixture()}
+        self.assertIn("--disable-pidns-check", unsupported)
+        self.assertNotIn("--perf-mode", unsupported)
+        self.assertNotIn("--perf-no-memory-restart", unsupported)
+        deprecated = {long_name(f): f for f in load_fixture() if f["deprecated"]
+                      and long_name(f) != "--glogger-server"}
+        expected = unsupported & set(flags) - set(deprecated) - {"--alloc-interval"}
+        args = []
+        for name in sorted(expected):
+            case_args, _, _ = cases(flags[name])[-1]
+            args += [a for a in case_args if a not in ("-u", "--token", "t",
+                                                         "--service-name", "s")]
+        backend = Backend(self, "tok-123456789", "svc")
+
+        def start(args):
+            """The log of upload-file (a short real run) with `args`."""
+            log = tempfile.mktemp(prefix="gpa-cli-", suffix=".log")
+            self.addCleanup(lambda: os.path.exists(log) and os.unlink(log))
+            r = run(["upload-file", "--file-path", COL, "--token", "tok-123456789",
+                     "--service-name", "svc", "--server-host", backend.url,
+                     "--log-file", log] + args)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(log) as f:
+                return f.read()
+
+        text = start(args)
+        for name in sorted(expected):
+            self.assertEqual(text.count(name + " is not supported yet: it has no effect"),
+                             1, name)
+        self.assertGreater(len(expected), 50)
+        text = start(["--mode", "allocation", "--alloc-interval", "1kb",
+                      "--spark-sample-period", "60", "--collect-spark-metrics",
+                      "--databricks-job-name-as-service-name"])
+        self.assertEqual(text.count("--mode allocation is not supported yet"), 1, text)
+        self.assertEqual(text.count("--alloc-interval is not supported yet"), 1, text)
+        self.assertEqual(len(deprecated), 3, deprecated)
+        for name, version in [("--spark-sample-period", "1.42.0"),
+                              ("--collect-spark-metrics", "1.42.0"),
+                              ("--databricks-job-name-as-service-name", "1.49.0")]:
+            self.assertIn(name, deprecated)
+            self.assertEqual(text.count(f"{name} is deprecated and removed in version "
+                                        f"{version}"), 1, name)
+            self.assertNotIn(name + " is not supported", text)
+        self.assertNotIn("--server-host is not supported", text)
+
+
 if __name__ == "__main__":
     AGENT = os.path.abspath(sys.argv.pop(1))
     unittest.main(verbosity=2)

@@ -488,6 +488,45 @@ BOOST_AUTO_TEST_CASE(help_lists_every_option) {
                         "--help misses --" << spec.name);
 }
 
+// gProfiler's spellings reach the same fields through every source.
+BOOST_AUTO_TEST_CASE(gprofiler_legacy_values_and_rules) {
+  // "none" is stored as "disabled", from a flag, the environment or a file.
+  BOOST_CHECK_EQUAL(parse({"--perf-mode", "none"}).options.perf.mode,
+                    "disabled");
+  BOOST_CHECK_EQUAL(parse({}, {{"GPROFILER_NODEJS_MODE", "none"}})
+                        .options.runtimes.nodejs_mode,
+                    "disabled");
+  temp_file file{R"({"perf_mode": "none", "app_id_args_filter": ["a", "b"],
+                     "pids": [7]})"};
+  auto from_file = parse({"--config", file.path});
+  BOOST_CHECK_EQUAL(from_file.options.perf.mode, "disabled");
+  BOOST_CHECK_EQUAL(from_file.options.compat.app_id_args_filter.size(), 2u);
+  // The first --pids replaces the file's list, the next ones add to it.
+  auto pids = parse({"--config", file.path, "--pids", "1,2", "--pids", "3"});
+  BOOST_CHECK_EQUAL(pids.options.scheduler.pids.size(), 3u);
+  // A rule about a given flag looks at what was given, not at defaults.
+  BOOST_CHECK_NO_THROW(
+      gpa::config::validate(parse({"-o", "/tmp", "--mode", "allocation"})));
+  BOOST_CHECK(
+      contains(error_of([] {
+                 gpa::config::validate(
+                     parse({"-o", "/tmp", "--mode", "allocation", "-f", "11"}));
+               }),
+               "only allowed in cpu profiling"));
+  BOOST_CHECK(contains(error_of([] {
+                         gpa::config::validate(
+                             parse({"-o", "/tmp", "--pids", "1",
+                                    "--profile-spawned-"
+                                    "processes"}));
+                       }),
+                       "--pids is not allowed"));
+  BOOST_CHECK(contains(error_of([] {
+                         gpa::config::validate(parse({"-o", "/tmp", "-f", "101",
+                                                      "--perf-mode", "dwarf"}));
+                       }),
+                       "can't be larger than 100"));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 // -- gProfiler's config file: configargparse's format, the default file ------
@@ -720,7 +759,9 @@ BOOST_AUTO_TEST_CASE(every_option_by_environment_and_ini_key) {
         break;
       case gpa::config::value_kind::int_list: text = "7"; break;
       default:
-        text = spec.rule == gpa::config::text_rule::url
+        text = spec.rule == gpa::config::text_rule::choice_list
+                   ? spec.choices[0]
+               : spec.rule == gpa::config::text_rule::url
                        || spec.rule == gpa::config::text_rule::optional_url
                    ? "https://example.com:1"
                    : "x1";
@@ -733,8 +774,10 @@ BOOST_AUTO_TEST_CASE(every_option_by_environment_and_ini_key) {
     auto target = spec.alias_of.empty()
                       ? &spec
                       : gpa::config::find_option(spec.alias_of);
-    bool no_op = !spec.alias_of.empty()
-                 && target->get(gpa::agent_options{}).text == spec.alias_value;
+    bool no_op = !spec.alias_of.empty() && !spec.alias_value.empty()
+                 && gpa::config::format_value(*target,
+                                              target->get(gpa::agent_options{}))
+                        == spec.alias_value;
     BOOST_CHECK_MESSAGE(no_op || env_json != defaults,
                         spec.env_name() << "=" << text << " had no effect");
     BOOST_CHECK_MESSAGE(gpa::config::to_json(by_ini.options) == env_json,
