@@ -268,10 +268,12 @@ std::vector<option_spec> build_table() {
   t.add("output-dir", 'o', vk::string, &ao::output, &output_options::dir,
         "Write profiles and flame graphs to this directory");
   t.add("rotating-output", 0, vk::flag, &ao::output, &output_options::rotating,
-        "Keep only the newest profiles in the output directory");
+        "Keep only the last profile (and its page) in the output "
+        "directory, as gProfiler does");
   t.integer("rotating-output-keep", 0, &ao::output,
             &output_options::rotating_keep, 1, 100000,
-            "Profiles kept with --rotating-output");
+            "Profiles kept with --rotating-output (ours: gProfiler keeps "
+            "1)");
   t.add("no-flamegraph", 0, vk::flag, &ao::output,
         &output_options::no_flamegraph, "Do not write flame-graph pages");
   t.alias("flamegraph", 0, "no-flamegraph", "false",

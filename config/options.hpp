@@ -108,8 +108,8 @@ struct output_options {
   std::string dir;
   /// Keep only the newest files (--rotating-output).
   bool rotating = false;
-  /// Profiles kept with --rotating-output.
-  int64_t rotating_keep = 10;
+  /// Profiles kept with --rotating-output (gProfiler keeps only the last).
+  int64_t rotating_keep = 1;
   /// Write no flame-graph page (--no-flamegraph).
   bool no_flamegraph = false;
 };

@@ -63,6 +63,25 @@ BOOST_FIXTURE_TEST_CASE(rotation_keeps_the_newest, writer_fixture) {
               != std::string::npos);
 }
 
+BOOST_FIXTURE_TEST_CASE(rotation_keeps_only_the_last_by_default,
+                        writer_fixture) {
+  // gProfiler's --rotating-output: "Keep only the last profile result".
+  st.cfg.opts.rotating = true;
+  st.cfg.render_page = [](std::string_view) {
+    return std::string{"<html>"};
+  };
+  for (uint64_t i = 1; i <= 3; ++i)
+    st.write(make_profile(i));
+  auto files = fs->list("/out", "profile_");
+  BOOST_REQUIRE(files);
+  BOOST_REQUIRE_EQUAL(files->size(), 2u); // the last .col and its .html
+  auto stem = "profile_"
+              + format::iso8601(make_profile(3).end_ms,
+                                format::time_precision::milliseconds);
+  for (auto& f : *files)
+    BOOST_CHECK_EQUAL(f.name.substr(0, stem.size()), stem);
+}
+
 BOOST_FIXTURE_TEST_CASE(an_error_is_logged_once_per_episode, writer_fixture) {
   // A full disk for ten windows: every write names another file, and still
   // one line says so, not ten.
