@@ -264,8 +264,8 @@ std::string render_header(const col_header& h) {
   kv(w, "agent_version", h.agent_version);
   w.Key("spawn_time");
   w.Double(h.spawn_time);
-  kv(w, "run_mode", "standalone_executable");
-  kv(w, "deployment_type", "unknown");
+  kv(w, "run_mode", h.host.run_mode);
+  kv(w, "deployment_type", h.host.deployment_type);
   kv(w, "kernel_release", h.host.kernel_release);
   kv(w, "kernel_version", h.host.kernel_version);
   kv(w, "system_name", h.host.system_name);

@@ -19,7 +19,13 @@ struct host_info {
   std::string cpu_model_name;
   std::string cpu_flags;
   int64_t memory_capacity_mb = 0;
-  std::string hypervisor;
+  /// gProfiler's names: the CPUID vendor ("KVMKVMKVM", "VMwareVMware",
+  /// ...), "VM-UNKNOWN" when a hypervisor gives none, "NONE" on bare metal.
+  std::string hypervisor = "NONE";
+  /// "k8s", "container" or "standalone_executable" (run_mode()).
+  std::string run_mode = "standalone_executable";
+  /// "k8s", "containers" or "instances" (deployment_type()).
+  std::string deployment_type = "instances";
   std::string os_name;
   std::string os_release;
   std::string os_codename;
@@ -30,5 +36,23 @@ struct host_info {
   /// Host uptime at agent start, milliseconds.
   int64_t spawn_uptime_ms = 0;
 };
+
+/// gProfiler's run mode from its environment markers: GPROFILER_IN_K8S
+/// (set by its Kubernetes manifest) gives "k8s", GPROFILER_IN_CONTAINER (set
+/// by its container image) "container", else "standalone_executable".
+inline std::string run_mode(bool in_k8s, bool in_container) {
+  return in_k8s ? "k8s" : in_container ? "container" : "standalone_executable";
+}
+
+/// gProfiler's deployment type of a run mode.
+inline std::string deployment_type(const std::string& mode) {
+  if (mode == "k8s")
+    return "k8s";
+  if (mode == "container")
+    return "containers";
+  if (mode == "standalone_executable" || mode == "local_python")
+    return "instances";
+  return "unknown";
+}
 
 } // namespace gpa::format

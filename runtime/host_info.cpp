@@ -1,6 +1,8 @@
 #include "runtime/host_info.hpp"
 
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -12,6 +14,10 @@
 #include <netpacket/packet.h>
 #include <sys/utsname.h>
 #include <unistd.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#  include <cpuid.h>
+#endif
 
 namespace gpa::rt {
 
@@ -66,6 +72,34 @@ void read_network(host_info& info) {
 
 } // namespace
 
+std::string hypervisor_vendor(const std::string& cpu_flags) {
+  // As gProfiler: the "hypervisor" CPU flag (CPUID leaf 1, ECX bit 31), then
+  // the vendor string of leaf 0x40000000 (EBX, ECX, EDX).
+  bool flagged = false;
+  std::istringstream words(cpu_flags);
+  for (std::string w; words >> w;)
+    flagged = flagged || w == "hypervisor";
+  if (!flagged)
+    return "NONE";
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  __cpuid(0x40000000, a, b, c, d);
+  char vendor[13] = {};
+  std::memcpy(vendor, &b, 4);
+  std::memcpy(vendor + 4, &c, 4);
+  std::memcpy(vendor + 8, &d, 4);
+  std::string text;
+  for (char ch : std::string(vendor))
+    if (ch >= 0x20 && ch < 0x7f) // printable ASCII only: it goes into JSON
+      text += ch;
+  // Kept as CPUID gives it ("bhyve bhyve " keeps its space), as gProfiler
+  // does; only an empty or blank one is unknown.
+  if (text.find_first_not_of(' ') != std::string::npos)
+    return text;
+#endif
+  return "VM-UNKNOWN";
+}
+
 std::string host_name() {
   char host[256] = {};
   if (::gethostname(host, sizeof(host) - 1) != 0)
@@ -86,9 +120,11 @@ host_info read_host_info() {
   info.processors = ::sysconf(_SC_NPROCESSORS_ONLN);
   info.cpu_model_name = field("/proc/cpuinfo", "model name", ':');
   info.cpu_flags = field("/proc/cpuinfo", "flags", ':');
-  info.hypervisor = info.cpu_flags.find("hypervisor") != std::string::npos
-                        ? "unknown-hypervisor"
-                        : "none";
+  info.hypervisor = hypervisor_vendor(info.cpu_flags);
+  info.run_mode
+      = format::run_mode(std::getenv("GPROFILER_IN_K8S") != nullptr,
+                         std::getenv("GPROFILER_IN_CONTAINER") != nullptr);
+  info.deployment_type = format::deployment_type(info.run_mode);
   auto mem = field("/proc/meminfo", "MemTotal", ':');
   info.memory_capacity_mb = std::atoll(mem.c_str()) / 1024;
   info.os_name = field("/etc/os-release", "NAME", '=');

@@ -17,6 +17,11 @@ using host_info = format::host_info;
 /// nothing here fails.
 host_info read_host_info();
 
+/// gProfiler's hypervisor name for a host with these /proc/cpuinfo flags:
+/// "NONE" without the "hypervisor" flag, else the CPUID vendor string
+/// ("KVMKVMKVM", "VMwareVMware", "Microsoft Hv", ...) or "VM-UNKNOWN".
+std::string hypervisor_vendor(const std::string& cpu_flags);
+
 /// This host's name (gethostname), or "" if it cannot be read.
 std::string host_name();
 

@@ -6,6 +6,7 @@
 #include <set>
 #include <string>
 
+#include "runtime/host_info.hpp"
 #include "runtime/metric_names.hpp"
 #include "runtime/metrics_server.hpp"
 #include "runtime/proc.hpp"
@@ -207,6 +208,38 @@ BOOST_AUTO_TEST_CASE(every_metric_is_rendered_at_zero_before_use) {
   m::set(reg2, m::agent_rss, 42);
   m::declare_all(reg2);
   BOOST_CHECK_EQUAL(reg2.value(m::agent_rss.name), 42.0);
+}
+
+// -- host facts as gProfiler names them ---------------------------------------
+
+BOOST_AUTO_TEST_CASE(run_mode_and_deployment_type_as_gprofiler) {
+  using gpa::format::deployment_type;
+  using gpa::format::run_mode;
+  BOOST_CHECK_EQUAL(run_mode(true, true), "k8s");
+  BOOST_CHECK_EQUAL(run_mode(false, true), "container");
+  BOOST_CHECK_EQUAL(run_mode(false, false), "standalone_executable");
+  BOOST_CHECK_EQUAL(deployment_type("k8s"), "k8s");
+  BOOST_CHECK_EQUAL(deployment_type("container"), "containers");
+  BOOST_CHECK_EQUAL(deployment_type("standalone_executable"), "instances");
+  BOOST_CHECK_EQUAL(deployment_type("other"), "unknown");
+}
+
+BOOST_AUTO_TEST_CASE(hypervisor_vendor_as_gprofiler) {
+  // No "hypervisor" flag (as a whole word): bare metal.
+  BOOST_CHECK_EQUAL(gpa::rt::hypervisor_vendor("fpu vme sse2"), "NONE");
+  BOOST_CHECK_EQUAL(gpa::rt::hypervisor_vendor("fpu nohypervisor"), "NONE");
+  // With the flag: this machine's CPUID vendor, printable, never empty.
+  auto v = gpa::rt::hypervisor_vendor("fpu hypervisor sse2");
+  BOOST_CHECK(!v.empty());
+  BOOST_CHECK_NE(v, "NONE");
+  for (char c : v)
+    BOOST_CHECK(c >= 0x20 && c < 0x7f);
+  // The real host agrees with its own flags.
+  auto host = gpa::rt::read_host_info();
+  bool flagged
+      = (" " + host.cpu_flags + " ").find(" hypervisor ") != std::string::npos;
+  BOOST_CHECK_EQUAL(host.hypervisor == "NONE", !flagged);
+  BOOST_TEST_MESSAGE("this host: hypervisor " << host.hypervisor);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
