@@ -77,21 +77,6 @@ int read_fd(int fd, std::string& out) {
 
 namespace {
 
-/// What kind of file `st` is, for error messages.
-const char* file_kind(const struct stat& st) {
-  if (S_ISDIR(st.st_mode))
-    return "a directory";
-  if (S_ISFIFO(st.st_mode))
-    return "a FIFO";
-  if (S_ISSOCK(st.st_mode))
-    return "a socket";
-  if (S_ISCHR(st.st_mode))
-    return "a character device";
-  if (S_ISBLK(st.st_mode))
-    return "a block device";
-  return "not a regular file";
-}
-
 caf::error input_error(const std::string& path, const std::string& why) {
   // "-" is standard input; a path is quoted (it may hold spaces).
   auto name = path == "-" ? std::string{"standard input"} : "'" + path + "'";
@@ -172,7 +157,7 @@ caf::expected<int> open_input_fd(const std::string& path, uint64_t max_bytes) {
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    return input_error(path, std::string{"it is "} + file_kind(st)
+    return input_error(path, std::string{"it is "} + file_kind_name(st.st_mode)
                                  + ", not a regular file");
   }
   auto size = static_cast<uint64_t>(st.st_size);
