@@ -636,7 +636,7 @@ class GprofilerFlags(unittest.TestCase):
             if m and "(not supported yet)" in " ".join(e.split()):
                 unsupported.add(m.group(1))
         flags = {long_name(f): f for f in load_fixture()}
-        self.assertIn("--disable-pidns-check", unsupported)
+        self.assertIn("--insert-dso-name", unsupported)
         self.assertNotIn("--perf-mode", unsupported)
         self.assertNotIn("--perf-no-memory-restart", unsupported)
         deprecated = {long_name(f): f for f in load_fixture() if f["deprecated"]
