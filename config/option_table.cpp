@@ -537,14 +537,15 @@ std::vector<option_spec> build_table() {
   t.group = "Containers, metadata and application ids";
   t.compat("disable-container-names", vk::flag,
            &compat_options::disable_container_names,
-           "Do not look up the container names of processes");
+           "Do not look up the container names of processes (from Docker "
+           "and CRI, see --docker-socket, --cri-socket)")
+      .unsupported
+      = false;
   t.add("docker-socket", 0, vk::string, &ao::containers,
         &container_options::docker_socket,
         "Docker Engine API socket asked for container names (empty: do not "
         "ask Docker)");
-  // Read by nothing until the agent looks up container names.
   t.specs.back().rule = text_rule::socket_path;
-  t.specs.back().unsupported = true;
   {
     auto& cri = t.add("cri-socket", 0, vk::text_list, &ao::containers,
                       &container_options::cri_sockets,
@@ -553,7 +554,6 @@ std::vector<option_spec> build_table() {
                       "replaces the defaults; empty: none)");
     cri.rule = text_rule::socket_path;
     cri.extend = true;
-    cri.unsupported = true;
   }
   t.compat("disable-pidns-check", vk::flag,
            &compat_options::disable_pidns_check,
