@@ -35,6 +35,7 @@
 #include "format/col.hpp"
 #include "format/flamegraph.hpp"
 #include "messages/registry.hpp"
+#include "runtime/containers.hpp"
 #include "runtime/error.hpp"
 #include "runtime/files.hpp"
 #include "runtime/host_info.hpp"
@@ -371,6 +372,17 @@ namespace {
 /// The lookups the merger's enricher makes, as the options turn them on.
 rt::enricher_parts enricher_parts_of(const agent_options& opts) {
   rt::enricher_parts parts;
+  // Container names from the runtimes' sockets, as gProfiler's
+  // ContainerNamesClient (unless --disable-container-names).
+  if (!opts.compat.disable_container_names) {
+    rt::container_sockets sockets;
+    sockets.docker = opts.containers.docker_socket;
+    sockets.cri = opts.containers.cri_sockets;
+    auto names = std::make_shared<rt::container_names>(std::move(sockets));
+    parts.container_name = [names](int32_t pid) {
+      return names->name_of(pid);
+    };
+  }
   // Application metadata is on by default (gProfiler's lines then start
   // with its index); the runtime's own metadata comes with the runtime
   // profilers, so every process has none (index 0, null) for now.

@@ -542,7 +542,24 @@ std::vector<option_spec> build_table() {
   t.group = "Containers, metadata and application ids";
   t.compat("disable-container-names", vk::flag,
            &compat_options::disable_container_names,
-           "Do not look up the container names of processes");
+           "Do not look up the container names of processes (from Docker "
+           "and CRI, see --docker-socket, --cri-socket)")
+      .unsupported
+      = false;
+  t.add("docker-socket", 0, vk::string, &ao::containers,
+        &container_options::docker_socket,
+        "Docker Engine API socket asked for container names (empty: do not "
+        "ask Docker)");
+  t.specs.back().rule = text_rule::socket_path;
+  {
+    auto& cri = t.add("cri-socket", 0, vk::text_list, &ao::containers,
+                      &container_options::cri_sockets,
+                      "CRI socket (containerd, CRI-O) asked for container "
+                      "names; given again, adds to the list (the first "
+                      "replaces the defaults; empty: none)");
+    cri.rule = text_rule::socket_path;
+    cri.extend = true;
+  }
   t.compat("disable-pidns-check", vk::flag,
            &compat_options::disable_pidns_check,
            "Skip the start-up check that the agent runs in the host's PID "
@@ -729,6 +746,22 @@ size_t edit_distance(const std::string& a, const std::string& b) {
   return row[b.size()];
 }
 
+/// Why `path` cannot name a unix socket the agent connects to, or "".
+/// Empty means "none".
+std::string socket_path_error(const std::string& path) {
+  if (path.empty())
+    return {};
+  if (path.front() != '/')
+    return "must be an absolute path";
+  // sockaddr_un's sun_path holds 108 bytes with the terminating NUL.
+  if (path.size() > 107)
+    return "must be at most 107 bytes long (a unix socket path)";
+  for (unsigned char c : path)
+    if (c < 0x20 || c == 0x7f)
+      return "must not contain control characters";
+  return {};
+}
+
 } // namespace
 
 std::string unsupported_warning(const option_spec& spec,
@@ -823,6 +856,7 @@ std::string check_value(const option_spec& spec, const option_value& value) {
             return {};
           [[fallthrough]];
         case text_rule::url: return check_server_url(value.text);
+        case text_rule::socket_path: return socket_path_error(value.text);
         case text_rule::choice_list: {
           size_t pos = 0;
           while (true) {
@@ -843,6 +877,12 @@ std::string check_value(const option_spec& spec, const option_value& value) {
           }
         }
       }
+      return {};
+    case value_kind::text_list:
+      if (spec.rule == text_rule::socket_path)
+        for (auto& x : value.texts)
+          if (auto why = socket_path_error(x); !why.empty())
+            return "every element " + why;
       return {};
     default: return {};
   }

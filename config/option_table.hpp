@@ -48,6 +48,9 @@ enum class text_rule {
   optional_url,
   /// Comma-separated items, each one of `choices`.
   choice_list,
+  /// An absolute path to a unix socket (at most 107 bytes), or empty for
+  /// "none"; each element of a text list.
+  socket_path,
 };
 
 /// A parsed value of any kind.

@@ -183,6 +183,19 @@ struct process_options {
   bool rootless = false;
 };
 
+/// Where the container runtimes listen: the agent asks them for the names
+/// of the containers its processes run in (see runtime/containers.hpp).
+/// The defaults are where Docker, containerd and CRI-O listen, the paths
+/// gProfiler (granulate-utils) asks.
+struct container_options {
+  /// The Docker Engine API; empty: do not ask Docker.
+  std::string docker_socket = "/var/run/docker.sock";
+  /// CRI runtimes (containerd, CRI-O), each asked in turn; empty entries
+  /// are skipped.
+  std::vector<std::string> cri_sockets
+      = {"/run/containerd/containerd.sock", "/var/run/crio/crio.sock"};
+};
+
 /// Options of gProfiler's command line whose feature is not built yet (or
 /// that gProfiler itself deprecated): parsed, validated and stored so that
 /// gProfiler's command lines and files work and --print-config shows them;
@@ -264,6 +277,7 @@ struct agent_options {
   monitor_options monitor;
   log_options log;
   process_options process;
+  container_options containers;
   compat_options compat;
 };
 

@@ -26,13 +26,25 @@ public:
       start = stat.start_time;
     auto i = cache_.find(pid);
     if (i != cache_.end() && (!alive || i->second.start_time == start)) {
-      i->second.generation = generation_;
-      note(i->second.details);
-      return i->second.details;
+      auto& hit = i->second;
+      hit.generation = generation_;
+      // No container name yet (its runtime did not list it yet, did not
+      // answer, or the names were refreshed too recently): asked again
+      // once per snapshot while the process runs, as gProfiler asks again
+      // at each profile. A process outside containers costs a read of its
+      // cgroup file.
+      if (alive && hit.details.container.empty() && parts_.container_name
+          && hit.container_generation != generation_) {
+        hit.container_generation = generation_;
+        hit.details.container = parts_.container_name(pid);
+      }
+      note(hit.details);
+      return hit.details;
     }
     entry e;
     e.start_time = start;
     e.generation = generation_;
+    e.container_generation = generation_;
     if (parts_.container_name)
       e.details.container = parts_.container_name(pid);
     if (parts_.app_id)
@@ -69,6 +81,8 @@ private:
   struct entry {
     uint64_t start_time = 0;
     uint64_t generation = 0;
+    /// The snapshot in which the container name was last asked for.
+    uint64_t container_generation = 0;
     process_details details;
   };
 

@@ -491,6 +491,61 @@ BOOST_AUTO_TEST_CASE(help_lists_every_option) {
 }
 
 // gProfiler's spellings reach the same fields through every source.
+BOOST_AUTO_TEST_CASE(container_runtime_sockets) {
+  // The defaults are where Docker, containerd and CRI-O listen.
+  auto o = parse({}).options.containers;
+  BOOST_CHECK_EQUAL(o.docker_socket, "/var/run/docker.sock");
+  BOOST_CHECK((o.cri_sockets
+               == std::vector<std::string>{"/run/containerd/containerd.sock",
+                                           "/var/run/crio/crio.sock"}));
+  // The first --cri-socket replaces the defaults, the next ones add.
+  o = parse({"--docker-socket", "/tmp/d.sock", "--cri-socket", "/tmp/a.sock",
+             "--cri-socket", "/tmp/b.sock"})
+          .options.containers;
+  BOOST_CHECK_EQUAL(o.docker_socket, "/tmp/d.sock");
+  BOOST_CHECK((o.cri_sockets
+               == std::vector<std::string>{"/tmp/a.sock", "/tmp/b.sock"}));
+  // Empty: do not ask.
+  o = parse({"--docker-socket", "", "--cri-socket", ""}).options.containers;
+  BOOST_CHECK_EQUAL(o.docker_socket, "");
+  BOOST_CHECK((o.cri_sockets == std::vector<std::string>{""}));
+  // From a JSON file and the environment.
+  temp_file file{R"({"docker_socket": "/srv/docker.sock",
+                     "cri_socket": ["/srv/containerd.sock"]})",
+                 ".json"};
+  o = parse({"--config", file.path}).options.containers;
+  BOOST_CHECK_EQUAL(o.docker_socket, "/srv/docker.sock");
+  BOOST_CHECK(
+      (o.cri_sockets == std::vector<std::string>{"/srv/containerd.sock"}));
+  o = parse({}, {{"GPROFILER_DOCKER_SOCKET", "/e/docker.sock"}})
+          .options.containers;
+  BOOST_CHECK_EQUAL(o.docker_socket, "/e/docker.sock");
+  // Absolute, short enough for a unix socket, no control characters.
+  BOOST_CHECK(contains(error_of([] {
+                         parse({"--docker-socket", "docker.sock"});
+                       }),
+                       "--docker-socket: 'docker.sock' must be an absolute "
+                       "path"));
+  BOOST_CHECK(contains(
+      error_of([] {
+        parse({"--cri-socket", "/ok.sock", "--cri-socket", "run/crio.sock"});
+      }),
+      "must be an absolute path"));
+  BOOST_CHECK(contains(error_of([] {
+                         parse({"--cri-socket", "/" + std::string(107, 's')});
+                       }),
+                       "at most 107 bytes"));
+  BOOST_CHECK(contains(error_of([] {
+                         parse({"--docker-socket", "/a\nb"});
+                       }),
+                       "control characters"));
+  temp_file bad{R"({"cri_socket": ["/ok.sock", "relative.sock"]})", ".json"};
+  BOOST_CHECK(contains(error_of([&] {
+                         parse({"--config", bad.path});
+                       }),
+                       "must be an absolute path"));
+}
+
 BOOST_AUTO_TEST_CASE(gprofiler_legacy_values_and_rules) {
   // "none" is stored as "disabled", from a flag, the environment or a file.
   BOOST_CHECK_EQUAL(parse({"--perf-mode", "none"}).options.perf.mode,
@@ -766,6 +821,8 @@ BOOST_AUTO_TEST_CASE(every_option_by_environment_and_ini_key) {
                : spec.rule == gpa::config::text_rule::url
                        || spec.rule == gpa::config::text_rule::optional_url
                    ? "https://example.com:1"
+               : spec.rule == gpa::config::text_rule::socket_path
+                   ? "/run/x1.sock"
                    : "x1";
     }
     auto by_env = parse({}, {{spec.env_name(), text}});

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "runtime/process_enricher.hpp"
 #include "test/support/fake_proc.hpp"
@@ -109,6 +110,7 @@ BOOST_AUTO_TEST_CASE(snapshot_names_are_sorted_distinct_and_reset) {
 
 BOOST_AUTO_TEST_CASE(processes_not_seen_for_two_snapshots_leave_the_cache) {
   counted_parts c;
+  c.containers = {{10, "web"}, {11, "db"}};
   auto proc = std::make_unique<gpa::test::fake_proc>();
   proc->add(10, 1, 100);
   proc->add(11, 1, 100);
@@ -124,6 +126,36 @@ BOOST_AUTO_TEST_CASE(processes_not_seen_for_two_snapshots_leave_the_cache) {
   e->details(10);
   e->details(11);
   BOOST_CHECK_EQUAL(c.container_calls[10], 2);
+  BOOST_CHECK_EQUAL(c.container_calls[11], 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_missing_container_name_is_asked_again_each_snapshot) {
+  // The runtime had not listed the container yet (or did not answer):
+  // the next snapshot asks again, once, and keeps the name once found.
+  counted_parts c;
+  auto proc = std::make_unique<gpa::test::fake_proc>();
+  auto* host = proc.get();
+  host->add(10, 1, 100);
+  auto e = make_process_enricher(c.parts(), std::move(proc));
+  BOOST_CHECK_EQUAL(e->details(10).container, "");
+  BOOST_CHECK_EQUAL(e->details(10).container, "");
+  BOOST_CHECK_EQUAL(c.container_calls[10], 1);
+  BOOST_CHECK(e->end_snapshot().empty());
+  c.containers[10] = "late";
+  BOOST_CHECK_EQUAL(e->details(10).container, "late");
+  BOOST_CHECK_EQUAL(e->details(10).container, "late");
+  BOOST_CHECK_EQUAL(c.container_calls[10], 2);
+  BOOST_CHECK(e->end_snapshot() == std::vector<std::string>{"late"});
+  e->details(10);
+  e->end_snapshot();
+  BOOST_CHECK_EQUAL(c.container_calls[10], 2);
+  // A process that is gone is not asked about.
+  host->add(11, 1, 100);
+  e->details(11);
+  e->end_snapshot();
+  host->procs.erase(11);
+  c.containers[11] = "never";
+  BOOST_CHECK_EQUAL(e->details(11).container, "");
   BOOST_CHECK_EQUAL(c.container_calls[11], 1);
 }
 
