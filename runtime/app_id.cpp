@@ -1520,4 +1520,12 @@ bool records_application_metadata(app_runtime r, const app_id_options& o) {
   return false;
 }
 
+std::string application_metadata_of(int32_t pid, const app_id_options& o,
+                                    const std::string& proc_root) {
+  auto facts = read_process_facts(pid, proc_root);
+  if (!facts || !records_application_metadata(facts->runtime, o))
+    return "";
+  return application_metadata_json(pid, proc_root);
+}
+
 } // namespace gpa::rt

@@ -170,4 +170,10 @@ std::string application_metadata_json(int32_t pid,
 /// runtime (the runtimes it profiles, and Node.js under perf).
 bool records_application_metadata(app_runtime r, const app_id_options& o);
 
+/// The application metadata JSON gProfiler records for `pid`: "" when it
+/// records none for it (see records_application_metadata) or the process is
+/// gone.
+std::string application_metadata_of(int32_t pid, const app_id_options& o,
+                                    const std::string& proc_root = "/proc");
+
 } // namespace gpa::rt

@@ -540,6 +540,8 @@ BOOST_AUTO_TEST_CASE(metadata_of_sleep) {
   BOOST_CHECK_EQUAL(json, "{\"exe\":\"" + std::string{real}
                               + "\",\"execfn\":\"/bin/sleep\",\"arch\":\""
                               + u.machine + "\"}");
+  // gProfiler records none for a native process only perf profiles.
+  BOOST_CHECK_EQUAL(rt::application_metadata_of(c.pid, {}), "");
   // A zombie (killed, not reaped) has no metadata.
   ::kill(c.pid, SIGKILL);
   for (int i = 0; i < 200; ++i) {
@@ -579,6 +581,11 @@ BOOST_AUTO_TEST_CASE(python_script_app_id) {
   auto m = rt::read_application_metadata(c.pid);
   BOOST_REQUIRE(m);
   BOOST_CHECK_EQUAL(m->execfn, python);
+  BOOST_CHECK_EQUAL(rt::application_metadata_of(c.pid, {}), rt::to_json(*m));
+  rt::app_id_options no_python;
+  no_python.python = false;
+  BOOST_CHECK_EQUAL(rt::application_metadata_of(c.pid, no_python), "");
+  BOOST_CHECK_EQUAL(rt::app_id_of(c.pid, no_python), "");
 }
 
 // A real node script.
