@@ -1,20 +1,47 @@
 #include "actors/merger.hpp"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "config/intervals.hpp"
 #include "runtime/error.hpp"
 #include "runtime/log.hpp"
+#include "runtime/process_enricher.hpp"
 
 namespace gpa {
 
 merge_summary merger_state::merge(merge_job& job, double cpu_avg,
                                   double mem_avg) {
-  auto stacks = format::merge_parts(job.parts);
+  auto header = cfg.header;
+  format::enrich_function enrich;
+  if (cfg.enricher) {
+    header.container_names_enabled = cfg.enricher->container_names_enabled();
+    header.application_metadata_enabled
+        = cfg.enricher->application_metadata_enabled();
+    // gProfiler's list: [null, then each distinct metadata object in the
+    // order first met]; a line's first field indexes it.
+    enrich = [this, &header](int32_t pid, const std::string&) {
+      auto d = cfg.enricher->details(pid);
+      format::process_enrichment e;
+      e.container = std::move(d.container);
+      e.appid = std::move(d.appid);
+      if (!d.app_metadata_json.empty()) {
+        auto& list = header.application_metadata;
+        auto at = std::find(list.begin(), list.end(), d.app_metadata_json);
+        if (at == list.end())
+          at = list.insert(list.end(), std::move(d.app_metadata_json));
+        e.app_metadata = static_cast<uint32_t>(at - list.begin()) + 1;
+      }
+      return e;
+    };
+  }
+  auto stacks = format::merge_parts(job.parts, "perf", enrich);
+  if (cfg.enricher)
+    header.containers = cfg.enricher->end_snapshot();
   // The parts are no longer needed: free them before rendering.
   job.parts.clear();
   job.parts.shrink_to_fit();
-  auto header = cfg.header;
   header.start_ms = job.start_ms;
   header.end_ms = job.end_ms;
   header.cpu_avg = cpu_avg;

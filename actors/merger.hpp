@@ -19,6 +19,10 @@
 #include "messages/scheduler.hpp"
 #include "messages/uploader.hpp"
 
+namespace gpa::rt {
+class process_enricher;
+} // namespace gpa::rt
+
 namespace spdlog {
 class logger;
 } // namespace spdlog
@@ -40,6 +44,10 @@ struct merger_config {
   /// no uploads, the writer directly. Either may be null.
   uploader_actor uploader;
   profile_sink_actor writer;
+  /// Adds each process's container, app id and application metadata to its
+  /// stacks and the header; none: no enrichment (empty container fields,
+  /// no app ids, application metadata [null]).
+  std::shared_ptr<rt::process_enricher> enricher;
 };
 
 /// The merger's state.

@@ -237,6 +237,7 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
   mcfg.monitor = a.monitor;
   mcfg.release_memory = rt.release_memory;
   mcfg.uploader = a.uploader;
+  mcfg.enricher = rt.enricher;
   if (!a.uploader && !sinks.empty())
     mcfg.writer = sinks.front();
   a.merger = sys.spawn(merger, mcfg);
@@ -340,8 +341,35 @@ void start_agent(caf::actor_system& sys, agent_actors& actors,
   actors.order.push_back(caf::actor_cast<caf::actor>(starter));
 }
 
+namespace {
+
+/// The lookups the merger's enricher makes, as the options turn them on.
+rt::enricher_parts enricher_parts_of(const agent_options& opts) {
+  rt::enricher_parts parts;
+  // Application metadata is on by default (gProfiler's lines then start
+  // with its index); the runtime's own metadata comes with the runtime
+  // profilers, so every process has none (index 0, null) for now.
+  if (!opts.compat.disable_application_metadata)
+    parts.app_metadata_json = [](int32_t) {
+      return std::string{};
+    };
+  return parts;
+}
+
+} // namespace
+
 int run_agent(const agent_options& opts) {
   auto lg = log::get("agent");
+  // gProfiler's start-up rules: profiling from inside a PID namespace sees
+  // only its processes (and perf's pids would not match /proc's), so it is
+  // refused unless asked for; a crashing tool leaves no core file.
+  if (!opts.compat.disable_pidns_check && !rt::in_init_pid_namespace()) {
+    lg->critical("{}", rt::pid_namespace_message);
+    return 1;
+  }
+  if (!opts.compat.dont_disable_core_files)
+    if (auto why = rt::disable_core_files(); !why.empty())
+      lg->warn("{}", why);
   if (auto& pids = opts.scheduler.pids; !pids.empty()) {
     // A process list that names nothing running is a mistake to report now,
     // not a profile of nothing; a process that exits later is expected.
@@ -400,6 +428,8 @@ int run_agent(const agent_options& opts) {
   rt::limit_malloc_arenas();
   rt.release_memory = rt::release_free_memory;
   rt.proc = rt::make_proc_source();
+  rt.enricher = rt::make_process_enricher(enricher_parts_of(opts),
+                                          rt::make_proc_source());
   std::vector<std::string> enabled;
   for (auto& profiler : perf_profilers(opts.perf.mode))
     enabled.push_back(profiler.first);

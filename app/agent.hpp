@@ -24,6 +24,7 @@
 #include "runtime/http_client.hpp"
 #include "runtime/metrics.hpp"
 #include "runtime/proc.hpp"
+#include "runtime/process_enricher.hpp"
 #include "runtime/process_launcher.hpp"
 #include "runtime/spool.hpp"
 #include "runtime/work_queue.hpp"
@@ -60,6 +61,9 @@ struct agent_runtime {
   std::shared_ptr<rt::work_queue> upload_work;
   /// Gives free heap memory back to the OS; none: nothing.
   std::function<void()> release_memory;
+  /// What the merger adds to each process's stacks (container, app id,
+  /// application metadata); null: nothing (the simulation).
+  std::shared_ptr<rt::process_enricher> enricher;
   /// Seed of the uploader's back-off jitter.
   uint64_t seed = 0;
   /// Actors that block (file writes, HTTP) get their own thread. Off in the

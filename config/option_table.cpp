@@ -243,7 +243,8 @@ std::vector<option_spec> build_table() {
   t.compat("alloc-interval", vk::string, &compat_options::alloc_interval,
            "Allocation sampling interval in bytes, with --mode allocation");
   t.compat("min-duration", vk::integer, &compat_options::min_duration,
-           "Skip processes younger than this many seconds (0: none)")
+           "Runtime profilers skip processes younger than this many "
+           "seconds (0: none; perf is not filtered, as in gProfiler)")
       .min
       = 0;
   t.compat("max-processes-runtime-profiler", vk::integer,
@@ -540,7 +541,9 @@ std::vector<option_spec> build_table() {
   t.compat("disable-pidns-check", vk::flag,
            &compat_options::disable_pidns_check,
            "Skip the start-up check that the agent runs in the host's PID "
-           "namespace");
+           "namespace")
+      .unsupported
+      = false;
   t.compat("disable-metrics-collection", vk::flag,
            &compat_options::disable_metrics_collection,
            "Do not send system metrics to the server");
@@ -557,7 +560,10 @@ std::vector<option_spec> build_table() {
       = true;
   t.compat("disable-application-metadata", vk::flag,
            &compat_options::disable_application_metadata,
-           "Do not collect application metadata");
+           "Do not collect application metadata (profile lines then have "
+           "no metadata index)")
+      .unsupported
+      = false;
   t.compat("external-metadata", vk::string, &compat_options::external_metadata,
            "File of static and application metadata added to profiles");
 
@@ -593,7 +599,10 @@ std::vector<option_spec> build_table() {
       = 0;
   t.compat("dont-disable-core-files", vk::flag,
            &compat_options::dont_disable_core_files,
-           "Let child tools write core dumps");
+           "Keep the core-file limit (by default it is set to 0 for the "
+           "agent and the tools it runs)")
+      .unsupported
+      = false;
   t.compat("heartbeat-file", vk::string, &compat_options::heartbeat_file,
            "File touched after each window");
   t.compat("enable-heartbeat-server", vk::flag,

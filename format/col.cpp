@@ -4,6 +4,7 @@
 #include <cmath>
 #include <ctime>
 #include <map>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -169,7 +170,8 @@ profile_part combine_smart(const profile_part& fp, const profile_part& dwarf) {
 }
 
 std::vector<merged_stack> merge_parts(const std::vector<profile_part>& all,
-                                      const std::string& system_profiler) {
+                                      const std::string& system_profiler,
+                                      const enrich_function& enrich) {
   // With --perf-mode smart, the two recordings become one system part.
   const profile_part* fp = nullptr;
   const profile_part* dwarf = nullptr;
@@ -205,13 +207,36 @@ std::vector<merged_stack> merge_parts(const std::vector<profile_part>& all,
       for (auto& p : part->processes)
         if (!p.stacks.empty())
           replaced.insert(p.pid);
-  std::map<std::pair<std::string, std::string>, uint64_t> lines;
-  auto add = [&](const std::string& container,
+  // The enrichment of each process, looked up once per snapshot.
+  std::unordered_map<int32_t, process_enrichment> enriched;
+  auto enrichment_of
+      = [&](int32_t pid, const std::string& comm) -> process_enrichment {
+    if (!enrich || pid <= 0)
+      return {};
+    auto i = enriched.find(pid);
+    if (i == enriched.end())
+      i = enriched.emplace(pid, enrich(pid, comm)).first;
+    return i->second;
+  };
+  std::map<std::tuple<uint32_t, std::string, std::string>, uint64_t> lines;
+  // gProfiler's _enrich_and_finalize_stack: the app id goes between the
+  // first frame (the comm) and the others.
+  auto line_of = [](const std::string& stack, const std::string& appid) {
+    if (appid.empty())
+      return stack;
+    auto frame = sanitize_frame("appid: " + appid);
+    auto semi = stack.find(';');
+    if (semi == std::string::npos)
+      return stack + ";" + frame;
+    return stack.substr(0, semi + 1) + frame + stack.substr(semi);
+  };
+  auto add = [&](const process_stacks& p,
                  const std::vector<stack_count>& stacks) {
-    auto safe = sanitize_frame(container);
+    auto e = enrichment_of(p.pid, p.comm);
+    auto safe = sanitize_frame(e.container.empty() ? p.container : e.container);
     for (auto& s : stacks)
       if (s.count > 0)
-        lines[{safe, s.stack}] += s.count;
+        lines[{e.app_metadata, safe, line_of(s.stack, e.appid)}] += s.count;
   };
   for (auto* pp : view) {
     auto& part = *pp;
@@ -219,18 +244,18 @@ std::vector<merged_stack> merge_parts(const std::vector<profile_part>& all,
     for (auto& p : part.processes) {
       if (is_system) {
         if (!replaced.count(p.pid))
-          add(p.container, p.stacks);
+          add(p, p.stacks);
         continue;
       }
       // Runtime stacks, scaled to perf's samples of the process if any.
       auto i = perf_samples.find(p.pid);
       if (i == perf_samples.end() || i->second == 0) {
-        add(p.container, p.stacks);
+        add(p, p.stacks);
         continue;
       }
       auto stacks = p.stacks;
       scale_to(stacks, i->second);
-      add(p.container, stacks);
+      add(p, stacks);
     }
     for (auto& e : part.errors) {
       auto comm = e.comm.empty() ? part.profiler : e.comm;
@@ -238,14 +263,18 @@ std::vector<merged_stack> merge_parts(const std::vector<profile_part>& all,
       if (!e.reason.empty())
         frame += ": " + e.reason;
       frame += "]";
-      lines[{std::string{}, sanitize_frame(comm) + ";" + sanitize_frame(frame)}]
+      auto en = enrichment_of(e.pid, comm);
+      lines[{en.app_metadata, sanitize_frame(en.container),
+             line_of(sanitize_frame(comm) + ";" + sanitize_frame(frame),
+                     en.appid)}]
           += 1;
     }
   }
   std::vector<merged_stack> result;
   result.reserve(lines.size());
   for (auto& [key, count] : lines)
-    result.push_back({key.first, key.second, count});
+    result.push_back(
+        {std::get<1>(key), std::get<2>(key), count, std::get<0>(key)});
   return result;
 }
 
@@ -255,9 +284,11 @@ std::string render_header(const col_header& h) {
   w.StartObject();
   w.Key("containers");
   w.StartArray();
+  for (auto& name : h.containers)
+    w.String(name.c_str(), static_cast<rapidjson::SizeType>(name.size()));
   w.EndArray();
   w.Key("container_names_enabled");
-  w.Bool(false);
+  w.Bool(h.container_names_enabled);
   w.Key("metadata");
   w.StartObject();
   kv(w, "cloud_provider", "unknown");
@@ -319,9 +350,16 @@ std::string render_header(const col_header& h) {
   w.Key("application_metadata");
   w.StartArray();
   w.Null();
+  for (auto& md : h.application_metadata) {
+    rapidjson::Document object;
+    if (parse_json(object, md).empty() && object.IsObject())
+      object.Accept(w);
+    else
+      w.Null();
+  }
   w.EndArray();
   w.Key("application_metadata_enabled");
-  w.Bool(true);
+  w.Bool(h.application_metadata_enabled);
   kv(w, "profiling_mode", "cpu");
   kv(w, "start_time", iso8601(h.start_ms, time_precision::milliseconds));
   kv(w, "end_time", iso8601(h.end_ms, time_precision::milliseconds));
@@ -340,7 +378,10 @@ std::string render_col(const col_header& header,
     size += s.container.size() + s.stack.size() + 24;
   out.reserve(size);
   for (auto& s : stacks) {
-    out += "0;";
+    if (header.application_metadata_enabled) {
+      out += std::to_string(s.app_metadata);
+      out += ';';
+    }
     out += s.container;
     out += ';';
     out += s.stack;

@@ -12,6 +12,7 @@
 // "<comm>;[Profiling <what>: <reason>]" with count 1.
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,12 +23,30 @@
 
 namespace gpa::format {
 
-/// One line of a profile before the prefix: container and "comm;frames".
+/// One line of a profile before the prefix: application-metadata index,
+/// container and "comm;frames".
 struct merged_stack {
   std::string container;
   std::string stack;
   uint64_t count = 0;
+  /// Index in the header's "application_metadata" list (0: null).
+  uint32_t app_metadata = 0;
 };
+
+/// What gProfiler's merge adds to the stacks of one process (its
+/// "enrichment"): the container's name, the application id, rendered as the
+/// frame "appid: <id>" right after the comm, and the index of the process's
+/// application metadata in the header's list. Empty strings: none.
+struct process_enrichment {
+  std::string container;
+  std::string appid;
+  uint32_t app_metadata = 0;
+};
+
+/// Looks up the enrichment of a process by pid and comm; called once per
+/// process of a snapshot.
+using enrich_function
+    = std::function<process_enrichment(int32_t pid, const std::string& comm)>;
 
 /// The part of the DWARF recording of `--perf-mode smart` (the
 /// frame-pointer one is the system profiler's, "perf").
@@ -45,10 +64,14 @@ profile_part combine_smart(const profile_part& fp, const profile_part& dwarf);
 
 /// Merges the parts of one snapshot. `system_profiler` names the part whose
 /// stacks other parts replace ("perf"); a part named smart_dwarf_profiler is
-/// first combined with it by combine_smart(). The result is sorted by stack.
+/// first combined with it by combine_smart(). With `enrich`, every process's
+/// stacks, and the error stacks of a process (pid != 0), carry its
+/// enrichment; a process's own `container` stays when the enrichment names
+/// none. The result is sorted by metadata index, container and stack.
 std::vector<merged_stack> merge_parts(const std::vector<profile_part>& parts,
                                       const std::string& system_profiler
-                                      = "perf");
+                                      = "perf",
+                                      const enrich_function& enrich = {});
 
 /// Everything in the header besides the stacks.
 struct col_header {
@@ -65,13 +88,23 @@ struct col_header {
   /// unknown (rendered as null).
   double cpu_avg = -1;
   double mem_avg = -1;
+  /// The header's "containers": names of the containers whose processes the
+  /// window saw, and whether names are looked up at all.
+  std::vector<std::string> containers;
+  bool container_names_enabled = false;
+  /// The header's "application_metadata" after its leading null: JSON
+  /// objects, merged_stack::app_metadata - 1 indexes them. Without
+  /// `application_metadata_enabled` the lines carry no index field.
+  std::vector<std::string> application_metadata;
+  bool application_metadata_enabled = true;
 };
 
 /// Renders the header line, including "# " and the newline.
 std::string render_header(const col_header& header);
 
 /// Renders the whole .col text: header, then one
-/// "0;<container>;<stack> <count>" line per merged stack.
+/// "<metadata index>;<container>;<stack> <count>" line per merged stack
+/// ("<container>;<stack> <count>" without application metadata).
 std::string render_col(const col_header& header,
                        const std::vector<merged_stack>& stacks);
 

@@ -88,7 +88,9 @@ caf::error read_input_chunks(const std::string& path, uint64_t max_bytes,
 /// descriptor (STDIN_FILENO for "-", which the caller must not close).
 caf::expected<int> open_input_fd(const std::string& path, uint64_t max_bytes);
 
-/// Reads `path` as input_file::open() does, into a string.
+/// Reads `path`, accepted as input_file::open() accepts it, into a string
+/// (read, not mapped, so that /proc and /sys files, which say they are
+/// empty, are read whole).
 caf::expected<std::string> read_input_file(const std::string& path,
                                            uint64_t max_bytes);
 

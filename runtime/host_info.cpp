@@ -1,9 +1,10 @@
 #include "runtime/host_info.hpp"
 
+#include "runtime/files.hpp"
+
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <sstream>
 
 #include <arpa/inet.h>
@@ -29,9 +30,17 @@ std::string trim(std::string x) {
   return b == std::string::npos ? std::string{} : x.substr(b, e - b + 1);
 }
 
+/// The largest host file read at start (/proc/cpuinfo of a 1024-CPU host is
+/// about 1.5 MB): a file that is not what it should be (a device, a FIFO, an
+/// endless stream in its place) is refused, not read forever.
+constexpr uint64_t max_host_file = uint64_t{8} << 20;
+
 /// Reads "key<sep>value" lines of a small text file.
 std::string field(const std::string& path, const std::string& key, char sep) {
-  std::ifstream in(path);
+  auto text = read_input_file(path, max_host_file);
+  if (!text)
+    return {};
+  std::istringstream in(*text);
   std::string line;
   while (std::getline(in, line)) {
     auto pos = line.find(sep);
@@ -132,9 +141,9 @@ host_info read_host_info() {
   info.os_codename = field("/etc/os-release", "VERSION_CODENAME", '=');
   info.libc_type = "glibc";
   info.libc_version = ::gnu_get_libc_version();
-  std::ifstream uptime("/proc/uptime");
   double up = 0;
-  if (uptime >> up)
+  if (auto uptime = read_input_file("/proc/uptime", max_host_file);
+      uptime && std::istringstream(*uptime) >> up)
     info.spawn_uptime_ms = static_cast<int64_t>(up * 1000);
   read_network(info);
   return info;

@@ -240,10 +240,17 @@ void input_file::release() {
 
 caf::expected<std::string> read_input_file(const std::string& path,
                                            uint64_t max_bytes) {
-  auto in = input_file::open(path, max_bytes);
-  if (!in)
-    return std::move(in.error());
-  return std::string{in->text()};
+  // Read, not mapped: files of /proc and /sys say they are empty.
+  std::string text;
+  if (auto err = read_input_chunks(
+          path, max_bytes,
+          [&text](std::string_view chunk) {
+            text.append(chunk);
+            return true;
+          },
+          64 << 10))
+    return err;
+  return text;
 }
 
 bool path_absent(const std::string& path) {

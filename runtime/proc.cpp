@@ -76,6 +76,11 @@ bool parse_proc_stat(std::string_view text, proc_stat& out) {
       || !parse_num(f[19], result.start_time)
       || !parse_num(f[21], result.rss_pages))
     return false;
+  uint64_t utime = 0;
+  uint64_t stime = 0;
+  if (!parse_num(f[11], utime) || !parse_num(f[12], stime))
+    return false;
+  result.cpu_ticks = utime + stime;
   out = std::move(result);
   return true;
 }

@@ -44,6 +44,8 @@ struct proc_stat {
   /// Resident set size in pages (field 24). Approximate on recent kernels
   /// (per-CPU counters not summed); read_rss_kb() gives the exact figure.
   uint64_t rss_pages = 0;
+  /// CPU time used, user + system, in clock ticks (fields 14 and 15).
+  uint64_t cpu_ticks = 0;
 };
 
 /// Parses one /proc/<pid>/stat text. Returns false if it is malformed (no

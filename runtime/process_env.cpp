@@ -11,10 +11,12 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "runtime/error.hpp"
+#include "runtime/proc.hpp"
 #include "runtime/written_file.hpp"
 
 namespace gpa::rt {
@@ -48,6 +50,24 @@ int wait_agent_signal(std::chrono::milliseconds timeout) {
   ts.tv_nsec = static_cast<long>((timeout.count() % 1000) * 1000000);
   int sig = sigtimedwait(&set, nullptr, &ts);
   return sig > 0 ? sig : 0;
+}
+
+bool in_init_pid_namespace(const std::string& proc_root) {
+  proc_stat st;
+  return make_proc_source(proc_root)->read_stat(2, st) && st.comm == "kthreadd";
+}
+
+const char* const pid_namespace_message
+    = "Please run me in the init PID namespace! In Docker, make sure you "
+      "pass '--pid=host'. In Kubernetes, add 'hostPID: true' in the Pod "
+      "spec.\nYou can disable this check with --disable-pidns-check.";
+
+std::string disable_core_files() {
+  rlimit none{0, 0};
+  if (::setrlimit(RLIMIT_CORE, &none) != 0)
+    return std::string{"cannot disable core files (setrlimit RLIMIT_CORE): "}
+           + std::strerror(errno);
+  return {};
 }
 
 // -- private temporary directory

@@ -33,6 +33,21 @@ bool is_stop_signal(int sig);
 // -- private temporary directory
 // -----------------------------------------------
 
+/// Whether the agent runs in the host's (init) PID namespace, by
+/// gProfiler's test: PID 2 exists and is the kernel's "kthreadd" (in any
+/// other PID namespace, PID 2 is a user process or nothing). `proc_root`
+/// is for tests.
+bool in_init_pid_namespace(const std::string& proc_root = "/proc");
+
+/// gProfiler's message when in_init_pid_namespace() is false.
+extern const char* const pid_namespace_message;
+
+/// Sets RLIMIT_CORE to 0 (soft and hard) for the agent and so for every
+/// tool it starts: a crashing perf or runtime tool leaves no core file on
+/// the host (gProfiler's default; --dont-disable-core-files keeps the
+/// limit). Returns "" or why it failed.
+std::string disable_core_files();
+
 /// A directory only the agent can use (mode 0700, random name), for tool
 /// output files. Holds an exclusive flock on its lock file (temp_lock_name)
 /// for its whole life, so that remove_stale_temp_dirs() knows it is alive.

@@ -15,11 +15,11 @@ import sys
 import tempfile
 import time
 import unittest
-import urllib.request
 
 AGENT = None
 HERE = os.path.dirname(os.path.abspath(__file__))
-SERVER = os.path.join(HERE, "..", "support", "server.py")
+sys.path.insert(0, os.path.join(HERE, "..", "support"))
+from backend import Backend  # noqa: E402
 COL = os.path.join(HERE, "..", "data", "flamegraph.col")
 
 
@@ -42,31 +42,6 @@ def assert_usage_error(test, r, *needles):
     test.assertTrue(lines[0].startswith("gprofiler-agent: error: "), lines[0])
     for needle in needles:
         test.assertIn(needle, lines[0])
-
-
-class Backend:
-    """test/support/server.py, the stand-in Performance Studio on 127.0.0.1."""
-
-    def __init__(self, test, token, service):
-        self.proc = subprocess.Popen([sys.executable, SERVER, "--token", token,
-                                      "--service", service],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True)
-        test.addCleanup(self.stop)
-        line = self.proc.stdout.readline().split()
-        assert line and line[0] == "READY", line
-        self.port, self.control = int(line[1]), int(line[2])
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def requests(self):
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.control}/requests",
-                                    timeout=30) as resp:
-            return json.loads(resp.read())
 
 
 def write_config(text):
@@ -636,7 +611,7 @@ class GprofilerFlags(unittest.TestCase):
             if m and "(not supported yet)" in " ".join(e.split()):
                 unsupported.add(m.group(1))
         flags = {long_name(f): f for f in load_fixture()}
-        self.assertIn("--disable-pidns-check", unsupported)
+        self.assertIn("--insert-dso-name", unsupported)
         self.assertNotIn("--perf-mode", unsupported)
         self.assertNotIn("--perf-no-memory-restart", unsupported)
         deprecated = {long_name(f): f for f in load_fixture() if f["deprecated"]

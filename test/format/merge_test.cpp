@@ -145,4 +145,73 @@ BOOST_AUTO_TEST_CASE(smart_dwarf_part_still_yields_to_runtime_profilers) {
   BOOST_CHECK_EQUAL(lines["app;main.py:run_[p]"], 10u);
 }
 
+BOOST_AUTO_TEST_CASE(enrichment_adds_appid_container_and_metadata_index) {
+  using gpa::format::process_enrichment;
+  gpa::profiler_error err;
+  err.pid = 7;
+  err.comm = "python3";
+  err.what = "python";
+  err.reason = "process went down";
+  auto perf = part("perf", {proc(7, "python3", {{"python3;main;run", 4}}),
+                            proc(8, "sh", {{"sh", 2}}),
+                            proc(9, "cc1", {{"cc1;parse", 3}})});
+  auto py = part("python", {});
+  py.errors.push_back(err);
+  int calls = 0;
+  auto stacks = merge_parts({perf, py}, "perf",
+                            [&calls](int32_t pid, const std::string&) {
+                              ++calls;
+                              process_enrichment e;
+                              if (pid == 7) {
+                                e.container = "web;1";
+                                e.appid = "python: app.py";
+                                e.app_metadata = 1;
+                              } else if (pid == 8) {
+                                e.appid = "shell";
+                              }
+                              return e;
+                            });
+  // Each process is looked up once, the error's pid included.
+  BOOST_CHECK_EQUAL(calls, 3);
+  std::map<std::string, uint64_t> lines;
+  for (auto& s : stacks)
+    lines[std::to_string(s.app_metadata) + "|" + s.container + "|" + s.stack]
+        = s.count;
+  std::map<std::string, uint64_t> expected{
+      // The app id is the frame after the comm; ';' in a container name
+      // cannot split the line.
+      {"1|web_1|python3;appid: python: app.py;main;run", 4},
+      {"1|web_1|python3;appid: python: app.py;[Profiling python: process "
+       "went down]",
+       1},
+      // A stack of the comm alone gets the app id after it.
+      {"0||sh;appid: shell", 2},
+      {"0||cc1;parse", 3}};
+  BOOST_CHECK(lines == expected);
+}
+
+BOOST_AUTO_TEST_CASE(render_writes_the_index_only_with_application_metadata) {
+  std::vector<gpa::format::merged_stack> stacks{{"web", "a;b", 3, 1},
+                                                {"", "c", 2, 0}};
+  gpa::format::col_header h;
+  h.containers = {"db", "web"};
+  h.container_names_enabled = true;
+  h.application_metadata = {"{\"exe\": \"/usr/bin/python3\"}", "not json"};
+  auto col = gpa::format::render_col(h, stacks);
+  auto body = col.substr(col.find('\n') + 1);
+  BOOST_CHECK_EQUAL(body, "1;web;a;b 3\n0;;c 2\n");
+  BOOST_CHECK(col.find("\"containers\":[\"db\",\"web\"],"
+                       "\"container_names_enabled\":true")
+              != std::string::npos);
+  // Invalid metadata is null, never a broken header.
+  BOOST_CHECK(col.find("\"application_metadata\":[null,{\"exe\":\"/usr/bin/"
+                       "python3\"},null],\"application_metadata_enabled\":true")
+              != std::string::npos);
+  h.application_metadata_enabled = false;
+  col = gpa::format::render_col(h, stacks);
+  BOOST_CHECK_EQUAL(col.substr(col.find('\n') + 1), "web;a;b 3\n;c 2\n");
+  BOOST_CHECK(col.find("\"application_metadata_enabled\":false")
+              != std::string::npos);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

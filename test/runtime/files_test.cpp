@@ -163,6 +163,12 @@ BOOST_FIXTURE_TEST_CASE(input_files_are_regular_files_within_a_limit,
   BOOST_CHECK(rt::read_input_chunks(victim, 5, [](std::string_view) {
     return true;
   }));
+  // Files of /proc say they are empty: read whole all the same; one longer
+  // than the limit as it is read is refused.
+  auto status = rt::read_input_file("/proc/self/status", 1 << 20);
+  BOOST_REQUIRE(status);
+  BOOST_CHECK_NE(status->find("VmRSS:"), std::string::npos);
+  BOOST_CHECK(!rt::read_input_file("/proc/self/status", 16));
   // A device, a FIFO (no writer: opening must not block), a directory, a
   // missing file: refused at once, naming the path and what it is.
   auto fifo = temp.path() + "/fifo";

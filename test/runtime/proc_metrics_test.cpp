@@ -41,6 +41,7 @@ BOOST_AUTO_TEST_CASE(stat_fields_come_after_the_last_parenthesis) {
       BOOST_CHECK_EQUAL(st.threads, 3);
       BOOST_CHECK_EQUAL(st.start_time, 987654u);
       BOOST_CHECK_EQUAL(st.rss_pages, 2817u);
+      BOOST_CHECK_EQUAL(st.cpu_ticks, 15u + 7u);
     }
   }
 }

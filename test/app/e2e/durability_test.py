@@ -18,7 +18,6 @@ counted and printed.
 Usage: durability_test.py /path/to/gprofiler-agent [KILLS]
 """
 import glob
-import json
 import os
 import random
 import signal
@@ -27,11 +26,11 @@ import sys
 import tempfile
 import time
 import unittest
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SERVER = os.path.join(HERE, "..", "..", "support", "server.py")
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "..", "support"))
+import backend as support  # noqa: E402
 from common import agent_env, read_text, wait_for  # noqa: E402
 
 AGENT = None
@@ -45,33 +44,12 @@ TOKEN = "durability-token"
 SERVICE = "durability"
 
 
-class Backend:
-    """server.py as a child process, driven through its control port."""
-
+class Backend(support.Backend):
     def __init__(self, test):
-        self.proc = subprocess.Popen([sys.executable, SERVER, "--token", TOKEN,
-                                      "--service", SERVICE],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True)
-        test.addCleanup(self.stop)
-        line = self.proc.stdout.readline().split()
-        assert line and line[0] == "READY", line
-        self.port, self.control = int(line[1]), int(line[2])
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def call(self, path, arg=None):
-        data = None if arg is None else json.dumps(arg).encode()
-        req = urllib.request.Request(f"http://127.0.0.1:{self.control}{path}", data=data,
-                                     method="GET" if arg is None else "POST")
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.loads(resp.read())
+        super().__init__(test, TOKEN, SERVICE)
 
     def uploads(self):
-        return [r for r in self.call("/requests") if r["path"] == "/api/v2/profiles"]
+        return [r for r in self.requests() if r["path"] == "/api/v2/profiles"]
 
 
 class Durability(unittest.TestCase):
