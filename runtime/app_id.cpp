@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "format/utf8.hpp"
+#include "runtime/proc.hpp"
 
 namespace gpa::rt {
 
@@ -1083,6 +1084,11 @@ const std::string& blacklist_hit(const std::vector<std::string>& cmdline) {
   return none;
 }
 
+/// The agent itself or a process it started.
+bool is_agent_process(const process_facts& p, const app_id_options& o) {
+  return o.agent_pid != 0 && (p.pid == o.agent_pid || p.ppid == o.agent_pid);
+}
+
 // -- JSON as Python's json.dumps (ensure_ascii)
 // ----------------------------------
 
@@ -1233,6 +1239,11 @@ std::optional<process_facts> read_process_facts(int32_t pid,
     data.push_back('\0'); // cut inside an argument, not a rewritten title
   p.cmdline = split_cmdline(data);
   p.cmdline_truncated = truncated;
+  if (read_proc_file(dir + "/stat", 4096, data)) {
+    proc_stat st;
+    if (parse_proc_stat(data, st))
+      p.ppid = st.ppid;
+  }
   if (read_proc_file(dir + "/comm", 256, data)) {
     if (!data.empty() && data.back() == '\n')
       data.pop_back();
@@ -1271,6 +1282,8 @@ std::optional<process_facts> read_process_facts(int32_t pid,
 
 std::string app_id_from(const process_facts& p, const app_id_options& o,
                         std::vector<std::string>* notes) {
+  if (is_agent_process(p, o))
+    return "";
   switch (p.runtime) {
     case app_runtime::python:
       if (!o.python)
@@ -1523,7 +1536,8 @@ bool records_application_metadata(app_runtime r, const app_id_options& o) {
 std::string application_metadata_of(int32_t pid, const app_id_options& o,
                                     const std::string& proc_root) {
   auto facts = read_process_facts(pid, proc_root);
-  if (!facts || !records_application_metadata(facts->runtime, o))
+  if (!facts || is_agent_process(*facts, o)
+      || !records_application_metadata(facts->runtime, o))
     return "";
   return application_metadata_json(pid, proc_root);
 }

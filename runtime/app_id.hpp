@@ -49,6 +49,8 @@ const char* app_runtime_name(app_runtime r);
 struct process_facts {
   /// Process ID.
   int32_t pid = 0;
+  /// Parent process ID (0 if unknown).
+  int32_t ppid = 0;
   /// argv as psutil's Process.cmdline() splits /proc/PID/cmdline: on NULs
   /// (one trailing NUL dropped), or on spaces when a process rewrote its
   /// title without NULs. Read at most `max_cmdline_bytes`.
@@ -89,6 +91,10 @@ struct app_id_options {
   bool python = true;
   bool java = true;
   bool ruby = true;
+  /// The agent's own PID: it and its children (perf, which links libpython
+  /// on Debian) get no app id or metadata, as gProfiler's profilers skip
+  /// their own process and its static perf matches no runtime. 0: none.
+  int32_t agent_pid = 0;
 };
 
 /// Bytes of /proc/PID/cmdline read at most (argv beyond is cut).

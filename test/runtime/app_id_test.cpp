@@ -306,6 +306,24 @@ BOOST_AUTO_TEST_CASE(cmdline_split_like_psutil) {
   p->cwd = "/w";
   p->root = f.files;
   BOOST_CHECK_EQUAL(rt::app_id_from(*p, {}), "gunicorn: a:b (/w/a.py)");
+  // The agent and its children (perf links libpython) get nothing.
+  f.cmdline(lit("python3\0-m\0http.server\0"));
+  write_file(f.dir + "/stat",
+             "4242 (python3) S 77 4242 4242 0 -1 4194560 100 0 0 0 5 3 0 0 "
+             "20 0 1 0 1000 10000000 2000 18446744073709551615 1 1 0 0 0 0 "
+             "0 16781312 2 0 0 0 17 1 0 0 0 0 0\n");
+  p = rt::read_process_facts(f.pid, f.proc);
+  BOOST_REQUIRE(p);
+  BOOST_CHECK_EQUAL(p->ppid, 77);
+  p->runtime = rt::app_runtime::python;
+  rt::app_id_options agent;
+  BOOST_CHECK_EQUAL(rt::app_id_from(*p, agent), "python: -m http.server");
+  agent.agent_pid = 77;
+  BOOST_CHECK_EQUAL(rt::app_id_from(*p, agent), "");
+  agent.agent_pid = 4242;
+  BOOST_CHECK_EQUAL(rt::app_id_from(*p, agent), "");
+  agent.agent_pid = 78;
+  BOOST_CHECK_EQUAL(rt::app_id_from(*p, agent), "python: -m http.server");
   // Empty (zombie, kernel thread): no arguments.
   f.cmdline("");
   p = rt::read_process_facts(f.pid, f.proc);
