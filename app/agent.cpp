@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <iterator>
 #include <random>
@@ -26,6 +27,7 @@
 #include "actors/output_writer.hpp"
 #include "actors/perf_profiler.hpp"
 #include "actors/process_reaper.hpp"
+#include "actors/runtime_profiler.hpp"
 #include "actors/scheduler.hpp"
 #include "config/intervals.hpp"
 #include "config/load.hpp"
@@ -266,6 +268,29 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
   for (auto& [name, mode] : perf_profilers(opts.perf.mode))
     add_perf(name, mode);
 
+  // The runtime profilers, one actor per runtime.
+  auto add_runtime = [&](std::shared_ptr<runtime_tool> tool) {
+    if (!tool || !rt.target_finder)
+      return;
+    runtime_config rcfg;
+    rcfg.concurrency = opts.runtimes.concurrency;
+    runtime_target_source source;
+    source.finder = rt.target_finder();
+    source.limits.pids = opts.scheduler.pids;
+    source.limits.min_age_s = opts.compat.min_duration;
+    source.limits.max_processes = opts.compat.max_processes_runtime_profiler;
+    source.now_ticks = rt.uptime_ticks;
+    source.hz = static_cast<uint64_t>(std::max(1L, ::sysconf(_SC_CLK_TCK)));
+    profiler_slot slot;
+    slot.name = tool->name();
+    slot.runtime = true;
+    auto actor = sys.spawn(runtime_profiler, rcfg, tool, source, a.reaper);
+    add(actor);
+    slot.handle = caf::actor_cast<profiler_actor>(actor);
+    a.profilers.push_back(std::move(slot));
+  };
+  add_runtime(make_java_tool(opts.runtimes, opts.compat));
+
   scheduler_config scfg;
   scfg.opts = opts.scheduler;
   scfg.wall_clock_ms = rt.wall_clock_ms;
@@ -355,6 +380,10 @@ rt::enricher_parts enricher_parts_of(const agent_options& opts) {
   ids.args_filter = opts.compat.app_id_args_filter;
   ids.java_spark_app_name = opts.compat.java_collect_spark_app_name_as_appid;
   ids.agent_pid = static_cast<int32_t>(::getpid());
+  // gProfiler gives Java ids and metadata through its Java profiler only:
+  // --no-java / --java-mode disabled turn them off. The Python and Ruby
+  // profilers are not built, so their flags change nothing yet.
+  ids.java = opts.runtimes.java_mode != "disabled";
   if (!opts.compat.disable_application_identifiers)
     parts.app_id = [ids](int32_t pid) {
       return rt::app_id_of(pid, ids);
@@ -438,6 +467,16 @@ int run_agent(const agent_options& opts) {
   rt::limit_malloc_arenas();
   rt.release_memory = rt::release_free_memory;
   rt.proc = rt::make_proc_source();
+  rt.target_finder = [] {
+    return std::make_shared<rt::target_finder>(rt::make_proc_source(), "/proc");
+  };
+  rt.uptime_ticks = [] {
+    double up = 0;
+    if (auto text = rt::read_input_file("/proc/uptime", 4096))
+      std::sscanf(text->c_str(), "%lf", &up);
+    return static_cast<uint64_t>(
+        up * static_cast<double>(std::max(1L, ::sysconf(_SC_CLK_TCK))));
+  };
   rt.enricher = rt::make_process_enricher(enricher_parts_of(opts),
                                           rt::make_proc_source());
   std::vector<std::string> enabled;

@@ -26,6 +26,7 @@
 #include "runtime/proc.hpp"
 #include "runtime/process_enricher.hpp"
 #include "runtime/process_launcher.hpp"
+#include "runtime/runtime_targets.hpp"
 #include "runtime/spool.hpp"
 #include "runtime/work_queue.hpp"
 
@@ -64,6 +65,11 @@ struct agent_runtime {
   /// What the merger adds to each process's stacks (container, app id,
   /// application metadata); null: nothing (the simulation).
   std::shared_ptr<rt::process_enricher> enricher;
+  /// Where runtime profilers find their targets (one finder each, over the
+  /// real /proc); unset: no runtime profilers (the simulation).
+  std::function<std::shared_ptr<rt::target_finder>()> target_finder;
+  /// Clock ticks since boot now (the start times of /proc/PID/stat).
+  std::function<uint64_t()> uptime_ticks;
   /// Seed of the uploader's back-off jitter.
   uint64_t seed = 0;
   /// Actors that block (file writes, HTTP) get their own thread. Off in the

@@ -247,12 +247,14 @@ std::vector<option_spec> build_table() {
            "seconds (0: none; perf is not filtered, as in gProfiler)")
       .min
       = 0;
+  t.specs.back().unsupported = false;
   t.compat("max-processes-runtime-profiler", vk::integer,
            &compat_options::max_processes_runtime_profiler,
            "Processes a runtime profiler profiles at most, the busiest "
            "first (0: no limit)")
       .min
       = 0;
+  t.specs.back().unsupported = false;
   t.compat("skip-system-profilers-above", vk::integer,
            &compat_options::skip_system_profilers_above,
            "Do not run perf while the host has more processes than this (0: "
@@ -388,12 +390,24 @@ std::vector<option_spec> build_table() {
   t.compat("hw-events-file", vk::string, &compat_options::hw_events_file,
            "JSON file of custom PMU events for --perf-event");
 
-  // Parsed for gProfiler's command lines, read by nothing yet: the runtime
-  // profilers come with their own issue.
+  // Java runs (JIT symbols for perf); the other runtimes are parsed for
+  // gProfiler's command lines and read by nothing yet.
   t.group = "Runtime profilers";
-  t.unsupported = true;
   t.runtime("java", &runtime_options::java_mode, {"perf-map", "ap", "disabled"},
-            "Java");
+            "Java (perf-map: JIT symbols for perf through jattach or jcmd; ap: "
+            "async-profiler is not supported yet, perf-map is used)");
+  t.add("jcmd-path", 0, vk::string, &ao::runtimes, &runtime_options::jcmd_path,
+        "jcmd binary, used for Java JIT symbols when jattach is not installed");
+  t.integer("runtime-concurrency", 0, &ao::runtimes,
+            &runtime_options::concurrency, 1, 256,
+            "Target processes a runtime profiler works on at once");
+  t.compat("java-jattach-timeout", vk::integer,
+           &compat_options::java_jattach_timeout,
+           "Seconds attaching to a JVM may take")
+      .min
+      = 1;
+  t.specs.back().unsupported = false;
+  t.unsupported = true;
   t.runtime("python", &runtime_options::python_mode,
             {"auto", "pyperf", "pyspy", "py-spy", "disabled"}, "Python");
   t.runtime("ruby", &runtime_options::ruby_mode, {"rbspy", "disabled"}, "Ruby");
@@ -402,8 +416,6 @@ std::vector<option_spec> build_table() {
             {"dotnet-trace", "disabled"}, ".NET");
   t.runtime("nodejs", &runtime_options::nodejs_mode,
             {"perf", "attach-maps", "disabled"}, "Node.js");
-  t.add("jcmd-path", 0, vk::string, &ao::runtimes, &runtime_options::jcmd_path,
-        "jcmd binary (Java JIT symbols)");
   t.add("py-spy-path", 0, vk::string, &ao::runtimes,
         &runtime_options::py_spy_path, "py-spy binary");
   t.add("rbspy-path", 0, vk::string, &ao::runtimes,
@@ -412,9 +424,6 @@ std::vector<option_spec> build_table() {
         &runtime_options::phpspy_path, "phpspy binary");
   t.add("dotnet-trace-path", 0, vk::string, &ao::runtimes,
         &runtime_options::dotnet_trace_path, "dotnet-trace binary");
-  t.integer("runtime-concurrency", 0, &ao::runtimes,
-            &runtime_options::concurrency, 1, 256,
-            "Target processes a runtime profiler works on at once");
   t.compat("no-python-versions", vk::flag, &compat_options::no_python_versions,
            "Do not add Python versions to frames");
   t.compat("pyperf-user-stacks-pages", vk::integer,
@@ -463,10 +472,6 @@ std::vector<option_spec> build_table() {
            "Java safemode options, comma-separated (alone: all)")
       .implicit_value
       = "all";
-  t.compat("java-jattach-timeout", vk::integer,
-           &compat_options::java_jattach_timeout, "Seconds jattach may take")
-      .min
-      = 1;
   t.compat("java-async-profiler-mcache", vk::integer,
            &compat_options::java_async_profiler_mcache,
            "async-profiler's mcache option");

@@ -14,6 +14,7 @@ const char* to_string(ec x) {
     case ec::invalid_request: return "invalid_request";
     case ec::write_failed: return "write_failed";
     case ec::upload_failed: return "upload_failed";
+    case ec::tool_failed: return "tool_failed";
   }
   return "unknown";
 }

@@ -26,6 +26,9 @@ enum class ec : uint8_t {
   write_failed,
   /// An upload failed.
   upload_failed,
+  /// A profiling tool ran but what it gave cannot be used (its own error,
+  /// output that does not parse).
+  tool_failed,
 };
 
 /// Returns the name of `x`, e.g. "queue_full".

@@ -176,6 +176,18 @@ class AppIds(unittest.TestCase):
         self.assertGreater(len(header["application_metadata"]), 1)
         self.assertTrue(any(index > 0 for index, *_ in stacks))
 
+    def test_no_java(self):
+        """gProfiler gives Java ids and metadata through its Java profiler:
+        none with --no-java; Python's stay."""
+        path, _ = self.profile(["--no-java"])
+        header, stacks = parse_col(path)
+        found = appid_frames(stacks)
+        self.assertNotIn("appid: java: spin.jar", found)
+        self.assertIn("appid: python: -m http.server", found)
+        java = os.path.realpath(JDK + "/java")
+        self.assertFalse([m for m in header["application_metadata"][1:]
+                          if m["exe"] == java], header["application_metadata"])
+
     def test_disable_application_metadata(self):
         path, _ = self.profile(["--disable-application-metadata"])
         with open(path) as f:

@@ -1,0 +1,445 @@
+#include "actors/runtime_profiler.hpp"
+
+#include <algorithm>
+
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include "runtime/error.hpp"
+#include "runtime/log.hpp"
+#include "runtime/proc.hpp"
+
+namespace gpa {
+
+namespace {
+
+/// The first line of a tool's message, bounded (it goes into a frame).
+std::string first_line(const std::string& text) {
+  auto begin = text.find_first_not_of(" \t\r\n");
+  if (begin == std::string::npos)
+    return {};
+  auto end = text.find_first_of("\r\n", begin);
+  auto line = text.substr(begin, end == std::string::npos ? std::string::npos
+                                                          : end - begin);
+  if (line.size() > 200)
+    line = line.substr(0, 200) + "...";
+  return line;
+}
+
+} // namespace
+
+// -- runtime_state
+// ---------------------------------------------------------------
+
+void runtime_state::init(runtime_config cfg, std::shared_ptr<runtime_tool> tool,
+                         std::shared_ptr<runtime_effects> fx,
+                         std::shared_ptr<spdlog::logger> log) {
+  cfg_ = cfg;
+  cfg_.concurrency = std::max<int64_t>(cfg_.concurrency, 1);
+  tool_ = std::move(tool);
+  fx_ = std::move(fx);
+  log_ = std::move(log);
+  name_ = tool_->name();
+}
+
+std::string runtime_state::tag(uint64_t id) const {
+  // The scheduler's tag for this profiler's part of the snapshot, so that
+  // its own deadline handling stops these children too.
+  return "snap-" + std::to_string(id) + "/" + name_;
+}
+
+void runtime_state::prepare(std::function<void(std::string)> done) {
+  if (!prepared_) {
+    prepared_ = true;
+    disabled_why_ = tool_->check();
+    if (!disabled_why_.empty())
+      log_->warn("{}: {}; its processes keep their perf stacks", name_,
+                 disabled_why_);
+    else if (auto what = tool_->describe(); !what.empty())
+      log_->info("{}", what);
+  }
+  // A missing tool is not an error of the snapshot: the runtime is off and
+  // every part is empty.
+  done({});
+}
+
+void runtime_state::on_start(const window_info& info) {
+  auto& w = windows_[info.snapshot_id];
+  w.duration = info.duration;
+  w.part.snapshot_id = info.snapshot_id;
+  w.part.profiler = name_;
+  if (!prepared_ || disabled() || info.skip_runtime) {
+    w.worked = true;
+    return;
+  }
+  auto delay = std::chrono::duration_cast<caf::timespan>(
+      info.duration * std::clamp(tool_->start_at(), 0.0, 1.0));
+  if (delay.count() <= 0)
+    on_work(info.snapshot_id);
+  else
+    fx_->work_in(delay, info.snapshot_id);
+}
+
+void runtime_state::on_work(uint64_t id) {
+  auto i = windows_.find(id);
+  if (i == windows_.end() || i->second.worked)
+    return;
+  auto& w = i->second;
+  w.worked = true;
+  for (auto& t : fx_->targets()) {
+    w.jobs.push_back({t});
+    queue_.emplace_back(id, w.jobs.size() - 1);
+  }
+  log_->debug("window {}: {} target(s)", id, w.jobs.size());
+  pump();
+}
+
+void runtime_state::pump() {
+  while (running_ < static_cast<size_t>(cfg_.concurrency) && !queue_.empty()) {
+    auto [id, index] = queue_.front();
+    queue_.pop_front();
+    auto i = windows_.find(id);
+    if (i == windows_.end())
+      continue;
+    auto& j = i->second.jobs[index];
+    j.started = true;
+    auto req = tool_->command(j.target, i->second.duration);
+    req.tag = tag(id);
+    ++running_;
+    fx_->run(std::move(req),
+             [this, id, index](caf::expected<run_result> result) {
+               --running_;
+               finished(id, index, std::move(result));
+               pump();
+             });
+  }
+}
+
+void runtime_state::finished(uint64_t id, size_t index,
+                             caf::expected<run_result> result) {
+  auto i = windows_.find(id);
+  if (i == windows_.end())
+    return; // answered already (deadline); the child was stopped
+  auto& w = i->second;
+  auto& j = w.jobs[index];
+  if (j.done)
+    return;
+  j.done = true;
+  auto& t = j.target;
+  auto error = [&](std::string reason) {
+    log_->debug("pid {} ({}): {}", t.pid, t.comm, reason);
+    w.part.errors.push_back({t.pid, t.comm, "error", std::move(reason)});
+  };
+  if (!result) {
+    error("cannot run the tool: " + message_of(result.error()));
+  } else if (result->timed_out) {
+    error("timed out");
+  } else if (!rt::process_exists(t.pid)) {
+    // gProfiler's words when the target exits while it is profiled.
+    error("process went down during profiling");
+  } else if (auto stacks = tool_->parse(t, *result); !stacks) {
+    error(message_of(stacks.error()));
+  } else if (!stacks->stacks.empty()) {
+    w.part.processes.push_back(std::move(*stacks));
+  }
+  complete_if_done(id);
+}
+
+void runtime_state::complete_if_done(uint64_t id) {
+  auto i = windows_.find(id);
+  if (i == windows_.end() || !i->second.reply || !i->second.worked)
+    return;
+  auto& w = i->second;
+  if (!std::all_of(w.jobs.begin(), w.jobs.end(), [](const job& j) {
+        return j.done;
+      }))
+    return;
+  auto reply = std::move(w.reply);
+  auto part = std::move(w.part);
+  windows_.erase(i);
+  reply(std::move(part));
+}
+
+void runtime_state::on_snapshot(const snapshot_request& req,
+                                std::function<void(profile_part)> reply) {
+  auto i = windows_.find(req.snapshot_id);
+  if (i == windows_.end()) {
+    // A window this profiler never saw start (it was not ready yet).
+    profile_part part;
+    part.snapshot_id = req.snapshot_id;
+    part.profiler = name_;
+    reply(std::move(part));
+    return;
+  }
+  i->second.reply = std::move(reply);
+  // A window shorter than planned ends before the work was due: do it now.
+  if (!i->second.worked)
+    on_work(req.snapshot_id);
+  // Answer a little before the budget runs out, whatever is still running.
+  auto margin
+      = std::min<caf::timespan>(req.budget / 10, std::chrono::seconds(1));
+  fx_->deadline_in(req.budget - margin, req.snapshot_id);
+  complete_if_done(req.snapshot_id);
+}
+
+void runtime_state::on_deadline(uint64_t id) {
+  auto i = windows_.find(id);
+  if (i == windows_.end() || !i->second.reply)
+    return;
+  auto& w = i->second;
+  bool stopped = false;
+  for (auto& j : w.jobs) {
+    if (j.done)
+      continue;
+    j.done = true;
+    stopped = stopped || j.started;
+    w.part.errors.push_back(
+        {j.target.pid, j.target.comm, "error",
+         j.started ? "timed out" : "not profiled: the window's time ran out"});
+  }
+  // Queued work of this window is dropped; running children are stopped.
+  queue_.erase(std::remove_if(queue_.begin(), queue_.end(),
+                              [id](auto& q) {
+                                return q.first == id;
+                              }),
+               queue_.end());
+  if (stopped) {
+    log_->warn("window {}: stopping the {} children still running at the "
+               "deadline",
+               id, name_);
+    fx_->cancel(tag(id));
+  }
+  complete_if_done(id);
+}
+
+// -- the Java tool
+// ---------------------------------------------------------------
+
+namespace {
+
+/// Where a program is: `name` itself if it holds a '/', else the first
+/// executable of that name on PATH; "" if none.
+std::string find_program(const std::string& name) {
+  if (name.empty())
+    return {};
+  if (name.find('/') != std::string::npos)
+    return ::access(name.c_str(), X_OK) == 0 ? name : std::string{};
+  const char* path = std::getenv("PATH");
+  std::string dirs = path != nullptr ? path : "/usr/bin:/bin";
+  size_t start = 0;
+  while (start <= dirs.size()) {
+    auto end = dirs.find(':', start);
+    auto dir = dirs.substr(start, end == std::string::npos ? std::string::npos
+                                                           : end - start);
+    if (!dir.empty()) {
+      auto full = dir + "/" + name;
+      if (::access(full.c_str(), X_OK) == 0)
+        return full;
+    }
+    if (end == std::string::npos)
+      break;
+    start = end + 1;
+  }
+  return {};
+}
+
+/// perf-map mode: each window, late in it, the JVM writes its JIT symbols
+/// to /tmp/perf-<pid>.map (JDK 17+'s Compiler.perfmap diagnostic command),
+/// which perf reads when it turns the window's samples into stacks, so
+/// that Java frames have their names. Asked through jattach (which joins
+/// the JVM's user and namespaces, so it works for JVMs of any user and in
+/// containers) or, without it, through the JDK's jcmd.
+class java_perf_map_tool : public runtime_tool {
+public:
+  java_perf_map_tool(std::string mode, std::string jcmd,
+                     int64_t attach_timeout_s)
+      : mode_(std::move(mode)), jcmd_option_(std::move(jcmd)),
+        timeout_s_(attach_timeout_s) {}
+
+  std::string name() const override {
+    return "java";
+  }
+
+  rt::runtime_kind kind() const override {
+    return rt::runtime_kind::java;
+  }
+
+  std::string check() override {
+    // A --jcmd-path the user gave wins; else jattach, else the JDK's jcmd.
+    bool given = jcmd_option_ != runtime_options{}.jcmd_path;
+    if (!given)
+      jattach_ = find_program("jattach");
+    if (jattach_.empty())
+      jcmd_ = find_program(jcmd_option_);
+    if (jattach_.empty() && jcmd_.empty())
+      return "neither jattach nor jcmd ('" + jcmd_option_
+             + "', --jcmd-path) was found: Java frames are not named "
+               "(install Debian's jattach or a JDK 17+)";
+    return {};
+  }
+
+  double start_at() const override {
+    // Late in the window, so that code compiled during it is named too.
+    return 0.8;
+  }
+
+  std::string describe() const override {
+    std::string ap = mode_ == "ap" ? "async-profiler (--java-mode ap) is not "
+                                     "supported yet; "
+                                   : "";
+    return "java: " + ap + "JIT symbols through "
+           + (jattach_.empty() ? jcmd_ : jattach_)
+           + " Compiler.perfmap late in each window (JDK 17+), so that perf "
+             "names Java frames; run Java with -XX:+PreserveFramePointer for "
+             "whole Java stacks";
+  }
+
+  run_request command(const rt::runtime_target& t, caf::timespan) override {
+    run_request req;
+    if (!jattach_.empty())
+      req.argv = {jattach_, std::to_string(t.pid), "jcmd", "Compiler.perfmap"};
+    else
+      req.argv = {jcmd_, std::to_string(t.pid), "Compiler.perfmap"};
+    req.timeout = std::chrono::seconds(timeout_s_);
+    req.kill_grace = std::chrono::seconds(1);
+    req.out_cap = 16 << 10;
+    req.err_cap = 16 << 10;
+    return req;
+  }
+
+  caf::expected<process_stacks> parse(const rt::runtime_target& t,
+                                      run_result& r) override {
+    // jcmd prints "<pid>:" then the command's output; an unknown command
+    // (a JDK before 17) or a failed attach is said on stdout or stderr.
+    auto said = first_line(r.err.empty() ? r.out : r.err);
+    auto out = r.out;
+    bool unknown = out.find("Unknown diagnostic command") != std::string::npos
+                   || out.find("Invalid command") != std::string::npos;
+    if (unknown)
+      return make_gpa_error(
+          ec::tool_failed,
+          "perfmap not supported by this JVM (JDK 17+ needed)");
+    if (!r.success())
+      return make_gpa_error(
+          ec::tool_failed,
+          "attach failed (exit "
+              + std::to_string(r.exited ? r.exit_code : -r.term_signal) + ")"
+              + (said.empty() ? std::string{} : ": " + said));
+    process_stacks none;
+    none.pid = t.pid;
+    none.comm = t.comm;
+    return none;
+  }
+
+private:
+  std::string mode_;
+  std::string jcmd_option_;
+  int64_t timeout_s_;
+  std::string jattach_;
+  std::string jcmd_;
+};
+
+} // namespace
+
+std::unique_ptr<runtime_tool> make_java_tool(const runtime_options& opts,
+                                             const compat_options& compat) {
+  if (opts.java_mode == "disabled")
+    return nullptr;
+  return std::make_unique<java_perf_map_tool>(
+      opts.java_mode, opts.jcmd_path,
+      std::max<int64_t>(compat.java_jattach_timeout, 1));
+}
+
+// -- the actor
+// -------------------------------------------------------------------
+
+namespace {
+
+class actor_runtime_effects : public runtime_effects {
+public:
+  actor_runtime_effects(runtime_profiler_impl::pointer self,
+                        reaper_actor reaper, runtime_target_source source,
+                        rt::runtime_kind kind)
+      : self_(self), reaper_(std::move(reaper)), source_(std::move(source)),
+        kind_(kind) {}
+
+  void run(run_request req,
+           std::function<void(caf::expected<run_result>)> done) override {
+    self_->request(reaper_, caf::infinite, run_atom_v, std::move(req))
+        .then(
+            [done](run_result& r) {
+              done(std::move(r));
+            },
+            [done](caf::error& err) {
+              done(std::move(err));
+            });
+  }
+
+  void cancel(const std::string& tag) override {
+    self_->request(reaper_, caf::infinite, cancel_atom_v, tag)
+        .then([](uint32_t) {}, [](caf::error&) {});
+  }
+
+  void work_in(caf::timespan delay, uint64_t window) override {
+    self_->delayed_send(self_, delay, poll_atom_v, window);
+  }
+
+  void deadline_in(caf::timespan delay, uint64_t window) override {
+    self_->delayed_send(self_, delay, deadline_atom_v, window);
+  }
+
+  std::vector<rt::runtime_target> targets() override {
+    if (!source_.finder)
+      return {};
+    auto found = source_.finder->scan(
+        {kind_}, source_.now_ticks ? source_.now_ticks() : 0, source_.hz);
+    return rt::select_targets(std::move(found[kind_]), source_.limits);
+  }
+
+private:
+  runtime_profiler_impl::pointer self_;
+  reaper_actor reaper_;
+  runtime_target_source source_;
+  rt::runtime_kind kind_;
+};
+
+} // namespace
+
+runtime_profiler_impl::behavior_type runtime_profiler(
+    runtime_profiler_impl::stateful_pointer<runtime_actor_state> self,
+    runtime_config cfg, std::shared_ptr<runtime_tool> tool,
+    runtime_target_source source, reaper_actor reaper) {
+  auto kind = tool->kind();
+  auto lg = log::get(tool->name());
+  auto fx = std::make_shared<actor_runtime_effects>(self, std::move(reaper),
+                                                    std::move(source), kind);
+  self->state.init(cfg, std::move(tool), std::move(fx), lg);
+  return {
+      [self](prepare_atom) {
+        auto promise = self->make_response_promise<std::string>();
+        self->state.prepare([promise](std::string status) mutable {
+          promise.deliver(std::move(status));
+        });
+        return promise;
+      },
+      [self](start_atom, const window_info& info) {
+        self->state.on_start(info);
+      },
+      [self](snapshot_atom, const snapshot_request& req) {
+        auto promise = self->make_response_promise<profile_part>();
+        self->state.on_snapshot(req, [promise](profile_part part) mutable {
+          promise.deliver(std::move(part));
+        });
+        return promise;
+      },
+      [self](poll_atom, uint64_t window) {
+        self->state.on_work(window);
+      },
+      [self](deadline_atom, uint64_t window) {
+        self->state.on_deadline(window);
+      },
+  };
+}
+
+} // namespace gpa

@@ -1,0 +1,197 @@
+#pragma once
+
+// A runtime profiler: the per-process profilers of one runtime (Java,
+// Ruby, ...), behind the same protocol as perf, so that the scheduler's
+// windows, deadlines and overlap rules cover them unchanged.
+//
+// Each window it finds its targets (runtime/runtime_targets.hpp, gProfiler's
+// rules, --pids, --min-duration, --max-processes-runtime-profiler) at a
+// point of the window its tool chooses (at the start for tools that record
+// over the window, late in it for tools that refresh symbol maps), and runs
+// the tool once per target through the reaper, at most `concurrency` at a
+// time whatever the number of targets, each child bounded by the tool's
+// timeout. What a tool gives for a target is data, never a crash: stacks,
+// nothing (perf's stacks stand), or an error stack. At the snapshot it
+// answers when every target is done, or just before its budget runs out:
+// then the children still running are stopped and their targets get
+// timeout errors, so one hung tool never delays the snapshot.
+//
+// The logic is runtime_state, over an effects interface (runtime_effects)
+// so that it is tested without an actor system; runtime_profiler() is the
+// thin actor around it. A runtime's specifics are a runtime_tool.
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <caf/expected.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "config/options.hpp"
+#include "messages/reaper.hpp"
+#include "messages/scheduler.hpp"
+#include "runtime/runtime_targets.hpp"
+
+namespace spdlog {
+class logger;
+} // namespace spdlog
+
+namespace gpa {
+
+/// The runtime-specific part of a runtime profiler.
+class runtime_tool {
+public:
+  virtual ~runtime_tool() = default;
+
+  /// The profiler's name ("java", ...): its part, logger, tags, errors.
+  virtual std::string name() const = 0;
+
+  /// The runtime whose processes it profiles.
+  virtual rt::runtime_kind kind() const = 0;
+
+  /// Checked once, at prepare: "" if the tool can run, else why not (the
+  /// runtime is then off for the agent's life, said in one line).
+  virtual std::string check() = 0;
+
+  /// How far into the window (0 to 1) the per-process work starts.
+  virtual double start_at() const {
+    return 0;
+  }
+
+  /// The tool's command for one target in a window of `window` length
+  /// (argv, timeout, output mode; the tag is set by the caller).
+  virtual run_request command(const rt::runtime_target& target,
+                              caf::timespan window)
+      = 0;
+
+  /// What the finished child means for the target: its stacks (empty:
+  /// nothing replaces perf's stacks), or an error reason.
+  virtual caf::expected<process_stacks> parse(const rt::runtime_target& target,
+                                              run_result& result)
+      = 0;
+
+  /// One line for the log at start: what the tool does ("" for none).
+  virtual std::string describe() const {
+    return {};
+  }
+};
+
+/// Makes the Java tool of `opts` (perf-map: JIT symbols for perf through
+/// jattach or jcmd); null if `java_mode` is disabled.
+std::unique_ptr<runtime_tool> make_java_tool(const runtime_options& opts,
+                                             const compat_options& compat);
+
+/// Everything a runtime_state does to the world.
+class runtime_effects {
+public:
+  virtual ~runtime_effects() = default;
+  /// Runs a child through the reaper.
+  virtual void run(run_request req,
+                   std::function<void(caf::expected<run_result>)> done)
+      = 0;
+  /// Stops every child with this tag.
+  virtual void cancel(const std::string& tag) = 0;
+  /// Calls on_work(window) after `delay`.
+  virtual void work_in(caf::timespan delay, uint64_t window) = 0;
+  /// Calls on_deadline(window) after `delay`.
+  virtual void deadline_in(caf::timespan delay, uint64_t window) = 0;
+  /// The targets of this window (scan and limits).
+  virtual std::vector<rt::runtime_target> targets() = 0;
+};
+
+/// Settings of a runtime profiler.
+struct runtime_config {
+  /// Children running at once.
+  int64_t concurrency = runtime_options{}.concurrency;
+};
+
+/// The logic of a runtime profiler.
+class runtime_state {
+public:
+  static inline const char* name = "runtime_profiler";
+
+  void init(runtime_config cfg, std::shared_ptr<runtime_tool> tool,
+            std::shared_ptr<runtime_effects> fx,
+            std::shared_ptr<spdlog::logger> log);
+
+  void prepare(std::function<void(std::string)> done);
+  void on_start(const window_info& info);
+  void on_work(uint64_t window);
+  void on_snapshot(const snapshot_request& req,
+                   std::function<void(profile_part)> reply);
+  void on_deadline(uint64_t window);
+
+  /// Children running now (for tests).
+  size_t running() const {
+    return running_;
+  }
+
+  /// Whether the tool's check failed (the runtime is off).
+  bool disabled() const {
+    return !disabled_why_.empty();
+  }
+
+private:
+  struct job {
+    rt::runtime_target target;
+    bool started = false;
+    bool done = false;
+  };
+
+  struct window {
+    caf::timespan duration{0};
+    bool worked = false;
+    std::vector<job> jobs;
+    profile_part part;
+    std::function<void(profile_part)> reply;
+  };
+
+  void pump();
+  void finished(uint64_t id, size_t index, caf::expected<run_result> result);
+  void complete_if_done(uint64_t id);
+  std::string tag(uint64_t id) const;
+
+  runtime_config cfg_;
+  std::shared_ptr<runtime_tool> tool_;
+  std::shared_ptr<runtime_effects> fx_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::string name_;
+  std::string disabled_why_;
+  bool prepared_ = false;
+  std::map<uint64_t, window> windows_;
+  std::deque<std::pair<uint64_t, size_t>> queue_;
+  size_t running_ = 0;
+};
+
+/// The runtime profiler's interface: a profiler plus its own timers.
+using runtime_profiler_impl
+    = profiler_actor::extend<caf::reacts_to<poll_atom, uint64_t>,
+                             caf::reacts_to<deadline_atom, uint64_t>>;
+
+/// Where a runtime profiler finds its targets.
+struct runtime_target_source {
+  std::shared_ptr<rt::target_finder> finder;
+  rt::target_limits limits;
+  /// Ticks since boot now, and ticks per second.
+  std::function<uint64_t()> now_ticks;
+  uint64_t hz = 100;
+};
+
+/// The actor state: runtime_state plus the actor's name.
+struct runtime_actor_state : runtime_state {
+  static inline const char* name = "runtime_profiler";
+};
+
+/// Spawns as `sys.spawn(runtime_profiler, cfg, tool, source, reaper)`.
+runtime_profiler_impl::behavior_type runtime_profiler(
+    runtime_profiler_impl::stateful_pointer<runtime_actor_state> self,
+    runtime_config cfg, std::shared_ptr<runtime_tool> tool,
+    runtime_target_source source, reaper_actor reaper);
+
+} // namespace gpa

@@ -1,0 +1,283 @@
+// The runtime profilers' logic (actors/runtime_profiler.*) over scripted
+// effects: the concurrency budget whatever the number of targets, a tool
+// that hangs on one target answered at the deadline with a timeout error
+// and stopped, targets that exit, tool errors as error stacks, a missing
+// tool turning the runtime off, and windows skipped under memory pressure.
+
+#include <boost/test/unit_test.hpp>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include "actors/runtime_profiler.hpp"
+#include "runtime/error.hpp"
+#include "runtime/log.hpp"
+
+using namespace gpa;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// A tool whose results the test decides.
+class scripted_tool : public runtime_tool {
+public:
+  std::string missing;
+  double at = 0;
+  /// pid -> what parse() gives: "" nothing, "error:<why>", else one stack.
+  std::map<int32_t, std::string> outcome;
+
+  std::string name() const override {
+    return "java";
+  }
+  rt::runtime_kind kind() const override {
+    return rt::runtime_kind::java;
+  }
+  std::string check() override {
+    return missing;
+  }
+  double start_at() const override {
+    return at;
+  }
+  run_request command(const rt::runtime_target& t, caf::timespan) override {
+    run_request req;
+    req.argv = {"tool", std::to_string(t.pid)};
+    return req;
+  }
+  caf::expected<process_stacks> parse(const rt::runtime_target& t,
+                                      run_result&) override {
+    auto& o = outcome[t.pid];
+    if (o.rfind("error:", 0) == 0)
+      return make_gpa_error(ec::tool_failed, o.substr(6));
+    process_stacks p;
+    p.pid = t.pid;
+    p.comm = t.comm;
+    if (!o.empty())
+      p.stacks.push_back({t.comm + ";" + o, 5});
+    return p;
+  }
+};
+
+/// Effects that record what the state asks for; children finish when the
+/// test says so.
+class scripted_effects : public runtime_effects {
+public:
+  std::vector<rt::runtime_target> found;
+  std::vector<
+      std::pair<run_request, std::function<void(caf::expected<run_result>)>>>
+      runs;
+  std::vector<std::string> cancelled;
+  std::vector<std::pair<caf::timespan, uint64_t>> works, deadlines;
+  size_t max_running = 0;
+  size_t* running = nullptr;
+
+  void run(run_request req,
+           std::function<void(caf::expected<run_result>)> done) override {
+    runs.emplace_back(std::move(req), std::move(done));
+  }
+  void cancel(const std::string& tag) override {
+    cancelled.push_back(tag);
+  }
+  void work_in(caf::timespan delay, uint64_t window) override {
+    works.emplace_back(delay, window);
+  }
+  void deadline_in(caf::timespan delay, uint64_t window) override {
+    deadlines.emplace_back(delay, window);
+  }
+  std::vector<rt::runtime_target> targets() override {
+    return found;
+  }
+
+  /// Finishes run `i` (exit 0).
+  void finish(size_t i) {
+    run_result r;
+    r.exited = true;
+    auto done = runs.at(i).second;
+    done(std::move(r));
+  }
+};
+
+/// pids that exist (this process) and do not (above the kernel's maximum).
+const int32_t alive_pid = static_cast<int32_t>(::getpid());
+constexpr int32_t gone_pid = 5000000;
+
+struct fixture {
+  std::shared_ptr<scripted_tool> tool = std::make_shared<scripted_tool>();
+  std::shared_ptr<scripted_effects> fx = std::make_shared<scripted_effects>();
+  runtime_state st;
+  std::vector<profile_part> replies;
+
+  fixture() {
+    log::silence();
+  }
+
+  void init(int64_t concurrency) {
+    runtime_config cfg;
+    cfg.concurrency = concurrency;
+    st.init(cfg, tool, fx, log::get("java-test"));
+    st.prepare([](std::string status) {
+      BOOST_CHECK_EQUAL(status, "");
+    });
+  }
+
+  void start(uint64_t id, bool skip = false) {
+    window_info w;
+    w.snapshot_id = id;
+    w.duration = 10s;
+    w.skip_runtime = skip;
+    st.on_start(w);
+  }
+
+  void snapshot(uint64_t id) {
+    snapshot_request req;
+    req.snapshot_id = id;
+    req.budget = 10s;
+    st.on_snapshot(req, [this](profile_part p) {
+      replies.push_back(std::move(p));
+    });
+  }
+
+  void targets(int n, int32_t pid) {
+    for (int i = 0; i < n; ++i)
+      fx->found.push_back({pid, "java", 100, 0});
+  }
+};
+
+std::string errors_of(const profile_part& p) {
+  std::string out;
+  for (auto& e : p.errors)
+    out += std::to_string(e.pid) + ":" + e.what + ":" + e.reason + "|";
+  return out;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(runtime_profiler)
+
+BOOST_FIXTURE_TEST_CASE(fifty_targets_run_within_the_budget, fixture) {
+  init(4);
+  targets(50, alive_pid);
+  start(1);
+  BOOST_CHECK_EQUAL(fx->runs.size(), 4u);
+  BOOST_CHECK_EQUAL(fx->runs[0].first.tag, "snap-1/java");
+  size_t finished = 0;
+  while (finished < fx->runs.size()) {
+    BOOST_CHECK_LE(st.running(), 4u);
+    fx->finish(finished++);
+  }
+  BOOST_CHECK_EQUAL(fx->runs.size(), 50u);
+  BOOST_CHECK_EQUAL(st.running(), 0u);
+  // Done before the snapshot: answered at once, nothing to report.
+  snapshot(1);
+  BOOST_REQUIRE_EQUAL(replies.size(), 1u);
+  BOOST_CHECK_EQUAL(replies[0].profiler, "java");
+  BOOST_CHECK(replies[0].errors.empty());
+  BOOST_CHECK(replies[0].processes.empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(a_hung_target_is_a_timeout_at_the_deadline, fixture) {
+  init(2);
+  targets(3, alive_pid);
+  tool->outcome[alive_pid] = "Main.run_[j]";
+  start(1);
+  fx->finish(0); // the first target: its stacks
+  fx->finish(1);
+  BOOST_REQUIRE_EQUAL(fx->runs.size(), 3u); // the third started; it hangs
+  snapshot(1);
+  BOOST_CHECK(replies.empty());
+  BOOST_REQUIRE_EQUAL(fx->deadlines.size(), 1u);
+  BOOST_CHECK(fx->deadlines[0].first < 10s); // before the budget runs out
+  st.on_deadline(1);
+  BOOST_REQUIRE_EQUAL(replies.size(), 1u);
+  BOOST_CHECK_EQUAL(replies[0].processes.size(), 2u);
+  BOOST_CHECK_EQUAL(errors_of(replies[0]),
+                    std::to_string(alive_pid) + ":error:timed out|");
+  BOOST_CHECK(fx->cancelled == std::vector<std::string>{"snap-1/java"});
+  // The stopped child reports later: nothing more happens.
+  fx->finish(2);
+  BOOST_CHECK_EQUAL(replies.size(), 1u);
+  BOOST_CHECK_EQUAL(st.running(), 0u);
+}
+
+BOOST_FIXTURE_TEST_CASE(queued_targets_at_the_deadline_are_said, fixture) {
+  init(1);
+  targets(3, alive_pid);
+  start(1);
+  snapshot(1);
+  st.on_deadline(1);
+  BOOST_REQUIRE_EQUAL(replies.size(), 1u);
+  auto e = errors_of(replies[0]);
+  BOOST_CHECK_NE(e.find("timed out"), std::string::npos);
+  BOOST_CHECK_NE(e.find("not profiled: the window's time ran out"),
+                 std::string::npos);
+  // The next window's work is not blocked by the dropped queue.
+  fx->finish(0);
+  start(2);
+  BOOST_CHECK_EQUAL(fx->runs.size(), 2u);
+}
+
+BOOST_FIXTURE_TEST_CASE(exits_and_tool_errors_are_error_stacks, fixture) {
+  init(4);
+  fx->found = {{gone_pid, "java", 100, 0}, {alive_pid, "java", 100, 0}};
+  tool->outcome[alive_pid] = "error:attach failed (exit 1): refused";
+  start(1);
+  fx->finish(0);
+  fx->finish(1);
+  snapshot(1);
+  BOOST_REQUIRE_EQUAL(replies.size(), 1u);
+  BOOST_CHECK_EQUAL(errors_of(replies[0]),
+                    std::to_string(gone_pid)
+                        + ":error:process went down during profiling|"
+                        + std::to_string(alive_pid)
+                        + ":error:attach failed (exit 1): refused|");
+}
+
+BOOST_FIXTURE_TEST_CASE(a_child_that_cannot_start_is_an_error_stack, fixture) {
+  init(4);
+  targets(1, alive_pid);
+  start(1);
+  fx->runs[0].second(make_gpa_error(ec::spawn_failed, "no such file"));
+  snapshot(1);
+  BOOST_REQUIRE_EQUAL(replies.size(), 1u);
+  BOOST_CHECK_NE(errors_of(replies[0]).find("cannot run the tool"),
+                 std::string::npos);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_missing_tool_turns_the_runtime_off, fixture) {
+  tool->missing = "jcmd not found";
+  init(4);
+  BOOST_CHECK(st.disabled());
+  targets(5, alive_pid);
+  start(1);
+  snapshot(1);
+  BOOST_CHECK(fx->runs.empty());
+  BOOST_REQUIRE_EQUAL(replies.size(), 1u);
+  BOOST_CHECK(replies[0].errors.empty() && replies[0].processes.empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(skipped_windows_and_late_work, fixture) {
+  tool->at = 0.8;
+  init(4);
+  targets(2, alive_pid);
+  start(1, true); // memory pressure: no work
+  BOOST_CHECK(fx->works.empty());
+  snapshot(1);
+  BOOST_CHECK_EQUAL(replies.size(), 1u);
+  start(2);
+  BOOST_REQUIRE_EQUAL(fx->works.size(), 1u);
+  BOOST_CHECK(fx->works[0].first == 8s);
+  BOOST_CHECK(fx->runs.empty());
+  st.on_work(2);
+  BOOST_CHECK_EQUAL(fx->runs.size(), 2u);
+  st.on_work(2); // once per window
+  BOOST_CHECK_EQUAL(fx->runs.size(), 2u);
+  // A window that ends before its work was due does the work at once.
+  start(3);
+  snapshot(3);
+  BOOST_CHECK_EQUAL(fx->runs.size(), 4u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

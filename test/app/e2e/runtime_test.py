@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""As root: the Java runtime profiler with real perf and real processes.
+
+- A Java program run with no special flags shows its own method names in the
+  profile (perf names JIT frames from the map that jcmd/jattach
+  Compiler.perfmap makes the JVM write).
+- A tool that hangs on one of 50 targets does not delay the snapshot past
+  its deadline: the profile comes on time, with one timeout error stack for
+  that target, and the hung tool is stopped.
+- A missing tool gives one clear line and the agent still profiles the rest.
+
+Usage: runtime_test.py /path/to/gprofiler-agent
+"""
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+from common import parse_col, read_text, start_agent, wait_for
+
+AGENT = None
+HOT_JAVA = """
+public class Hot {
+    static long fib(int n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }
+    public static void main(String[] a) throws Exception {
+        long end = System.currentTimeMillis() + Long.parseLong(a[0]) * 1000;
+        long s = 0;
+        while (System.currentTimeMillis() < end) s += fib(22);
+        System.out.println(s);
+    }
+}
+"""
+# A process that maps a file named libjvm.so: a Java target by gProfiler's
+# rule, without a JVM.
+FAKE_JVM = ("import mmap, sys, time\n"
+            "f = open(sys.argv[1], 'rb')\n"
+            "m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)\n"
+            "time.sleep(120)\n")
+# The stand-in jcmd: records each call, hangs (ignoring SIGTERM) on one pid.
+STAND_IN = """#!/bin/sh
+echo "$1" >> {calls}
+if [ "$1" = "{hang}" ]; then trap '' TERM; exec sleep 1000; fi
+echo "$1:"
+exit 0
+"""
+
+
+def profiles(out):
+    return sorted(glob.glob(os.path.join(out, "profile_*.col")))
+
+
+class Runtime(unittest.TestCase):
+    def setUp(self):
+        self.work = tempfile.mkdtemp(prefix="gpa-runtime-")
+        self.addCleanup(shutil.rmtree, self.work, True)
+        self.procs = []
+        self.addCleanup(self.stop_procs)
+
+    def stop_procs(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+    def spawn(self, argv):
+        p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.procs.append(p)
+        return p
+
+    def test_java_frames_are_named(self):
+        with open(os.path.join(self.work, "Hot.java"), "w") as f:
+            f.write(HOT_JAVA)
+        subprocess.run(["javac", "-d", self.work, os.path.join(self.work, "Hot.java")],
+                       check=True)
+        java = self.spawn(["java", "-cp", self.work, "Hot", "60"])
+        time.sleep(2)  # the JVM starts and compiles fib
+        out = os.path.join(self.work, "out")
+        log = os.path.join(self.work, "agent.log")
+        agent = start_agent(self, AGENT, ["-o", out, "-d", "8"], log)
+        self.assertEqual(agent.wait(timeout=120), 0, read_text(log))
+        text = read_text(log)
+        self.assertIn("java: JIT symbols through", text)
+        header, stacks = parse_col(profiles(out)[-1])
+        named = [s for s in stacks if any("Hot.fib" in f for f in s[3])]
+        self.assertTrue(named, "no Hot.fib frame in the profile")
+        self.assertTrue(all(s[2] == "java" for s in named), named[:3])
+        self.assertIsNone(java.poll())
+
+    def test_a_hung_tool_on_one_of_fifty_targets_costs_no_snapshot(self):
+        lib = os.path.join(self.work, "libjvm.so")
+        with open(lib, "wb") as f:
+            f.write(b"\0" * 4096)
+        fakes = [self.spawn([sys.executable, "-c", FAKE_JVM, lib]) for _ in range(50)]
+
+        def mapped():
+            n = 0
+            for p in fakes:
+                try:
+                    with open(f"/proc/{p.pid}/maps") as m:
+                        n += lib in m.read()
+                except OSError:
+                    pass
+            return n == len(fakes)
+
+        self.assertTrue(wait_for(mapped, 60))
+        hang = fakes[17].pid
+        calls = os.path.join(self.work, "calls")
+        tool = os.path.join(self.work, "jcmd")
+        with open(tool, "w") as f:
+            f.write(STAND_IN.format(calls=calls, hang=hang))
+        os.chmod(tool, 0o755)
+        out = os.path.join(self.work, "out")
+        log = os.path.join(self.work, "agent.log")
+        duration, grace = 4, 6
+        began = time.time()
+        agent = start_agent(self, AGENT, ["-o", out, "-d", str(duration),
+                                          "--jcmd-path", tool,
+                                          "--java-jattach-timeout", "600",
+                                          "--profiler-grace", str(grace),
+                                          "--runtime-concurrency", "4"], log)
+        self.assertEqual(agent.wait(timeout=120), 0, read_text(log))
+        took = time.time() - began
+        print(f"one-shot run with a hung tool: {took:.1f} s "
+              f"(window {duration} s, grace {grace} s)")
+        with open(calls) as f:
+            called = [int(x) for x in f.read().split()]
+        self.assertEqual(sorted(called), sorted(p.pid for p in fakes))
+        header, stacks = parse_col(profiles(out)[-1])
+        timeouts = [s for s in stacks if s[3] == ["[Profiling error: timed out]"]]
+        self.assertEqual(len(timeouts), 1, stacks)
+        self.assertEqual(timeouts[0][2], "python3")
+        # The hung tool was stopped with the snapshot.
+        leftover = subprocess.run(["pgrep", "-f", "^sleep 1000$"], capture_output=True,
+                                  text=True).stdout.split()
+        self.assertEqual(leftover, [])
+        text = read_text(log)
+        self.assertIn("stopping the java children still running", text)
+
+    def test_a_missing_tool_is_one_line_and_the_rest_goes_on(self):
+        out = os.path.join(self.work, "out")
+        log = os.path.join(self.work, "agent.log")
+        agent = start_agent(self, AGENT, ["-o", out, "-d", "2",
+                                          "--jcmd-path", "/nonexistent/jcmd"], log)
+        self.assertEqual(agent.wait(timeout=120), 0, read_text(log))
+        text = read_text(log)
+        self.assertEqual(text.count("neither jattach nor jcmd"), 1, text)
+        header, stacks = parse_col(profiles(out)[-1])
+        self.assertTrue(stacks)
+
+
+if __name__ == "__main__":
+    AGENT = os.path.abspath(sys.argv.pop(1))
+    unittest.main(verbosity=2)
