@@ -8,7 +8,6 @@
 
 #include "runtime/error.hpp"
 #include "runtime/log.hpp"
-#include "runtime/proc.hpp"
 
 namespace gpa {
 
@@ -135,7 +134,7 @@ void runtime_state::finished(uint64_t id, size_t index,
     error("cannot run the tool: " + message_of(result.error()));
   } else if (result->timed_out) {
     error("timed out");
-  } else if (!rt::process_exists(t.pid)) {
+  } else if (!fx_->alive(t.pid)) {
     // gProfiler's words when the target exits while it is profiled.
     error("process went down during profiling");
   } else if (auto stacks = tool_->parse(t, *result); !stacks) {
@@ -216,10 +215,6 @@ void runtime_state::on_deadline(uint64_t id) {
 // -- the Java tool
 // ---------------------------------------------------------------
 
-namespace {
-
-/// Where a program is: `name` itself if it holds a '/', else the first
-/// executable of that name on PATH; "" if none.
 std::string find_program(const std::string& name) {
   if (name.empty())
     return {};
@@ -244,6 +239,8 @@ std::string find_program(const std::string& name) {
   return {};
 }
 
+namespace {
+
 /// perf-map mode: each window, late in it, the JVM writes its JIT symbols
 /// to /tmp/perf-<pid>.map (JDK 17+'s Compiler.perfmap diagnostic command),
 /// which perf reads when it turns the window's samples into stacks, so
@@ -253,9 +250,9 @@ std::string find_program(const std::string& name) {
 class java_perf_map_tool : public runtime_tool {
 public:
   java_perf_map_tool(std::string mode, std::string jcmd,
-                     int64_t attach_timeout_s)
+                     int64_t attach_timeout_s, program_finder which)
       : mode_(std::move(mode)), jcmd_option_(std::move(jcmd)),
-        timeout_s_(attach_timeout_s) {}
+        timeout_s_(attach_timeout_s), which_(std::move(which)) {}
 
   std::string name() const override {
     return "java";
@@ -269,9 +266,9 @@ public:
     // A --jcmd-path the user gave wins; else jattach, else the JDK's jcmd.
     bool given = jcmd_option_ != runtime_options{}.jcmd_path;
     if (!given)
-      jattach_ = find_program("jattach");
+      jattach_ = which_("jattach");
     if (jattach_.empty())
-      jcmd_ = find_program(jcmd_option_);
+      jcmd_ = which_(jcmd_option_);
     if (jattach_.empty() && jcmd_.empty())
       return "neither jattach nor jcmd ('" + jcmd_option_
              + "', --jcmd-path) was found: Java frames are not named "
@@ -336,6 +333,7 @@ private:
   std::string mode_;
   std::string jcmd_option_;
   int64_t timeout_s_;
+  program_finder which_;
   std::string jattach_;
   std::string jcmd_;
 };
@@ -343,12 +341,14 @@ private:
 } // namespace
 
 std::unique_ptr<runtime_tool> make_java_tool(const runtime_options& opts,
-                                             const compat_options& compat) {
+                                             const compat_options& compat,
+                                             program_finder which) {
   if (opts.java_mode == "disabled")
     return nullptr;
   return std::make_unique<java_perf_map_tool>(
       opts.java_mode, opts.jcmd_path,
-      std::max<int64_t>(compat.java_jattach_timeout, 1));
+      std::max<int64_t>(compat.java_jattach_timeout, 1),
+      which ? std::move(which) : program_finder{find_program});
 }
 
 // -- the actor
@@ -359,10 +359,8 @@ namespace {
 class actor_runtime_effects : public runtime_effects {
 public:
   actor_runtime_effects(runtime_profiler_impl::pointer self,
-                        reaper_actor reaper, runtime_target_source source,
-                        rt::runtime_kind kind)
-      : self_(self), reaper_(std::move(reaper)), source_(std::move(source)),
-        kind_(kind) {}
+                        reaper_actor reaper, runtime_target_source source)
+      : self_(self), reaper_(std::move(reaper)), source_(std::move(source)) {}
 
   void run(run_request req,
            std::function<void(caf::expected<run_result>)> done) override {
@@ -390,18 +388,17 @@ public:
   }
 
   std::vector<rt::runtime_target> targets() override {
-    if (!source_.finder)
-      return {};
-    auto found = source_.finder->scan(
-        {kind_}, source_.now_ticks ? source_.now_ticks() : 0, source_.hz);
-    return rt::select_targets(std::move(found[kind_]), source_.limits);
+    return source_.find ? source_.find() : std::vector<rt::runtime_target>{};
+  }
+
+  bool alive(int32_t pid) override {
+    return !source_.alive || source_.alive(pid);
   }
 
 private:
   runtime_profiler_impl::pointer self_;
   reaper_actor reaper_;
   runtime_target_source source_;
-  rt::runtime_kind kind_;
 };
 
 } // namespace
@@ -410,10 +407,9 @@ runtime_profiler_impl::behavior_type runtime_profiler(
     runtime_profiler_impl::stateful_pointer<runtime_actor_state> self,
     runtime_config cfg, std::shared_ptr<runtime_tool> tool,
     runtime_target_source source, reaper_actor reaper) {
-  auto kind = tool->kind();
   auto lg = log::get(tool->name());
   auto fx = std::make_shared<actor_runtime_effects>(self, std::move(reaper),
-                                                    std::move(source), kind);
+                                                    std::move(source));
   self->state.init(cfg, std::move(tool), std::move(fx), lg);
   return {
       [self](prepare_atom) {

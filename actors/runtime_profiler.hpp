@@ -82,10 +82,18 @@ public:
   }
 };
 
+/// Looks a program up: `name` itself if it holds a '/', else on PATH;
+/// returns its path, or "" if there is no such executable.
+using program_finder = std::function<std::string(const std::string& name)>;
+
+/// The real program_finder (access(X_OK) on `name` or each PATH entry).
+std::string find_program(const std::string& name);
+
 /// Makes the Java tool of `opts` (perf-map: JIT symbols for perf through
-/// jattach or jcmd); null if `java_mode` is disabled.
+/// jattach or jcmd, found by `which`); null if `java_mode` is disabled.
 std::unique_ptr<runtime_tool> make_java_tool(const runtime_options& opts,
-                                             const compat_options& compat);
+                                             const compat_options& compat,
+                                             program_finder which);
 
 /// Everything a runtime_state does to the world.
 class runtime_effects {
@@ -103,6 +111,8 @@ public:
   virtual void deadline_in(caf::timespan delay, uint64_t window) = 0;
   /// The targets of this window (scan and limits).
   virtual std::vector<rt::runtime_target> targets() = 0;
+  /// Whether a process still exists.
+  virtual bool alive(int32_t pid) = 0;
 };
 
 /// Settings of a runtime profiler.
@@ -174,13 +184,11 @@ using runtime_profiler_impl
     = profiler_actor::extend<caf::reacts_to<poll_atom, uint64_t>,
                              caf::reacts_to<deadline_atom, uint64_t>>;
 
-/// Where a runtime profiler finds its targets.
+/// Where a runtime profiler finds its targets: the processes of its runtime
+/// now, after the limits; and whether a process still exists.
 struct runtime_target_source {
-  std::shared_ptr<rt::target_finder> finder;
-  rt::target_limits limits;
-  /// Ticks since boot now, and ticks per second.
-  std::function<uint64_t()> now_ticks;
-  uint64_t hz = 100;
+  std::function<std::vector<rt::runtime_target>()> find;
+  std::function<bool(int64_t pid)> alive;
 };
 
 /// The actor state: runtime_state plus the actor's name.

@@ -221,10 +221,16 @@ void scheduler_state::on_part(const std::string& profiler, uint64_t id,
               profiler, id);
     return;
   }
-  bool failed = part.processes.empty() && !part.errors.empty();
+  // The profiler failed when it gave nothing but an error of its own (pid
+  // 0); errors of single processes (a runtime tool that cannot attach to one
+  // of its targets) are data, not a failure to back off from.
+  auto own = std::find_if(part.errors.begin(), part.errors.end(),
+                          [](const profiler_error& e) {
+                            return e.pid == 0;
+                          });
+  bool failed = part.processes.empty() && own != part.errors.end();
   if (slot)
-    count_failure(*slot, id, failed,
-                  failed ? part.errors.front().what : std::string{});
+    count_failure(*slot, id, failed, failed ? own->what : std::string{});
   part.snapshot_id = id;
   part.profiler = profiler;
   if (metrics)

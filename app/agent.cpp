@@ -270,17 +270,17 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
 
   // The runtime profilers, one actor per runtime.
   auto add_runtime = [&](std::shared_ptr<runtime_tool> tool) {
-    if (!tool || !rt.target_finder)
+    if (!tool || !rt.runtime_targets)
       return;
     runtime_config rcfg;
     rcfg.concurrency = opts.runtimes.concurrency;
+    rt::target_limits limits;
+    limits.pids = opts.scheduler.pids;
+    limits.min_age_s = opts.compat.min_duration;
+    limits.max_processes = opts.compat.max_processes_runtime_profiler;
     runtime_target_source source;
-    source.finder = rt.target_finder();
-    source.limits.pids = opts.scheduler.pids;
-    source.limits.min_age_s = opts.compat.min_duration;
-    source.limits.max_processes = opts.compat.max_processes_runtime_profiler;
-    source.now_ticks = rt.uptime_ticks;
-    source.hz = static_cast<uint64_t>(std::max(1L, ::sysconf(_SC_CLK_TCK)));
+    source.find = rt.runtime_targets(tool->kind(), limits);
+    source.alive = rt.pid_alive;
     profiler_slot slot;
     slot.name = tool->name();
     slot.runtime = true;
@@ -289,7 +289,7 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
     slot.handle = caf::actor_cast<profiler_actor>(actor);
     a.profilers.push_back(std::move(slot));
   };
-  add_runtime(make_java_tool(opts.runtimes, opts.compat));
+  add_runtime(make_java_tool(opts.runtimes, opts.compat, rt.find_program));
 
   scheduler_config scfg;
   scfg.opts = opts.scheduler;
@@ -467,15 +467,19 @@ int run_agent(const agent_options& opts) {
   rt::limit_malloc_arenas();
   rt.release_memory = rt::release_free_memory;
   rt.proc = rt::make_proc_source();
-  rt.target_finder = [] {
-    return std::make_shared<rt::target_finder>(rt::make_proc_source(), "/proc");
-  };
-  rt.uptime_ticks = [] {
-    double up = 0;
-    if (auto text = rt::read_input_file("/proc/uptime", 4096))
-      std::sscanf(text->c_str(), "%lf", &up);
-    return static_cast<uint64_t>(
-        up * static_cast<double>(std::max(1L, ::sysconf(_SC_CLK_TCK))));
+  rt.runtime_targets = [](rt::runtime_kind kind, rt::target_limits limits) {
+    // One finder per runtime profiler, used from its thread only.
+    auto finder
+        = std::make_shared<rt::target_finder>(rt::make_proc_source(), "/proc");
+    auto hz = static_cast<uint64_t>(std::max(1L, ::sysconf(_SC_CLK_TCK)));
+    return [finder, kind, limits, hz] {
+      double up = 0;
+      if (auto text = rt::read_input_file("/proc/uptime", 4096))
+        std::sscanf(text->c_str(), "%lf", &up);
+      auto now = static_cast<uint64_t>(up * static_cast<double>(hz));
+      auto found = finder->scan({kind}, now, hz);
+      return rt::select_targets(std::move(found[kind]), limits);
+    };
   };
   rt.enricher = rt::make_process_enricher(enricher_parts_of(opts),
                                           rt::make_proc_source());

@@ -65,11 +65,14 @@ struct agent_runtime {
   /// What the merger adds to each process's stacks (container, app id,
   /// application metadata); null: nothing (the simulation).
   std::shared_ptr<rt::process_enricher> enricher;
-  /// Where runtime profilers find their targets (one finder each, over the
-  /// real /proc); unset: no runtime profilers (the simulation).
-  std::function<std::shared_ptr<rt::target_finder>()> target_finder;
-  /// Clock ticks since boot now (the start times of /proc/PID/stat).
-  std::function<uint64_t()> uptime_ticks;
+  /// The processes of a runtime now, after the limits, for its runtime
+  /// profiler (each profiler calls the function this makes from its own
+  /// thread); unset: no runtime profilers.
+  std::function<std::function<std::vector<rt::runtime_target>()>(
+      rt::runtime_kind, rt::target_limits)>
+      runtime_targets;
+  /// Looks a tool up by name or path; unset: the real PATH.
+  std::function<std::string(const std::string&)> find_program;
   /// Seed of the uploader's back-off jitter.
   uint64_t seed = 0;
   /// Actors that block (file writes, HTTP) get their own thread. Off in the

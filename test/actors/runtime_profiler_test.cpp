@@ -11,8 +11,6 @@
 #include <string>
 #include <vector>
 
-#include <unistd.h>
-
 #include "actors/runtime_profiler.hpp"
 #include "runtime/error.hpp"
 #include "runtime/log.hpp"
@@ -21,6 +19,10 @@ using namespace gpa;
 using namespace std::chrono_literals;
 
 namespace {
+
+/// pids that exist and that are gone.
+constexpr int32_t alive_pid = 4100;
+constexpr int32_t gone_pid = 4200;
 
 /// A tool whose results the test decides.
 class scripted_tool : public runtime_tool {
@@ -90,6 +92,9 @@ public:
   std::vector<rt::runtime_target> targets() override {
     return found;
   }
+  bool alive(int32_t pid) override {
+    return pid != gone_pid;
+  }
 
   /// Finishes run `i` (exit 0).
   void finish(size_t i) {
@@ -99,10 +104,6 @@ public:
     done(std::move(r));
   }
 };
-
-/// pids that exist (this process) and do not (above the kernel's maximum).
-const int32_t alive_pid = static_cast<int32_t>(::getpid());
-constexpr int32_t gone_pid = 5000000;
 
 struct fixture {
   std::shared_ptr<scripted_tool> tool = std::make_shared<scripted_tool>();

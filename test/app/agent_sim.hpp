@@ -7,6 +7,7 @@
 // invariants; every profile written is checked and folded into the trace
 // hash.
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <limits>
@@ -21,6 +22,7 @@
 #include "actors/memory_monitor.hpp"
 #include "actors/perf_profiler.hpp"
 #include "actors/process_reaper.hpp"
+#include "actors/runtime_profiler.hpp"
 #include "actors/scheduler.hpp"
 #include "actors/uploader.hpp"
 #include "app/agent.hpp"
@@ -48,6 +50,9 @@ struct sim_setup {
   bool monitor = false;
   /// --perf-mode: "fp", or "smart" (two simulated perf recordings).
   std::string perf_mode = "fp";
+  /// With it, the Java runtime profiler runs (its tool simulated by the
+  /// world): the Java processes alive at a time (seconds since the start).
+  std::function<std::vector<rt::runtime_target>(double seconds)> java;
 };
 
 /// One profile as written, in brief.
@@ -58,6 +63,8 @@ struct seen_profile {
   bool perf_data = false;
   bool perf_error = false;
   std::string perf_error_text;
+  /// Lines of runtime profilers' error stacks ("comm;[Profiling error: ...]").
+  std::vector<std::string> runtime_errors;
 };
 
 class agent_sim : public sim_fixture {
@@ -142,6 +149,23 @@ public:
       proc = std::make_shared<fake_proc>();
       rt.proc = proc;
     }
+    if (setup.java) {
+      opts.runtimes.jcmd_path = "/sim/jcmd";
+      rt.find_program = [](const std::string& name) {
+        return name.rfind("/sim/", 0) == 0 ? name : std::string{};
+      };
+      rt.runtime_targets = [this](rt::runtime_kind, rt::target_limits limits) {
+        return [this, limits] {
+          return rt::select_targets(java_now(), limits);
+        };
+      };
+      rt.pid_alive = [this](int64_t pid) {
+        for (auto& t : java_now())
+          if (t.pid == pid)
+            return true;
+        return false;
+      };
+    }
     rt::metric::declare_all(*metrics, {"perf"});
     actors = spawn_agent(sys, opts, rt, [] {});
     start_agent(sys, actors, std::chrono::seconds(30));
@@ -151,6 +175,23 @@ public:
     for (auto i = actors.order.rbegin(); i != actors.order.rend(); ++i)
       caf::anon_send_exit(*i, caf::exit_reason::user_shutdown);
     run();
+  }
+
+  /// The Java processes alive now: the scripted ones the world did not
+  /// end.
+  std::vector<rt::runtime_target> java_now() {
+    auto all = setup.java(seconds());
+    all.erase(std::remove_if(all.begin(), all.end(),
+                             [this](const rt::runtime_target& t) {
+                               return world->java_gone.count(t.pid) > 0;
+                             }),
+              all.end());
+    return all;
+  }
+
+  /// Simulated seconds since the start.
+  double seconds() {
+    return std::chrono::duration<double>(now().time_since_epoch()).count();
   }
 
   int64_t wall_ms() {
@@ -307,6 +348,8 @@ public:
           || line.find(";perf-dwarf;[Profiling") != std::string_view::npos) {
         p.perf_error = true;
         p.perf_error_text = std::string{line};
+      } else if (line.find(";[Profiling error: ") != std::string_view::npos) {
+        p.runtime_errors.emplace_back(line.substr(0, space));
       } else if (line.find(";simproc-") != std::string_view::npos) {
         p.perf_data = true;
       }

@@ -4,7 +4,9 @@
 #include <boost/test/unit_test.hpp>
 
 #include <chrono>
+#include <numeric>
 #include <set>
+#include <string>
 
 #include "test/app/agent_sim.hpp"
 
@@ -320,6 +322,92 @@ BOOST_AUTO_TEST_CASE(thirty_days_with_random_faults) {
   BOOST_CHECK_GE(with_data(sim), 42000u);
   BOOST_CHECK_EQUAL(sim.backend->accepted.size() + sim.upload_pending(),
                     sim.profiles.size());
+}
+
+/// Java processes with pids first..first+n-1.
+std::vector<gpa::rt::runtime_target> jvms(int32_t first, int n) {
+  std::vector<gpa::rt::runtime_target> result;
+  for (int i = 0; i < n; ++i)
+    result.push_back({first + i, "java", 3600, 0});
+  return result;
+}
+
+BOOST_AUTO_TEST_CASE(sixty_java_targets_stay_within_the_budget) {
+  sim_setup s;
+  s.seed = sim_seed(20);
+  s.java = [](double) {
+    return jvms(5000, 60);
+  };
+  agent_sim sim{s};
+  sim.run_for(10min + 30s);
+  finish(sim);
+  BOOST_CHECK_EQUAL(sim.profiles.size(), 10u);
+  BOOST_CHECK_EQUAL(with_data(sim), sim.profiles.size());
+  // Every target, every window; never more than --runtime-concurrency at
+  // once.
+  BOOST_CHECK_EQUAL(sim.world->java_runs, 60u * 10);
+  BOOST_CHECK_EQUAL(sim.world->java_max_live,
+                    static_cast<size_t>(runtime_options{}.concurrency));
+  for (auto& p : sim.profiles)
+    BOOST_CHECK_MESSAGE(p.runtime_errors.empty(), p.runtime_errors.front());
+}
+
+BOOST_AUTO_TEST_CASE(a_java_tool_hanging_on_one_target_costs_no_window) {
+  sim_setup s;
+  s.seed = sim_seed(21);
+  s.java = [](double) {
+    return jvms(5000, 50);
+  };
+  agent_sim sim{s};
+  sim.world->java_hang = {5017};
+  sim.run_for(20min + 30s);
+  finish(sim);
+  // Windows keep their length and order (on_written checks that each
+  // starts where the last ended); every one has the timeout of that one
+  // target and nothing else.
+  BOOST_CHECK_EQUAL(sim.profiles.size(), 20u);
+  for (auto& p : sim.profiles) {
+    BOOST_REQUIRE_EQUAL(p.runtime_errors.size(), 1u);
+    BOOST_CHECK_EQUAL(p.runtime_errors[0],
+                      "0;;java;[Profiling error: timed out]");
+  }
+  // The hung tool is stopped each window: none piles up.
+  BOOST_CHECK_LE(sim.world->java_live, 1u);
+  BOOST_CHECK_GE(sim.reaper().totals.killed_total, 19u);
+}
+
+BOOST_AUTO_TEST_CASE(java_targets_come_and_go_every_window) {
+  sim_setup s;
+  s.seed = sim_seed(22);
+  // Each minute a new set of five JVMs; of each set, the first exits as the
+  // tool starts on it and the last cannot be attached to.
+  s.java = [](double t) {
+    return jvms(6000 + 10 * static_cast<int32_t>(t / 60), 5);
+  };
+  agent_sim sim{s};
+  for (int32_t m = 0; m < 32; ++m) {
+    sim.world->java_exits.insert(6000 + 10 * m);
+    sim.world->java_fail.insert(6000 + 10 * m + 4);
+  }
+  sim.run_for(30min + 30s);
+  finish(sim);
+  BOOST_CHECK_EQUAL(sim.profiles.size(), 30u);
+  for (auto& p : sim.profiles) {
+    BOOST_CHECK_EQUAL(p.runtime_errors.size(), 2u);
+    auto all = std::accumulate(p.runtime_errors.begin(), p.runtime_errors.end(),
+                               std::string{},
+                               [](std::string a, const std::string& b) {
+                                 return a + b + "\n";
+                               });
+    BOOST_CHECK_MESSAGE(
+        all.find("[Profiling error: process went down during profiling]")
+            != std::string::npos,
+        all);
+    BOOST_CHECK_MESSAGE(all.find("[Profiling error: attach failed (exit 1)]")
+                            != std::string::npos,
+                        all);
+  }
+  BOOST_CHECK_EQUAL(sim.world->java_live, 0u);
 }
 
 BOOST_AUTO_TEST_CASE(same_seed_same_trace) {

@@ -420,20 +420,22 @@ class Unsupported(unittest.TestCase):
             return " ".join(re.split(r"\n  (?:    )?-", help_text.split(flag + " ", 1)[1],
                                      1)[0].split())
 
-        for flag in ["--rootless", "--java-mode", "--no-python", "--runtime-concurrency"]:
+        for flag in ["--rootless", "--ruby-mode", "--no-python", "--py-spy-path"]:
             self.assertIn("(not supported yet)", entry(flag), flag)
-        self.assertNotIn("(not supported yet)", entry("--perf-mode"))
+        for flag in ["--perf-mode", "--java-mode", "--runtime-concurrency"]:
+            self.assertNotIn("(not supported yet)", entry(flag), flag)
         backend = Backend(self, "tok-123456789", "svc")
         log = tempfile.mktemp(prefix="gpa-cli-", suffix=".log")
         r = run(["upload-file", "--file-path", COL, "--token", "tok-123456789",
                  "--service-name", "svc", "--server-host", backend.url,
-                 "--log-file", log, "--rootless", "--no-java"])
+                 "--log-file", log, "--rootless", "--no-ruby", "--no-java"])
         self.assertEqual(r.returncode, 0, r.stderr)
         with open(log) as f:
             text = f.read()
         os.unlink(log)
         self.assertEqual(text.count("--rootless is not supported yet"), 1, text)
-        self.assertEqual(text.count("--no-java is not supported yet"), 1, text)
+        self.assertEqual(text.count("--no-ruby is not supported yet"), 1, text)
+        self.assertNotIn("--no-java is not supported", text)
 
 
 FIXTURE = os.path.join(HERE, "..", "config", "gprofiler_flags.json")

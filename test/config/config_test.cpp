@@ -441,22 +441,24 @@ BOOST_AUTO_TEST_CASE(spool_bounds_have_minimums) {
 }
 
 BOOST_AUTO_TEST_CASE(unsupported_options_warn_once_and_say_so_in_help) {
-  auto inv = parse({"--rootless", "--no-java", "--python-mode", "auto"},
-                   {{"GPROFILER_PY_SPY_PATH", "/opt/py-spy"}});
+  auto inv
+      = parse({"--rootless", "--no-ruby", "--python-mode", "auto", "--no-java"},
+              {{"GPROFILER_PY_SPY_PATH", "/opt/py-spy"}});
   std::string all;
   for (auto& w : inv.warnings)
     all += w + "\n";
   BOOST_CHECK_EQUAL(inv.warnings.size(), 4u);
   for (auto name :
-       {"--rootless", "--no-java", "--python-mode", "--py-spy-path"})
+       {"--rootless", "--no-ruby", "--python-mode", "--py-spy-path"})
     BOOST_CHECK_MESSAGE(
         contains(all, std::string{name} + " is not supported yet"), all);
   BOOST_CHECK(contains(all, "GPROFILER_PY_SPY_PATH"));
+  BOOST_CHECK(!contains(all, "--no-java")); // Java runs
   // In a file only a value other than the default counts as set.
-  temp_file file{R"({"java_mode": "disabled", "ruby_mode": "rbspy"})"};
+  temp_file file{R"({"ruby_mode": "disabled", "php_mode": "disabled"})"};
   auto from_file = parse({"--config", file.path});
   BOOST_REQUIRE_EQUAL(from_file.warnings.size(), 1u);
-  BOOST_CHECK(contains(from_file.warnings[0], "--java-mode"));
+  BOOST_CHECK(contains(from_file.warnings[0], "--ruby-mode"));
   BOOST_CHECK(parse({"-o", "/tmp"}).warnings.empty());
   auto help = gpa::config::help_text();
   BOOST_CHECK(contains(help, "disabled (not supported yet)"));

@@ -274,6 +274,8 @@ public:
     c.started = now_();
     auto& argv = spec.argv;
     trace.add("start " + argv.at(0) + " " + (argv.size() > 1 ? argv[1] : ""));
+    if (argv.at(0) == "/sim/jcmd")
+      return start_java_tool(id, c);
     bool is_record = argv.size() > 1 && argv[1] == "record";
     bool is_script = argv.size() > 1 && argv[1] == "script";
     bool probe = std::find(argv.begin(), argv.end(), "--") != argv.end();
@@ -338,6 +340,19 @@ public:
     return children_.size();
   }
 
+  /// The simulated Java tool ("/sim/jcmd <pid> Compiler.perfmap"): hangs,
+  /// ignoring SIGTERM, on the pids in java_hang; exits 1 on those in
+  /// java_fail; else answers "<pid>:" after 200 ms.
+  std::set<int32_t> java_hang;
+  std::set<int32_t> java_fail;
+  /// Targets that exit as the tool starts on them; they join java_gone.
+  std::set<int32_t> java_exits;
+  std::set<int32_t> java_gone;
+  /// Its runs so far, how many run now, and the most that ever ran at once.
+  uint64_t java_runs = 0;
+  size_t java_live = 0;
+  size_t java_max_live = 0;
+
 private:
   struct child {
     uint64_t id = 0;
@@ -345,6 +360,7 @@ private:
     rt::launch_spec spec;
     sim_time started;
     bool record = false;
+    bool java = false;
     bool ignores_term = false;
     /// perf record: SIGUSR2 is ignored until this time (perf still
     /// synthesizes the existing processes).
@@ -407,9 +423,29 @@ private:
     report.wait_status = wait_status;
     report.out_bytes = out.size();
     report.out = std::move(out);
+    if (i->second.java)
+      --java_live;
     children_.erase(i);
     if (handler_)
       handler_(std::move(report));
+  }
+
+  int32_t start_java_tool(uint64_t id, child c) {
+    auto& argv = c.spec.argv;
+    int32_t target = argv.size() > 1 ? std::atoi(argv[1].c_str()) : 0;
+    c.java = true;
+    children_[id] = c;
+    ++java_runs;
+    java_max_live = std::max(java_max_live, ++java_live);
+    if (java_exits.count(target))
+      java_gone.insert(target);
+    if (java_hang.count(target))
+      children_[id].ignores_term = true; // runs until SIGKILL
+    else if (java_fail.count(target))
+      finish_after(id, 200ms, 1, {});
+    else
+      finish_after(id, 200ms, 0, {}, argv[1] + ":\n");
+    return c.pid;
   }
 
   void start_record(uint64_t id, const std::string& output) {
