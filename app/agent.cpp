@@ -35,6 +35,7 @@
 #include "format/col.hpp"
 #include "format/flamegraph.hpp"
 #include "messages/registry.hpp"
+#include "runtime/app_id.hpp"
 #include "runtime/containers.hpp"
 #include "runtime/error.hpp"
 #include "runtime/files.hpp"
@@ -383,12 +384,25 @@ rt::enricher_parts enricher_parts_of(const agent_options& opts) {
       return names->name_of(pid);
     };
   }
-  // Application metadata is on by default (gProfiler's lines then start
-  // with its index); the runtime's own metadata comes with the runtime
-  // profilers, so every process has none (index 0, null) for now.
+  // App ids and application metadata for the processes gProfiler gives
+  // them to (Python, Java, Ruby, Node.js; see runtime/app_id.hpp). The
+  // metadata holds gProfiler's common fields (exe, execfn, arch); the
+  // runtimes' own fields come with the runtime profilers.
+  rt::app_id_options ids;
+  ids.args_filter = opts.compat.app_id_args_filter;
+  ids.java_spark_app_name = opts.compat.java_collect_spark_app_name_as_appid;
+  ids.agent_pid = static_cast<int32_t>(::getpid());
+  // gProfiler gives Java ids and metadata through its Java profiler only:
+  // --no-java / --java-mode disabled turn them off. The Python and Ruby
+  // profilers are not built, so their flags change nothing yet.
+  ids.java = opts.runtimes.java_mode != "disabled";
+  if (!opts.compat.disable_application_identifiers)
+    parts.app_id = [ids](int32_t pid) {
+      return rt::app_id_of(pid, ids);
+    };
   if (!opts.compat.disable_application_metadata)
-    parts.app_metadata_json = [](int32_t) {
-      return std::string{};
+    parts.app_metadata_json = [ids](int32_t pid) {
+      return rt::application_metadata_of(pid, ids);
     };
   return parts;
 }

@@ -1,6 +1,7 @@
 #include "config/load.hpp"
 
 #include <algorithm>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -639,6 +640,18 @@ invocation parse(const std::vector<std::string>& args,
     inv.warnings.push_back("--server-host " + redact_url(up.server_host)
                            + " is plain http: the API token travels "
                              "unencrypted; use https://");
+  // gProfiler's re.search raises on a bad pattern, and the Java app id is
+  // then dropped; ours is too (runtime/app_id.cpp), so say so once.
+  for (auto& filter : inv.options.compat.app_id_args_filter) {
+    try {
+      std::regex re(filter, std::regex::ECMAScript);
+    } catch (const std::regex_error& e) {
+      inv.warnings.push_back("--app-id-args-filter '" + filter
+                             + "' is not a regular expression (" + e.what()
+                             + "): Java processes get no app id while it is "
+                               "set, as in gProfiler");
+    }
+  }
   return inv;
 }
 

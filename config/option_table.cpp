@@ -479,7 +479,9 @@ std::vector<option_spec> build_table() {
   t.specs.back().max = 255;
   t.compat("java-collect-spark-app-name-as-appid", vk::flag,
            &compat_options::java_collect_spark_app_name_as_appid,
-           "Add a Spark executor's application name to its app id");
+           "Add a Spark executor's application name to its app id")
+      .unsupported
+      = false;
   t.compat("java-async-profiler-no-report-meminfo", vk::flag,
            &compat_options::java_async_profiler_no_report_meminfo,
            "Do not collect async-profiler's meminfo");
@@ -574,16 +576,19 @@ std::vector<option_spec> build_table() {
            "Do not send system and cloud metadata to the server");
   t.compat("disable-application-identifiers", vk::flag,
            &compat_options::disable_application_identifiers,
-           "Do not add application ids to stacks");
-  t.compat("app-id-args-filter", vk::text_list,
-           &compat_options::app_id_args_filter,
-           "Regex of arguments added to app ids; may be given several times")
-      .extend
-      = true;
+           "Do not add application ids (the 'appid: ...' frame) to stacks")
+      .unsupported
+      = false;
+  auto& args_filter = t.compat(
+      "app-id-args-filter", vk::text_list, &compat_options::app_id_args_filter,
+      "Regex (ECMAScript) of JVM arguments added to Java app ids; may be "
+      "given several times");
+  args_filter.extend = true;
+  args_filter.unsupported = false;
   t.compat("disable-application-metadata", vk::flag,
            &compat_options::disable_application_metadata,
-           "Do not collect application metadata (profile lines then have "
-           "no metadata index)")
+           "Do not collect application metadata (exe, execfn, arch per "
+           "process; profile lines then have no metadata index)")
       .unsupported
       = false;
   t.compat("external-metadata", vk::string, &compat_options::external_metadata,
