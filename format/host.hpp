@@ -37,6 +37,17 @@ struct host_info {
   int64_t spawn_uptime_ms = 0;
 };
 
+/// Cloud instance metadata as gProfiler reports it.
+struct cloud_metadata {
+  /// "aws", "gcp" or "azure"; "unknown" when the host is not known to run on
+  /// one of them (or the lookup has not answered yet).
+  std::string provider = "unknown";
+  /// The header's "cloud_info" object as JSON text: the cloud's fields as
+  /// gProfiler names them, without "provider". Empty when the provider is
+  /// unknown: the header then has no "cloud_info" (as gProfiler's).
+  std::string info_json;
+};
+
 /// gProfiler's run mode from its environment markers: GPROFILER_IN_K8S
 /// (set by its Kubernetes manifest) gives "k8s", GPROFILER_IN_CONTAINER (set
 /// by its container image) "container", else "standalone_executable".
