@@ -231,9 +231,13 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
   merger_config mcfg;
   mcfg.header.host = rt.host;
   mcfg.header.agent_version = agent_version;
-  mcfg.header.spawn_time = static_cast<double>(rt.spawn_ms) / 1000.0;
+  mcfg.header.spawn_ms = rt.spawn_ms;
   mcfg.header.pid = rt.pid;
   mcfg.header.run_arguments_json = config::to_json(opts);
+  // gProfiler writes its default frequency when no system profiler runs.
+  mcfg.header.sampling_frequency = perf_profilers(opts.perf.mode).empty()
+                                       ? scheduler_options{}.frequency
+                                       : opts.scheduler.frequency;
   mcfg.monitor = a.monitor;
   mcfg.release_memory = rt.release_memory;
   mcfg.uploader = a.uploader;
