@@ -60,6 +60,11 @@ struct agent_runtime {
   std::shared_ptr<rt::work_queue> upload_work;
   /// Gives free heap memory back to the OS; none: nothing.
   std::function<void()> release_memory;
+  /// The header's cloud metadata now (the background lookup's answer);
+  /// none: "unknown" throughout.
+  std::function<format::cloud_metadata()> cloud;
+  /// The "static" object of the --external-metadata file, as JSON text.
+  std::string external_metadata_json = "{}";
   /// Seed of the uploader's back-off jitter.
   uint64_t seed = 0;
   /// Actors that block (file writes, HTTP) get their own thread. Off in the
