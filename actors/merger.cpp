@@ -46,6 +46,8 @@ merge_summary merger_state::merge(merge_job& job, double cpu_avg,
   header.end_ms = job.end_ms;
   header.cpu_avg = cpu_avg;
   header.mem_avg = mem_avg;
+  if (cfg.cloud)
+    header.cloud = cfg.cloud();
   profile p;
   p.snapshot_id = job.snapshot_id;
   p.start_ms = job.start_ms;
@@ -89,7 +91,7 @@ merger(merger_actor::stateful_pointer<merger_state> self, merger_config cfg) {
   return {
       [self](merge_atom, merge_job& job) -> caf::result<merge_summary> {
         auto& st = self->state;
-        if (!st.cfg.monitor)
+        if (!st.cfg.monitor || !st.cfg.collect_metrics)
           return st.merge(job, -1, -1);
         // cpu_avg and mem_avg of the window come from the monitor; awaiting
         // its answer keeps the snapshots in order.

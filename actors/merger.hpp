@@ -36,6 +36,12 @@ struct merger_config {
   /// Where cpu_avg and mem_avg come from (its window statistics, reset at
   /// each snapshot); none: the header says null.
   memory_monitor_actor monitor;
+  /// false (--disable-metrics-collection): the monitor is not asked and
+  /// cpu_avg and mem_avg are null, in the header and the upload.
+  bool collect_metrics = true;
+  /// The header's cloud metadata when the profile is made (the background
+  /// lookup's answer, "unknown" until it has one); none: `header.cloud`.
+  std::function<format::cloud_metadata()> cloud;
   /// Gives free heap memory back to the OS (under memory pressure); none:
   /// nothing.
   std::function<void()> release_memory;

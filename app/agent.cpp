@@ -5,6 +5,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iterator>
 #include <random>
@@ -36,8 +37,10 @@
 #include "format/flamegraph.hpp"
 #include "messages/registry.hpp"
 #include "runtime/app_id.hpp"
+#include "runtime/cloud_metadata.hpp"
 #include "runtime/containers.hpp"
 #include "runtime/error.hpp"
+#include "runtime/external_metadata.hpp"
 #include "runtime/files.hpp"
 #include "runtime/host_info.hpp"
 #include "runtime/log.hpp"
@@ -166,6 +169,68 @@ void log_ignored_signal(int sig) {
                             strsignal(sig));
 }
 
+/// The value of environment variable `name`, or "".
+std::string env_or_empty(const char* name) {
+  auto* v = std::getenv(name);
+  return v ? v : "";
+}
+
+/// Where the cloud lookup looks (options and, for ECS on Fargate, the
+/// environment, as gProfiler reads it).
+rt::cloud_sources make_cloud_sources(const metadata_options& m) {
+  rt::cloud_sources src;
+  src.dmi_dir = m.dmi_dir;
+  src.aws_url = m.aws_metadata_url;
+  src.gcp_url = m.gcp_metadata_url;
+  src.azure_url = m.azure_metadata_url;
+  src.aws_execution_env = env_or_empty("AWS_EXECUTION_ENV");
+  src.ecs_metadata_uri = env_or_empty("ECS_CONTAINER_METADATA_URI_V4");
+  src.aws_region = env_or_empty("AWS_REGION");
+  return src;
+}
+
+/// The static part of the --external-metadata file for the header, as
+/// gProfiler treats the file at start: one that is missing or not a
+/// regular file refuses the start, and so does a stale one when metadata is
+/// collected; one it cannot parse is a warning and no external metadata.
+/// Returns false if the agent must not start.
+bool read_static_external_metadata(const metadata_options& m,
+                                   std::string& out) {
+  auto lg = log::get("agent");
+  out = "{}";
+  if (m.external_metadata.empty())
+    return true;
+  using outcome = rt::external_metadata_read::outcome;
+  auto ext
+      = rt::read_external_metadata(m.external_metadata, rt::wall_clock_ms());
+  switch (ext.result) {
+    case outcome::ok:
+      if (!m.disable_metadata_collection)
+        out = ext.data.static_json;
+      return true;
+    case outcome::unreadable:
+      lg->critical("--external-metadata: {}", ext.error);
+      return false;
+    case outcome::stale:
+      if (!m.disable_metadata_collection) {
+        lg->critical("--external-metadata: {}; update it or drop "
+                     "--external-metadata, and try again",
+                     ext.error);
+        return false;
+      }
+      lg->warn("--external-metadata: {}; its application metadata is not "
+               "used until it is updated",
+               ext.error);
+      return true;
+    case outcome::invalid:
+      lg->warn("--external-metadata: {}; the profiles carry no external "
+               "metadata from it",
+               ext.error);
+      return true;
+  }
+  return true;
+}
+
 } // namespace
 
 agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
@@ -235,9 +300,17 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
   merger_config mcfg;
   mcfg.header.host = rt.host;
   mcfg.header.agent_version = agent_version;
-  mcfg.header.spawn_time = static_cast<double>(rt.spawn_ms) / 1000.0;
+  mcfg.header.spawn_ms = rt.spawn_ms;
   mcfg.header.pid = rt.pid;
   mcfg.header.run_arguments_json = config::to_json(opts);
+  mcfg.header.metadata_enabled = !opts.metadata.disable_metadata_collection;
+  mcfg.header.external_metadata_json = rt.external_metadata_json;
+  // gProfiler writes its default frequency when no system profiler runs.
+  mcfg.header.sampling_frequency = perf_profilers(opts.perf.mode).empty()
+                                       ? scheduler_options{}.frequency
+                                       : opts.scheduler.frequency;
+  mcfg.cloud = rt.cloud;
+  mcfg.collect_metrics = !opts.metadata.disable_metrics_collection;
   mcfg.monitor = a.monitor;
   mcfg.release_memory = rt.release_memory;
   mcfg.uploader = a.uploader;
@@ -445,6 +518,21 @@ int run_agent(const agent_options& opts) {
       return 2;
     }
   }
+  agent_runtime rt;
+  if (!read_static_external_metadata(opts.metadata, rt.external_metadata_json))
+    return 2;
+  // Cloud metadata is looked up in the background (only if the DMI data
+  // names a cloud): the header says "unknown" until it is there.
+  std::unique_ptr<rt::cloud_metadata_lookup> cloud_lookup;
+  if (!opts.metadata.disable_metadata_collection) {
+    auto cloud = std::make_shared<rt::cloud_metadata_holder>();
+    cloud_lookup = std::make_unique<rt::cloud_metadata_lookup>(
+        make_cloud_sources(opts.metadata),
+        rt::make_curl_http_client(rt::cloud_http_options()), cloud);
+    rt.cloud = [cloud] {
+      return cloud->get();
+    };
+  }
   // Agents killed with SIGKILL (or crashed) left their directories.
   for (auto& name : rt::remove_stale_temp_dirs(opts.reaper.temp_root))
     lg->info("removed the temporary directory of a dead agent: {}/{}",
@@ -463,7 +551,6 @@ int run_agent(const agent_options& opts) {
     lg->critical("{}", ex.what());
     return 1;
   }
-  agent_runtime rt;
   rt.spawn_ms = rt::wall_clock_ms();
   rt.launcher = rt::make_posix_launcher();
   rt.fs = rt::make_posix_file_system();
@@ -551,6 +638,9 @@ int run_agent(const agent_options& opts) {
   }
   if (sig != 0)
     lg->info("received {}; shutting down", strsignal(sig));
+  // A metadata request still in flight ends while the actors stop.
+  if (cloud_lookup)
+    cloud_lookup->stop();
   shutdown_state stop{*sys, actors, rt.http};
   std::atomic<bool> stopped{false};
   bool has_writer = static_cast<bool>(actors.writer);

@@ -73,6 +73,11 @@ struct agent_runtime {
       runtime_targets;
   /// Looks a tool up by name or path; unset: the real PATH.
   std::function<std::string(const std::string&)> find_program;
+  /// The header's cloud metadata now (the background lookup's answer);
+  /// none: "unknown" throughout.
+  std::function<format::cloud_metadata()> cloud;
+  /// The "static" object of the --external-metadata file, as JSON text.
+  std::string external_metadata_json = "{}";
   /// Seed of the uploader's back-off jitter.
   uint64_t seed = 0;
   /// Actors that block (file writes, HTTP) get their own thread. Off in the

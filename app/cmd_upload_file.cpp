@@ -63,6 +63,10 @@ bool read_header(const std::string& col, profile& p, std::string& error) {
 } // namespace
 
 int run_upload_file(const config::invocation& inv) {
+  // As gProfiler: the file's own header is sent, there is nothing to add
+  // external metadata to.
+  if (!inv.options.metadata.external_metadata.empty())
+    return fail("--external-metadata is not supported by upload-file");
   auto& path = inv.file_path;
   profile p;
   // A regular file or "-" (stdin), at most max_upload_file_bytes: a FIFO or

@@ -41,6 +41,16 @@ constexpr std::chrono::minutes upload_retry_max = 5min;
 /// Longest time connecting (TCP and TLS handshake) may take.
 constexpr std::chrono::seconds http_connect_timeout = 10s;
 
+// -- cloud metadata
+// ---------------------------------------------------------------
+
+/// Longest time one request to a cloud's instance metadata service may
+/// take (gProfiler's METADATA_REQUEST_TIMEOUT). The lookup runs in the
+/// background: start-up never waits for it.
+constexpr std::chrono::seconds cloud_metadata_timeout = 5s;
+/// Longest time connecting to it may take: the service is on the link.
+constexpr std::chrono::seconds cloud_metadata_connect_timeout = 1s;
+
 // -- shutdown and signals
 // ---------------------------------------------------------
 

@@ -568,12 +568,12 @@ std::vector<option_spec> build_table() {
            "namespace")
       .unsupported
       = false;
-  t.compat("disable-metrics-collection", vk::flag,
-           &compat_options::disable_metrics_collection,
-           "Do not send system metrics to the server");
-  t.compat("disable-metadata-collection", vk::flag,
-           &compat_options::disable_metadata_collection,
-           "Do not send system and cloud metadata to the server");
+  t.add("disable-metrics-collection", 0, vk::flag, &ao::metadata,
+        &metadata_options::disable_metrics_collection,
+        "Send no host CPU and memory use (metrics are null)");
+  t.add("disable-metadata-collection", 0, vk::flag, &ao::metadata,
+        &metadata_options::disable_metadata_collection,
+        "Send no system and cloud metadata (only the hostname)");
   t.compat("disable-application-identifiers", vk::flag,
            &compat_options::disable_application_identifiers,
            "Do not add application ids (the 'appid: ...' frame) to stacks")
@@ -591,8 +591,27 @@ std::vector<option_spec> build_table() {
            "process; profile lines then have no metadata index)")
       .unsupported
       = false;
-  t.compat("external-metadata", vk::string, &compat_options::external_metadata,
-           "File of static and application metadata added to profiles");
+  t.add("external-metadata", 0, vk::string, &ao::metadata,
+        &metadata_options::external_metadata,
+        "gProfiler's external metadata file (JSON); its static part goes "
+        "into every profile's header");
+  t.add("dmi-dir", 0, vk::string, &ao::metadata, &metadata_options::dmi_dir,
+        "DMI data that tells the cloud (no match: no metadata request)");
+  t.add("aws-metadata-url", 0, vk::string, &ao::metadata,
+        &metadata_options::aws_metadata_url,
+        "Base URL of AWS's instance metadata service")
+      .rule
+      = text_rule::url;
+  t.add("gcp-metadata-url", 0, vk::string, &ao::metadata,
+        &metadata_options::gcp_metadata_url,
+        "Base URL of GCP's instance metadata service")
+      .rule
+      = text_rule::url;
+  t.add("azure-metadata-url", 0, vk::string, &ao::metadata,
+        &metadata_options::azure_metadata_url,
+        "Base URL of Azure's instance metadata service")
+      .rule
+      = text_rule::url;
 
   t.group = "Logging";
   t.add("log-file", 0, vk::string, &ao::log, &log_options::file,

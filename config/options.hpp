@@ -196,6 +196,27 @@ struct container_options {
       = {"/run/containerd/containerd.sock", "/var/run/crio/crio.sock"};
 };
 
+/// The header's metadata and metrics (gProfiler's flags), and where cloud
+/// metadata comes from (our extensions: gProfiler's endpoints are fixed).
+struct metadata_options {
+  /// --disable-metrics-collection: the header's metrics and the upload's
+  /// cpu_avg/mem_avg are null.
+  bool disable_metrics_collection = false;
+  /// --disable-metadata-collection: the header's metadata is the hostname,
+  /// the profiling mode and the sampling keys; no cloud lookup.
+  bool disable_metadata_collection = false;
+  /// gProfiler's external metadata file ({"static": {...}, "application":
+  /// {"<pid>": {...}}}); empty: none.
+  std::string external_metadata;
+  /// Where the machine's DMI data is: it alone decides which cloud's
+  /// metadata service, if any, is asked.
+  std::string dmi_dir = "/sys/class/dmi/id";
+  /// Base URLs of the instance metadata services.
+  std::string aws_metadata_url = "http://169.254.169.254";
+  std::string gcp_metadata_url = "http://metadata.google.internal";
+  std::string azure_metadata_url = "http://169.254.169.254";
+};
+
 /// Options of gProfiler's command line whose feature is not built yet (or
 /// that gProfiler itself deprecated): parsed, validated and stored so that
 /// gProfiler's command lines and files work and --print-config shows them;
@@ -221,13 +242,10 @@ struct compat_options {
   bool disable_container_names = false;
   std::string profile_api_version;
   bool disable_pidns_check = false;
-  bool disable_metrics_collection = false;
-  bool disable_metadata_collection = false;
   bool disable_application_identifiers = false;
   std::vector<std::string> app_id_args_filter;
   bool disable_application_metadata = false;
   int64_t controller_pid = 0;
-  std::string external_metadata;
   /// Deprecated by gProfiler (removed in its 1.49.0).
   bool databricks_job_name_as_service_name = false;
   bool profile_spawned_processes = false;
@@ -278,6 +296,7 @@ struct agent_options {
   log_options log;
   process_options process;
   container_options containers;
+  metadata_options metadata;
   compat_options compat;
 };
 

@@ -278,23 +278,24 @@ std::vector<merged_stack> merge_parts(const std::vector<profile_part>& all,
   return result;
 }
 
-std::string render_header(const col_header& h) {
-  rapidjson::StringBuffer buf;
-  json_writer w(buf);
-  w.StartObject();
-  w.Key("containers");
-  w.StartArray();
-  for (auto& name : h.containers)
-    w.String(name.c_str(), static_cast<rapidjson::SizeType>(name.size()));
-  w.EndArray();
-  w.Key("container_names_enabled");
-  w.Bool(h.container_names_enabled);
-  w.Key("metadata");
-  w.StartObject();
-  kv(w, "cloud_provider", "unknown");
+namespace {
+
+/// Writes `json`, an object the agent made or checked, as the value of the
+/// current key; an empty object if it does not parse as one.
+void raw_object(json_writer& w, const std::string& json) {
+  rapidjson::Document doc;
+  if (!parse_json(doc, json).empty() || !doc.IsObject())
+    doc.SetObject();
+  doc.Accept(w);
+}
+
+/// gProfiler's static metadata (get_static_metadata(), then
+/// get_current_metadata()'s "current_time"), in its order. Not written:
+/// "python_version" (there is no Python).
+void write_host_metadata(json_writer& w, const col_header& h) {
+  kv(w, "cloud_provider", h.cloud.provider);
   kv(w, "agent_version", h.agent_version);
-  w.Key("spawn_time");
-  w.Double(h.spawn_time);
+  kv(w, "spawn_time", iso8601(h.spawn_ms, time_precision::seconds));
   kv(w, "run_mode", h.host.run_mode);
   kv(w, "deployment_type", h.host.deployment_type);
   kv(w, "kernel_release", h.host.kernel_release);
@@ -303,6 +304,7 @@ std::string render_header(const col_header& h) {
   kv(w, "hypervisor", h.host.hypervisor);
   kv(w, "processors", h.host.processors);
   kv(w, "cpu_model_name", h.host.cpu_model_name);
+  kv(w, "cpu_arch_codename", h.host.cpu_arch_codename);
   kv(w, "cpu_flags", h.host.cpu_flags);
   kv(w, "memory_capacity_mb", h.host.memory_capacity_mb);
   kv(w, "hostname", h.host.hostname);
@@ -316,21 +318,57 @@ std::string render_header(const col_header& h) {
   kv(w, "pid", h.pid);
   kv(w, "mac_address", h.host.mac_address);
   kv(w, "private_ip", h.host.private_ip);
-  kv(w, "spawn_uptime_ms", h.host.spawn_uptime_ms);
-  w.Key("cloud_info");
-  w.StartObject();
-  kv(w, "provider", "unknown");
-  w.EndObject();
+  w.Key("spawn_uptime_ms");
+  w.Double(h.host.spawn_uptime_s);
+  // Only a known cloud has "cloud_info" (gProfiler pops "provider" out of
+  // it into "cloud_provider").
+  if (!h.cloud.info_json.empty()) {
+    w.Key("cloud_info");
+    raw_object(w, h.cloud.info_json);
+  }
   w.Key("run_arguments");
-  rapidjson::Document args;
-  if (!parse_json(args, h.run_arguments_json).empty() || !args.IsObject())
-    args.SetObject();
-  args.Accept(w);
-  w.Key("external_metadata");
+  raw_object(w, h.run_arguments_json);
+  // gProfiler's big-data platform facts (EMR, Databricks, Dataproc,
+  // Cloudera): not detected, so empty, as gProfiler writes it where it
+  // finds none.
+  w.Key("big_data");
   w.StartObject();
   w.EndObject();
-  kv(w, "current_time", iso8601(h.end_ms, time_precision::milliseconds));
-  kv(w, "profiling_mode", "cpu");
+  w.Key("external_metadata");
+  raw_object(w, h.external_metadata_json);
+  kv(w, "current_time", iso8601(h.end_ms, time_precision::seconds));
+}
+
+/// The profiling mode and gProfiler's sampling keys of perf's default CPU
+/// time sampling, in the metadata and (without the mode) at the top level.
+void write_sampling(json_writer& w, const col_header& h, bool mode = true) {
+  if (mode)
+    kv(w, "profiling_mode", "cpu");
+  kv(w, "sampling_event", "cpu-time");
+  kv(w, "sampling_mode", "frequency");
+  kv(w, "sampling_frequency", h.sampling_frequency);
+}
+
+} // namespace
+
+std::string render_header(const col_header& h) {
+  rapidjson::StringBuffer buf;
+  json_writer w(buf);
+  w.StartObject();
+  w.Key("containers");
+  w.StartArray();
+  for (auto& name : h.containers)
+    w.String(name.c_str(), static_cast<rapidjson::SizeType>(name.size()));
+  w.EndArray();
+  w.Key("container_names_enabled");
+  w.Bool(h.container_names_enabled);
+  w.Key("metadata");
+  w.StartObject();
+  if (h.metadata_enabled)
+    write_host_metadata(w, h);
+  else
+    kv(w, "hostname", h.host.hostname);
+  write_sampling(w, h);
   w.EndObject();
   w.Key("metrics");
   w.StartObject();
@@ -361,6 +399,16 @@ std::string render_header(const col_header& h) {
   w.Key("application_metadata_enabled");
   w.Bool(h.application_metadata_enabled);
   kv(w, "profiling_mode", "cpu");
+  // gProfiler's hardware metrics (--enable-hw-metrics-collection, not
+  // built) and its flame graph page inlined in the header (the page is in
+  // the .html file instead): null, as gProfiler writes them without either.
+  w.Key("hwmetrics");
+  w.Null();
+  w.Key("htmlblob");
+  w.Null();
+  w.Key("flamegraph_html");
+  w.Null();
+  write_sampling(w, h, false);
   kv(w, "start_time", iso8601(h.start_ms, time_precision::milliseconds));
   kv(w, "end_time", iso8601(h.end_ms, time_precision::milliseconds));
   w.EndObject();

@@ -77,11 +77,22 @@ std::vector<merged_stack> merge_parts(const std::vector<profile_part>& parts,
 struct col_header {
   host_info host;
   std::string agent_version;
-  /// Agent start, seconds since the Unix epoch.
-  double spawn_time = 0;
+  /// Agent start, milliseconds since the Unix epoch ("spawn_time", written
+  /// as gProfiler does: "YYYY-MM-DDTHH:MM:SS", UTC).
+  int64_t spawn_ms = 0;
   int32_t pid = 0;
   /// The effective options as a JSON object (secrets redacted).
   std::string run_arguments_json = "{}";
+  /// false (--disable-metadata-collection): "metadata" holds only the
+  /// hostname, the profiling mode and the sampling keys, as gProfiler's.
+  bool metadata_enabled = true;
+  /// "cloud_provider" and "cloud_info".
+  cloud_metadata cloud;
+  /// The "static" object of the --external-metadata file, as JSON text.
+  std::string external_metadata_json = "{}";
+  /// perf's sampling frequency, Hz ("sampling_frequency"; gProfiler writes
+  /// 11 when no system profiler runs).
+  int64_t sampling_frequency = 11;
   int64_t start_ms = 0;
   int64_t end_ms = 0;
   /// Host CPU and memory use over the window, in percent; negative when

@@ -17,6 +17,8 @@ struct host_info {
   std::string hardware_type;
   int64_t processors = 0;
   std::string cpu_model_name;
+  /// gProfiler's code of the Intel server platform (cpu_arch_codename()).
+  std::string cpu_arch_codename = "UNKNOWN";
   std::string cpu_flags;
   int64_t memory_capacity_mb = 0;
   /// gProfiler's names: the CPUID vendor ("KVMKVMKVM", "VMwareVMware",
@@ -33,9 +35,38 @@ struct host_info {
   std::string libc_version;
   std::string mac_address;
   std::string private_ip;
-  /// Host uptime at agent start, milliseconds.
-  int64_t spawn_uptime_ms = 0;
+  /// Time since boot at agent start (CLOCK_BOOTTIME), in seconds: what
+  /// gProfiler writes under "spawn_uptime_ms" on Linux (its value is
+  /// `time.clock_gettime(CLOCK_BOOTTIME)`, seconds despite the name).
+  double spawn_uptime_s = 0;
 };
+
+/// Cloud instance metadata as gProfiler reports it.
+struct cloud_metadata {
+  /// "aws", "gcp" or "azure"; "unknown" when the host is not known to run on
+  /// one of them (or the lookup has not answered yet).
+  std::string provider = "unknown";
+  /// The header's "cloud_info" object as JSON text: the cloud's fields as
+  /// gProfiler names them, without "provider". Empty when the provider is
+  /// unknown: the header then has no "cloud_info" (as gProfiler's).
+  std::string info_json;
+};
+
+/// gProfiler's code of the Intel server platform of a CPU (its
+/// `get_cpu_model()`, for custom PMU events): family 6 models 106 "ICX"
+/// (Ice Lake), 143 "SPR" (Sapphire Rapids), 207 "EMR" (Emerald Rapids), 173
+/// "GNR" (Granite Rapids); anything else "UNKNOWN".
+inline std::string cpu_arch_codename(int family, int model) {
+  if (family != 6)
+    return "UNKNOWN";
+  switch (model) {
+    case 106: return "ICX";
+    case 143: return "SPR";
+    case 207: return "EMR";
+    case 173: return "GNR";
+    default: return "UNKNOWN";
+  }
+}
 
 /// gProfiler's run mode from its environment markers: GPROFILER_IN_K8S
 /// (set by its Kubernetes manifest) gives "k8s", GPROFILER_IN_CONTAINER (set

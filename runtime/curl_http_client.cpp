@@ -150,8 +150,14 @@ public:
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, opts_.verify ? 2L : 0L);
     if (!opts_.ca_bundle.empty())
       curl_easy_setopt(h, CURLOPT_CAINFO, opts_.ca_bundle.c_str());
-    if (req.method == "POST") {
+    if (!opts_.use_proxy) {
+      curl_easy_setopt(h, CURLOPT_PROXY, "");
+      curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+    }
+    if (req.method == "POST" || req.method == "PUT") {
       curl_easy_setopt(h, CURLOPT_POST, 1L);
+      if (req.method == "PUT")
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
       // libcurl derives Content-Length from this size.
       curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
                        static_cast<curl_off_t>(req.body.size()));

@@ -94,6 +94,12 @@ caf::expected<int> open_input_fd(const std::string& path, uint64_t max_bytes);
 caf::expected<std::string> read_input_file(const std::string& path,
                                            uint64_t max_bytes);
 
+/// The first `max_bytes` of the regular file `path` (sysfs and procfs
+/// attributes included, which cannot be mapped), read without blocking on a
+/// FIFO or device; "" if it is missing, not a regular file or unreadable.
+/// For small facts of the host (DMI strings, /usr/bin/ldd).
+std::string read_small_file(const std::string& path, size_t max_bytes);
+
 /// Whether nothing is at `path` (lstat fails with ENOENT or ENOTDIR): a
 /// dangling link, a directory or an unreadable file is not absent.
 bool path_absent(const std::string& path);

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
+#include <fstream>
 #include <sstream>
 
 #include <arpa/inet.h>
@@ -12,13 +14,16 @@
 #include <ifaddrs.h>
 #include <malloc.h>
 #include <net/if.h>
-#include <netpacket/packet.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #  include <cpuid.h>
 #endif
+
+#include "runtime/files.hpp"
 
 namespace gpa::rt {
 
@@ -52,31 +57,80 @@ std::string field(const std::string& path, const std::string& key, char sep) {
   return {};
 }
 
-void read_network(host_info& info) {
+/// gProfiler's MAC address: that of the first interface, in the kernel's
+/// order, that has an IPv4 address and is not a loopback (what its
+/// SIOCGIFCONF walk finds), as SIOCGIFHWADDR gives it, upper case.
+std::string mac_address() {
   ifaddrs* addrs = nullptr;
   if (::getifaddrs(&addrs) != 0)
-    return;
-  for (auto a = addrs; a != nullptr; a = a->ifa_next) {
-    if (!a->ifa_addr || (a->ifa_flags & IFF_LOOPBACK))
+    return {};
+  std::string result;
+  int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  for (auto a = addrs; s >= 0 && a != nullptr; a = a->ifa_next) {
+    if (!a->ifa_addr || a->ifa_addr->sa_family != AF_INET
+        || (a->ifa_flags & IFF_LOOPBACK))
       continue;
-    if (a->ifa_addr->sa_family == AF_INET && info.private_ip.empty()) {
-      char buf[INET_ADDRSTRLEN] = {};
-      auto sin = reinterpret_cast<sockaddr_in*>(a->ifa_addr);
-      if (::inet_ntop(AF_INET, &sin->sin_addr, buf, sizeof(buf)))
-        info.private_ip = buf;
-    } else if (a->ifa_addr->sa_family == AF_PACKET
-               && info.mac_address.empty()) {
-      auto ll = reinterpret_cast<sockaddr_ll*>(a->ifa_addr);
-      if (ll->sll_halen == 6) {
-        char buf[18];
-        std::snprintf(buf, sizeof(buf), "%02x:%02x:%02x:%02x:%02x:%02x",
-                      ll->sll_addr[0], ll->sll_addr[1], ll->sll_addr[2],
-                      ll->sll_addr[3], ll->sll_addr[4], ll->sll_addr[5]);
-        info.mac_address = buf;
-      }
-    }
+    ifreq req{};
+    std::strncpy(req.ifr_name, a->ifa_name, IFNAMSIZ - 1);
+    if (::ioctl(s, SIOCGIFHWADDR, &req) != 0)
+      continue;
+    auto* b = reinterpret_cast<const unsigned char*>(req.ifr_hwaddr.sa_data);
+    char buf[18];
+    std::snprintf(buf, sizeof(buf), "%02X:%02X:%02X:%02X:%02X:%02X", b[0], b[1],
+                  b[2], b[3], b[4], b[5]);
+    result = buf;
+    break;
   }
+  if (s >= 0)
+    ::close(s);
   ::freeifaddrs(addrs);
+  return result;
+}
+
+/// gProfiler's private IP: the source address the host would use towards
+/// 8.8.8.8. connect() on a UDP socket only looks the route up: no packet is
+/// sent. No route: "" (the header says "unknown").
+std::string private_ip() {
+  int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0)
+    return {};
+  std::string result;
+  sockaddr_in dst{};
+  dst.sin_family = AF_INET;
+  dst.sin_port = htons(53);
+  ::inet_pton(AF_INET, "8.8.8.8", &dst.sin_addr);
+  sockaddr_in src{};
+  socklen_t len = sizeof(src);
+  char buf[INET_ADDRSTRLEN] = {};
+  if (::connect(s, reinterpret_cast<sockaddr*>(&dst), sizeof(dst)) == 0
+      && ::getsockname(s, reinterpret_cast<sockaddr*>(&src), &len) == 0
+      && ::inet_ntop(AF_INET, &src.sin_addr, buf, sizeof(buf)))
+    result = buf;
+  ::close(s);
+  return result;
+}
+
+/// gProfiler's libc version is what `ldd --version` prints after "GLIBC "
+/// ("2.36-9+deb12u4" on Debian, whose ldd names its package version), else
+/// the plain version ("(GNU libc) 2.28"). Debian's and Ubuntu's ldd is a
+/// script with that text in it: read, not run.
+std::string libc_version() {
+  auto ldd = read_small_file("/usr/bin/ldd", 64 * 1024);
+  auto pos = ldd.find("GLIBC ");
+  if (pos != std::string::npos) {
+    pos += 6;
+    auto end = ldd.find_first_of(")\n", pos);
+    if (end != std::string::npos && ldd[end] == ')' && end > pos)
+      return ldd.substr(pos, end - pos);
+  }
+  return ::gnu_get_libc_version();
+}
+
+/// Python's round() of a non-negative x / 1024: to nearest, ties to even.
+int64_t round_kib_to_mib(int64_t kib) {
+  int64_t q = kib / 1024;
+  int64_t r = kib % 1024;
+  return r > 512 || (r == 512 && q % 2 == 1) ? q + 1 : q;
 }
 
 } // namespace
@@ -128,24 +182,33 @@ host_info read_host_info() {
   }
   info.processors = ::sysconf(_SC_NPROCESSORS_ONLN);
   info.cpu_model_name = field("/proc/cpuinfo", "model name", ':');
+  // "flags" on x86, "Features" on aarch64.
   info.cpu_flags = field("/proc/cpuinfo", "flags", ':');
+  if (info.cpu_flags.empty())
+    info.cpu_flags = field("/proc/cpuinfo", "Features", ':');
+  auto family = field("/proc/cpuinfo", "cpu family", ':');
+  auto model = field("/proc/cpuinfo", "model", ':');
+  if (!family.empty() && !model.empty())
+    info.cpu_arch_codename = format::cpu_arch_codename(
+        std::atoi(family.c_str()), std::atoi(model.c_str()));
   info.hypervisor = hypervisor_vendor(info.cpu_flags);
   info.run_mode
       = format::run_mode(std::getenv("GPROFILER_IN_K8S") != nullptr,
                          std::getenv("GPROFILER_IN_CONTAINER") != nullptr);
   info.deployment_type = format::deployment_type(info.run_mode);
   auto mem = field("/proc/meminfo", "MemTotal", ':');
-  info.memory_capacity_mb = std::atoll(mem.c_str()) / 1024;
+  info.memory_capacity_mb = round_kib_to_mib(std::atoll(mem.c_str()));
   info.os_name = field("/etc/os-release", "NAME", '=');
   info.os_release = field("/etc/os-release", "VERSION_ID", '=');
   info.os_codename = field("/etc/os-release", "VERSION_CODENAME", '=');
   info.libc_type = "glibc";
-  info.libc_version = ::gnu_get_libc_version();
-  double up = 0;
-  if (auto uptime = read_input_file("/proc/uptime", max_host_file);
-      uptime && std::istringstream(*uptime) >> up)
-    info.spawn_uptime_ms = static_cast<int64_t>(up * 1000);
-  read_network(info);
+  info.libc_version = libc_version();
+  timespec boot{};
+  if (::clock_gettime(CLOCK_BOOTTIME, &boot) == 0)
+    info.spawn_uptime_s = static_cast<double>(boot.tv_sec)
+                          + static_cast<double>(boot.tv_nsec) / 1e9;
+  info.mac_address = mac_address();
+  info.private_ip = private_ip();
   return info;
 }
 

@@ -21,7 +21,7 @@ namespace gpa::rt {
 
 /// One HTTP request.
 struct http_request {
-  /// "GET" or "POST".
+  /// "GET", "POST" or "PUT" (with `body` as for POST, empty or not).
   std::string method = "GET";
   /// Absolute http:// or https:// URL, query included. May carry secrets
   /// (the `key` query value): clients never put it in errors or logs.
@@ -69,6 +69,10 @@ struct http_client_options {
   std::vector<std::string> secrets;
   /// The User-Agent header.
   std::string user_agent = "gprofiler-agent";
+  /// Whether the proxy of the environment (http_proxy, https_proxy, ...)
+  /// is used, as libcurl does by default. Off for cloud metadata services,
+  /// which are on the link and must not be asked through a proxy.
+  bool use_proxy = true;
 };
 
 /// A blocking HTTP/1.1 client over one reusable session.

@@ -253,6 +253,29 @@ caf::expected<std::string> read_input_file(const std::string& path,
   return text;
 }
 
+std::string read_small_file(const std::string& path, size_t max_bytes) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0)
+    return {};
+  std::string out;
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    out.resize(max_bytes);
+    size_t got = 0;
+    while (got < max_bytes) {
+      auto n = ::read(fd, out.data() + got, max_bytes - got);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        break;
+      got += static_cast<size_t>(n);
+    }
+    out.resize(got);
+  }
+  ::close(fd);
+  return out;
+}
+
 bool path_absent(const std::string& path) {
   struct stat st;
   if (::lstat(path.c_str(), &st) == 0)

@@ -125,10 +125,18 @@ void studio_body(const profile& p, std::string_view col,
   str(id.hostname);
   str("profile");
   str(text);
+  // An unknown average (negative: no reading, or
+  // --disable-metrics-collection) is null, as gProfiler sends it.
+  auto average = [&](double x) {
+    if (std::isfinite(x) && x >= 0)
+      w.Double(x);
+    else
+      w.Null();
+  };
   str("cpu_avg");
-  w.Double(finite_or_zero(p.cpu_avg));
+  average(p.cpu_avg);
   str("mem_avg");
-  w.Double(finite_or_zero(p.mem_avg));
+  average(p.mem_avg);
   str("spawn_time");
   str(format::iso8601(id.spawn_time_ms, format::time_precision::seconds));
   str("gpid");

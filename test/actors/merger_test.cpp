@@ -44,6 +44,26 @@ uploader_actor::behavior_type recording_uploader(uploader_actor::pointer,
   };
 }
 
+/// A monitor that answers every window with 25 % CPU and 50 % memory and
+/// counts the windows it was asked for.
+memory_monitor_actor::behavior_type
+counting_monitor(memory_monitor_actor::pointer, std::shared_ptr<int> asked) {
+  return {
+      [](subscribe_atom, pressure_listener_actor) {},
+      [](subscribe_atom, sample_listener_actor) {},
+      [](sample_atom) {
+        return resource_sample{};
+      },
+      [asked](window_atom) {
+        ++*asked;
+        window_stats w;
+        w.cpu_avg = 25;
+        w.mem_avg = 50;
+        return w;
+      },
+  };
+}
+
 merge_job job() {
   merge_job j;
   j.snapshot_id = 7;
@@ -115,6 +135,58 @@ BOOST_FIXTURE_TEST_CASE(with_uploads_the_uploader_gets_it_first,
   // does not send it to the writer.
   BOOST_CHECK_EQUAL(uploaded->profiles.size(), 1u);
   BOOST_CHECK_EQUAL(written->profiles.size(), 0u);
+}
+
+BOOST_FIXTURE_TEST_CASE(metrics_from_the_monitor_unless_disabled,
+                        merger_fixture) {
+  auto asked = std::make_shared<int>(0);
+  merger_config cfg;
+  cfg.writer = sys.spawn(recording_writer, written);
+  cfg.monitor = sys.spawn(counting_monitor, asked);
+  merge(cfg);
+  BOOST_CHECK_EQUAL(*asked, 1);
+  BOOST_REQUIRE_EQUAL(written->profiles.size(), 1u);
+  BOOST_CHECK_EQUAL(written->profiles[0].cpu_avg, 25);
+  BOOST_CHECK(written->profiles[0].col.find(R"("metrics":{"cpu_avg":25.0,)")
+              != std::string::npos);
+  // --disable-metrics-collection: the monitor is not asked; null metrics
+  // in the header and the profile (the upload sends null).
+  cfg.collect_metrics = false;
+  merge(cfg);
+  BOOST_CHECK_EQUAL(*asked, 1);
+  BOOST_REQUIRE_EQUAL(written->profiles.size(), 2u);
+  auto& p = written->profiles[1];
+  BOOST_CHECK(p.cpu_avg < 0 && p.mem_avg < 0);
+  BOOST_CHECK(p.col.find(R"("metrics":{"cpu_avg":null,"mem_avg":null})")
+              != std::string::npos);
+}
+
+BOOST_FIXTURE_TEST_CASE(cloud_metadata_as_it_is_when_the_profile_is_made,
+                        merger_fixture) {
+  auto cloud = std::make_shared<format::cloud_metadata>();
+  merger_config cfg;
+  cfg.writer = sys.spawn(recording_writer, written);
+  cfg.cloud = [cloud] {
+    return *cloud;
+  };
+  auto m = sys.spawn(merger, cfg);
+  request<merge_summary>(m, merge_atom_v, job());
+  run();
+  cloud->provider = "gcp";
+  cloud->info_json = R"({"zone":"us-central1-a"})";
+  request<merge_summary>(m, merge_atom_v, job());
+  run();
+  caf::anon_send_exit(m, caf::exit_reason::user_shutdown);
+  run();
+  BOOST_REQUIRE_EQUAL(written->profiles.size(), 2u);
+  auto& before = written->profiles[0].col;
+  auto& after = written->profiles[1].col;
+  BOOST_CHECK(before.find(R"("cloud_provider":"unknown")")
+              != std::string::npos);
+  BOOST_CHECK(before.find("cloud_info") == std::string::npos);
+  BOOST_CHECK(after.find(R"("cloud_provider":"gcp")") != std::string::npos);
+  BOOST_CHECK(after.find(R"("cloud_info":{"zone":"us-central1-a"})")
+              != std::string::npos);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -182,6 +182,15 @@ class WireValues(unittest.TestCase):
         with open(self.log) as f:
             return f.read()
 
+    def test_upload_file_refuses_external_metadata(self):
+        """As gProfiler: upload-file sends the file's own header."""
+        backend = Backend(self, self.TOKEN, "svc")
+        r = self.upload(backend, token=self.TOKEN,
+                        extra=["--external-metadata", COL])
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("--external-metadata is not supported by upload-file", r.stderr)
+        self.assertEqual(backend.requests(), [])
+
     def test_control_characters_in_headers_never_reach_the_server(self):
         backend = Backend(self, self.TOKEN, "svc")
         cases = [

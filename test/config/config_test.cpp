@@ -504,6 +504,56 @@ BOOST_AUTO_TEST_CASE(app_id_flags) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(metadata_flags_work_and_do_not_warn) {
+  auto defaults = parse({}).options.metadata;
+  BOOST_CHECK(!defaults.disable_metadata_collection);
+  BOOST_CHECK(!defaults.disable_metrics_collection);
+  BOOST_CHECK_EQUAL(defaults.external_metadata, "");
+  BOOST_CHECK_EQUAL(defaults.dmi_dir, "/sys/class/dmi/id");
+  BOOST_CHECK_EQUAL(defaults.aws_metadata_url, "http://169.254.169.254");
+  BOOST_CHECK_EQUAL(defaults.gcp_metadata_url,
+                    "http://metadata.google.internal");
+  BOOST_CHECK_EQUAL(defaults.azure_metadata_url, "http://169.254.169.254");
+  auto inv
+      = parse({"--disable-metadata-collection", "--disable-metrics-collection",
+               "--external-metadata", "/run/meta.json", "--dmi-dir", "/tmp/dmi",
+               "--aws-metadata-url", "http://127.0.0.1:8001"},
+              {{"GPROFILER_GCP_METADATA_URL", "http://127.0.0.1:8002"},
+               {"GPROFILER_AZURE_METADATA_URL", "http://127.0.0.1:8003/"}});
+  auto& m = inv.options.metadata;
+  BOOST_CHECK(m.disable_metadata_collection);
+  BOOST_CHECK(m.disable_metrics_collection);
+  BOOST_CHECK_EQUAL(m.external_metadata, "/run/meta.json");
+  BOOST_CHECK_EQUAL(m.dmi_dir, "/tmp/dmi");
+  BOOST_CHECK_EQUAL(m.aws_metadata_url, "http://127.0.0.1:8001");
+  BOOST_CHECK_EQUAL(m.gcp_metadata_url, "http://127.0.0.1:8002");
+  BOOST_CHECK_EQUAL(m.azure_metadata_url, "http://127.0.0.1:8003/");
+  // Built: no "not supported yet" warning, none in --help.
+  BOOST_CHECK(inv.warnings.empty());
+  auto help = gpa::config::help_text();
+  for (auto flag : {"--disable-metadata-collection",
+                    "--disable-metrics-collection", "--external-metadata"}) {
+    auto at = help.find(flag);
+    BOOST_REQUIRE(at != std::string::npos);
+    // Its entry: up to the next line that starts an option.
+    auto end = at;
+    do
+      end = help.find('\n', end + 1);
+    while (end != std::string::npos
+           && help.compare(help.find_first_not_of(' ', end + 1), 1, "-") != 0);
+    auto line = help.substr(at, end - at);
+    BOOST_CHECK_MESSAGE(!contains(line, "not supported"), line);
+  }
+  // The metadata service URLs are checked like every server URL.
+  for (auto flag :
+       {"--aws-metadata-url", "--gcp-metadata-url", "--azure-metadata-url"}) {
+    auto msg = error_of([&] {
+      parse({flag, "169.254.169.254"});
+    });
+    BOOST_CHECK_MESSAGE(contains(msg, flag), msg);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(rules_between_options) {
   BOOST_CHECK(contains(error_of([] {
                          gpa::config::validate(parse({"-u", "-o", "/tmp"}));

@@ -3,8 +3,13 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <cctype>
+#include <cmath>
+#include <fstream>
 #include <set>
 #include <string>
+
+#include <gnu/libc-version.h>
 
 #include "runtime/host_info.hpp"
 #include "runtime/metric_names.hpp"
@@ -241,6 +246,43 @@ BOOST_AUTO_TEST_CASE(hypervisor_vendor_as_gprofiler) {
       = (" " + host.cpu_flags + " ").find(" hypervisor ") != std::string::npos;
   BOOST_CHECK_EQUAL(host.hypervisor == "NONE", !flagged);
   BOOST_TEST_MESSAGE("this host: hypervisor " << host.hypervisor);
+}
+
+BOOST_AUTO_TEST_CASE(host_facts_typed_as_gprofiler) {
+  auto host = gpa::rt::read_host_info();
+  // memory_capacity_mb: Python's round(MemTotal / 1024) (half to even).
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  int64_t kib = 0;
+  while (meminfo >> key && key != "MemTotal:")
+    meminfo.ignore(1 << 10, '\n');
+  meminfo >> kib;
+  auto mib = static_cast<double>(kib) / 1024.0;
+  BOOST_CHECK_LE(std::abs(static_cast<double>(host.memory_capacity_mb) - mib),
+                 0.5);
+  // spawn_uptime: seconds since boot, a fraction (gProfiler's
+  // CLOCK_BOOTTIME under "spawn_uptime_ms").
+  std::ifstream uptime("/proc/uptime");
+  double up = 0;
+  uptime >> up;
+  BOOST_CHECK_GT(host.spawn_uptime_s, 0.0);
+  BOOST_CHECK_LE(host.spawn_uptime_s, up + 1.0);
+  BOOST_CHECK_GT(host.spawn_uptime_s, up - 60.0);
+  // mac_address: upper-case "XX:XX:XX:XX:XX:XX", or none.
+  if (!host.mac_address.empty()) {
+    BOOST_CHECK_EQUAL(host.mac_address.size(), 17u);
+    for (char c : host.mac_address)
+      BOOST_CHECK_MESSAGE(c == ':' || std::isdigit(c) || (c >= 'A' && c <= 'F'),
+                          host.mac_address);
+  }
+  // libc_version: glibc's own version, or ldd's package version of it.
+  std::string glibc = gnu_get_libc_version();
+  BOOST_CHECK_MESSAGE(host.libc_version.find(glibc) == 0, host.libc_version);
+  BOOST_CHECK(host.cpu_arch_codename == "UNKNOWN"
+              || host.cpu_arch_codename.size() == 3);
+  BOOST_TEST_MESSAGE("this host: mac " << host.mac_address << ", private ip "
+                                       << host.private_ip << ", libc "
+                                       << host.libc_version);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

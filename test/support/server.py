@@ -310,8 +310,9 @@ class DataHandler(BaseHTTPRequestHandler):
             if doc.get("hostname") != rec["query"].get("hostname"):
                 errors.append("body hostname differs from the query's")
             for name in ("cpu_avg", "mem_avg"):
-                if not is_number(doc.get(name)):
-                    errors.append(f"{name} is not a number")
+                # null: no reading (gProfiler's --disable-metrics-collection)
+                if doc.get(name) is not None and not is_number(doc.get(name)):
+                    errors.append(f"{name} is not a number or null")
             prof = doc.get("profile")
             if not isinstance(prof, str) or not prof.startswith("#"):
                 errors.append("profile is not a .col text with a '#' header")

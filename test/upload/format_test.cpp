@@ -3,6 +3,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <limits>
 #include <map>
 
 #include <rapidjson/document.h>
@@ -125,6 +126,25 @@ BOOST_AUTO_TEST_CASE(body_has_exactly_gprofilers_fields) {
   BOOST_CHECK(prof.find("bad\xEF\xBF\xBD utf8;x 1\n") != std::string::npos);
   BOOST_CHECK_EQUAL(prof.substr(0, p.col.size() - 12),
                     p.col.substr(0, p.col.size() - 12));
+}
+
+BOOST_AUTO_TEST_CASE(unknown_metrics_are_sent_as_null) {
+  // No reading, or --disable-metrics-collection: gProfiler sends None.
+  auto p = test::make_profile(3);
+  p.cpu_avg = -1;
+  p.mem_avg = std::numeric_limits<double>::quiet_NaN();
+  studio_identity id;
+  std::string out;
+  studio_body(p, p.col, id, "", out);
+  rapidjson::Document doc;
+  doc.Parse(out.data(), out.size());
+  BOOST_REQUIRE(!doc.HasParseError() && doc.IsObject());
+  BOOST_CHECK(doc["cpu_avg"].IsNull());
+  BOOST_CHECK(doc["mem_avg"].IsNull());
+  p.cpu_avg = 0;
+  studio_body(p, p.col, id, "", out);
+  doc.Parse(out.data(), out.size());
+  BOOST_CHECK_EQUAL(doc["cpu_avg"].GetDouble(), 0.0);
 }
 
 BOOST_AUTO_TEST_CASE(gpid_and_messages_from_responses) {

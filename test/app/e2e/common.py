@@ -85,17 +85,22 @@ def parse_col(path):
     return header, stacks
 
 
+# gProfiler's header keys (see test/data/gprofiler_header.json); the
+# metadata has no "python_version" (there is no Python), and "cloud_info"
+# only on a known cloud.
 HEADER_KEYS = ["containers", "container_names_enabled", "metadata", "metrics",
                "application_metadata", "application_metadata_enabled",
-               "profiling_mode"]
+               "profiling_mode", "hwmetrics", "htmlblob", "flamegraph_html",
+               "sampling_event", "sampling_mode", "sampling_frequency"]
 METADATA_KEYS = ["cloud_provider", "agent_version", "spawn_time", "run_mode",
                  "deployment_type", "kernel_release", "kernel_version",
                  "system_name", "hypervisor", "processors", "cpu_model_name",
-                 "cpu_flags", "memory_capacity_mb", "hostname", "system",
-                 "os_name", "os_release", "os_codename", "libc_type",
-                 "libc_version", "hardware_type", "pid", "mac_address",
-                 "private_ip", "spawn_uptime_ms", "cloud_info", "run_arguments",
-                 "external_metadata", "current_time", "profiling_mode"]
+                 "cpu_arch_codename", "cpu_flags", "memory_capacity_mb",
+                 "hostname", "system", "os_name", "os_release", "os_codename",
+                 "libc_type", "libc_version", "hardware_type", "pid",
+                 "mac_address", "private_ip", "spawn_uptime_ms", "run_arguments",
+                 "big_data", "external_metadata", "current_time", "profiling_mode",
+                 "sampling_event", "sampling_mode", "sampling_frequency"]
 
 
 def read_text(path):
