@@ -207,6 +207,11 @@ bool read_static_external_metadata(const metadata_options& m,
     case outcome::ok:
       if (!m.disable_metadata_collection)
         out = ext.data.static_json;
+      if (!ext.data.application.empty())
+        lg->warn("--external-metadata: its \"application\" part ({} "
+                 "process(es)) is not supported yet: it has no effect; the "
+                 "\"static\" part is used",
+                 ext.data.application.size());
       return true;
     case outcome::unreadable:
       lg->critical("--external-metadata: {}", ext.error);
