@@ -24,6 +24,7 @@ GPA_TEST_PACKAGES=(
   chromium # the flame-graph page's browser tests (headless)
   prometheus
   clang-format # the lint.format check
+  openjdk-17-jdk-headless # the Java runtime profiler's real tests (javac, jcmd)
 )
 
 # Installs the Debian packages among "$@" that are not installed yet.
