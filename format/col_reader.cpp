@@ -65,19 +65,23 @@ std::optional<double> number_of(const rapidjson::Value* v) {
 
 } // namespace
 
-bool parse_col_count(std::string_view s, uint64_t& out) {
-  if (s.empty() || s.size() > 13)
+bool parse_decimal(std::string_view s, uint64_t max, uint64_t& value) {
+  if (s.empty())
     return false;
   uint64_t v = 0;
   for (char c : s) {
     if (c < '0' || c > '9')
       return false;
     v = v * 10 + static_cast<uint64_t>(c - '0');
+    if (v > max)
+      return false;
   }
-  if (v > max_count)
-    return false;
-  out = v;
+  value = v;
   return true;
+}
+
+bool parse_col_count(std::string_view s, uint64_t& out) {
+  return parse_decimal(s, max_count, out);
 }
 
 void parse_col_header(std::string_view json, col_header_info& out) {

@@ -200,6 +200,10 @@ private:
 };
 
 /// Parses a .col count: decimal digits only, at most 10^12.
+/// Parses a non-empty run of ASCII digits no larger than `max` (at most
+/// UINT64_MAX / 10) into `value`; false (and `value` untouched) otherwise.
+bool parse_decimal(std::string_view s, uint64_t max, uint64_t& value);
+
 bool parse_col_count(std::string_view text, uint64_t& out);
 
 } // namespace gpa::format

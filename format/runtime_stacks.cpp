@@ -1,5 +1,7 @@
 #include "format/runtime_stacks.hpp"
 
+#include "format/col_reader.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -80,22 +82,6 @@ bool is_blank(std::string_view s) {
 bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size()
          && s.substr(s.size() - suffix.size()) == suffix;
-}
-
-/// Parses a non-empty run of ASCII digits no larger than `max`.
-bool parse_decimal(std::string_view s, uint64_t max, uint64_t& value) {
-  if (s.empty())
-    return false;
-  uint64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9')
-      return false;
-    v = v * 10 + static_cast<uint64_t>(c - '0');
-    if (v > max)
-      return false;
-  }
-  value = v;
-  return true;
 }
 
 std::string too_long(size_t size, size_t limit) {

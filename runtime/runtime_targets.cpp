@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "runtime/files.hpp"
 #include "runtime/proc.hpp"
 
 namespace gpa::rt {
@@ -90,27 +91,6 @@ std::string read_link(const std::string& path) {
   return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string{};
 }
 
-std::string read_cmdline(const std::string& path) {
-  std::string text;
-  constexpr size_t max_cmdline = 64 << 10;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0)
-    return text;
-  char buf[4096];
-  for (;;) {
-    auto n = ::read(fd, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      break;
-    text.append(buf, static_cast<size_t>(n));
-    if (text.size() >= max_cmdline)
-      break;
-  }
-  ::close(fd);
-  return text;
-}
-
 } // namespace
 
 const char* to_string(runtime_kind kind) {
@@ -181,7 +161,7 @@ uint32_t target_finder::classify(int32_t pid, const std::string& exe) {
     return (kinds & all) != all;
   });
   if ((kinds & bit(runtime_kind::python))
-      && blacklisted_python(read_cmdline(dir + "/cmdline")))
+      && blacklisted_python(read_small_file(dir + "/cmdline", 64 << 10)))
     kinds &= ~bit(runtime_kind::python);
   return kinds;
 }
