@@ -5,6 +5,7 @@
 #include <set>
 
 #include <fcntl.h>
+#include <regex.h>
 #include <unistd.h>
 
 #include "runtime/files.hpp"
@@ -100,6 +101,7 @@ const char* to_string(runtime_kind kind) {
     case runtime_kind::ruby: return "ruby";
     case runtime_kind::dotnet: return "dotnet";
     case runtime_kind::nodejs: return "nodejs";
+    case runtime_kind::php: return "php";
   }
   return "?";
 }
@@ -118,9 +120,76 @@ bool maps_line_matches(runtime_kind kind, std::string_view line) {
              || under(path, "/dist-packages/");
     case runtime_kind::ruby: return starts_with(name, "ruby");
     case runtime_kind::dotnet: return starts_with(name, "dotnet");
-    case runtime_kind::nodejs: return false;
+    case runtime_kind::nodejs:
+    case runtime_kind::php: return false;
   }
   return false;
+}
+
+struct name_pattern::compiled {
+  regex_t re{};
+};
+
+name_pattern::name_pattern(const std::string& ere) {
+  if (ere.empty()) {
+    error_ = "the pattern is empty";
+    return;
+  }
+  auto c = std::make_unique<compiled>();
+  // pgrep's flags: extended syntax, no subexpressions.
+  int rc = ::regcomp(&c->re, ere.c_str(), REG_EXTENDED | REG_NOSUB);
+  if (rc != 0) {
+    char buf[256];
+    ::regerror(rc, &c->re, buf, sizeof(buf));
+    error_ = buf;
+    return;
+  }
+  re_ = std::move(c);
+}
+
+name_pattern::~name_pattern() {
+  if (re_)
+    ::regfree(&re_->re);
+}
+
+bool name_pattern::matches(const std::string& comm) const {
+  return re_ && ::regexec(&re_->re, comm.c_str(), 0, nullptr, 0) == 0;
+}
+
+int32_t parse_nspid(std::string_view status) {
+  size_t pos = 0;
+  while (pos < status.size()) {
+    auto eol = status.find('\n', pos);
+    auto line = status.substr(pos, eol == std::string_view::npos
+                                       ? std::string_view::npos
+                                       : eol - pos);
+    pos = eol == std::string_view::npos ? status.size() : eol + 1;
+    if (!starts_with(line, "NSpid:"))
+      continue;
+    // The last whitespace-separated field: the innermost namespace.
+    auto end = line.find_last_not_of(" \t");
+    if (end == std::string_view::npos || end < 6)
+      return 0;
+    auto begin = line.find_last_of(" \t", end);
+    auto field = line.substr(begin + 1, end - begin);
+    int64_t value = 0;
+    for (char c : field) {
+      if (c < '0' || c > '9' || value > 0x7fffffff / 10)
+        return 0;
+      value = value * 10 + (c - '0');
+    }
+    return value > 0x7fffffff ? 0 : static_cast<int32_t>(value);
+  }
+  return 0;
+}
+
+int32_t namespace_pid(int32_t pid, const std::string& proc_root) {
+  auto text = read_small_file(proc_root + "/" + std::to_string(pid) + "/status",
+                              16 << 10);
+  if (text.empty())
+    return 0;
+  auto ns = parse_nspid(text);
+  return ns > 0 ? ns : pid;
 }
 
 bool node_executable(std::string_view exe) {
@@ -139,8 +208,12 @@ bool blacklisted_python(std::string_view cmdline) {
 }
 
 target_finder::target_finder(std::unique_ptr<proc_source> proc,
-                             std::string proc_root, uint64_t recheck_every)
-    : proc_(std::move(proc)), root_(std::move(proc_root)),
+                             std::string proc_root, uint64_t recheck_every,
+                             const std::string& php_filter)
+    : proc_(std::move(proc)),
+      php_(php_filter.empty() ? nullptr
+                              : std::make_unique<name_pattern>(php_filter)),
+      root_(std::move(proc_root)),
       recheck_every_(std::max<uint64_t>(recheck_every, 1)) {}
 
 target_finder::~target_finder() = default;
@@ -215,7 +288,12 @@ target_finder::scan(const std::vector<runtime_kind>& kinds, uint64_t now_ticks,
     k.cpu_ticks = st.cpu_ticks;
     k.seen_at = now_ticks;
     k.scan = scans_;
-    if ((k.kinds & wanted) == 0)
+    // A name can change without an exec (prctl): matched at every scan, as
+    // pgrep does.
+    auto kinds_now = k.kinds;
+    if (php_ && (wanted & bit(runtime_kind::php)) && php_->matches(st.comm))
+      kinds_now |= bit(runtime_kind::php);
+    if ((kinds_now & wanted) == 0)
       continue;
     runtime_target t;
     t.pid = pid;
@@ -225,7 +303,7 @@ target_finder::scan(const std::vector<runtime_kind>& kinds, uint64_t now_ticks,
                   : 0.0;
     t.cpu_share = cpu;
     for (auto kind : kinds)
-      if (k.kinds & bit(kind))
+      if (kinds_now & bit(kind))
         result[kind].push_back(t);
   }
   // Processes gone since the last scan are forgotten.

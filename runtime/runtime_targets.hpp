@@ -15,6 +15,9 @@
 //   ruby    a mapping whose file name starts with "ruby"
 //   dotnet  a mapping whose file name starts with "dotnet"
 //   nodejs  an executable whose file name contains "node"
+//   php     a process name (comm) that the --php-proc-filter pattern
+//           matches, as `pgrep PATTERN` does (gProfiler hands the pattern
+//           to phpspy, whose -P runs pgrep with it)
 // The agent itself is never a target.
 
 #include <cstdint>
@@ -29,13 +32,14 @@ namespace gpa::rt {
 
 class proc_source;
 
-enum class runtime_kind : uint8_t { java, python, ruby, dotnet, nodejs };
+enum class runtime_kind : uint8_t { java, python, ruby, dotnet, nodejs, php };
 
-/// "java", "python", "ruby", "dotnet", "nodejs".
+/// "java", "python", "ruby", "dotnet", "nodejs", "php".
 const char* to_string(runtime_kind kind);
 
 /// Whether one line of /proc/PID/maps marks a process of `kind` (never true
-/// for nodejs, which is recognised by its executable).
+/// for nodejs, which is recognised by its executable, nor for php, which is
+/// recognised by its name).
 bool maps_line_matches(runtime_kind kind, std::string_view line);
 
 /// Whether the path of a process's executable marks a Node.js process.
@@ -44,6 +48,31 @@ bool node_executable(std::string_view exe);
 /// Whether a command line (NUL-separated, as in /proc/PID/cmdline) names
 /// one of the system daemons gProfiler does not profile as Python.
 bool blacklisted_python(std::string_view cmdline);
+
+/// A pgrep pattern: a POSIX extended regular expression searched in a
+/// process's name (its comm, at most 15 bytes), as `pgrep PATTERN` matches
+/// (no -f, no -x). Move-only.
+class name_pattern {
+public:
+  /// Compiles `ere`; an empty pattern or one that does not compile matches
+  /// nothing (error() says why).
+  explicit name_pattern(const std::string& ere);
+  ~name_pattern();
+  name_pattern(const name_pattern&) = delete;
+  name_pattern& operator=(const name_pattern&) = delete;
+
+  /// "" if the pattern compiled, else why not.
+  const std::string& error() const {
+    return error_;
+  }
+
+  bool matches(const std::string& comm) const;
+
+private:
+  struct compiled;
+  std::unique_ptr<compiled> re_;
+  std::string error_;
+};
 
 /// A process of a runtime, found by a scan.
 struct runtime_target {
@@ -65,8 +94,11 @@ struct runtime_target {
 /// process.
 class target_finder {
 public:
+  /// `php_filter` is --php-proc-filter (see name_pattern; empty: no
+  /// process is a PHP target).
   target_finder(std::unique_ptr<proc_source> proc, std::string proc_root,
-                uint64_t recheck_every = 10);
+                uint64_t recheck_every = 10,
+                const std::string& php_filter = {});
   ~target_finder();
 
   /// The processes of each of `kinds` running now, sorted by pid. `now_ticks`
@@ -94,6 +126,7 @@ private:
   uint32_t classify(int32_t pid, const std::string& exe);
 
   std::unique_ptr<proc_source> proc_;
+  std::unique_ptr<name_pattern> php_;
   std::string root_;
   uint64_t recheck_every_;
   std::unordered_map<int32_t, known> known_;
@@ -111,6 +144,16 @@ struct target_limits {
   /// most CPU (0: no limit).
   int64_t max_processes = 0;
 };
+
+/// The pid of process `pid` in its own PID namespace (the last field of the
+/// "NSpid:" line of /proc/PID/status, as granulate-utils' get_process_nspid
+/// reads it); `pid` itself when the kernel has no such line (before 4.1);
+/// 0 if the process is gone.
+int32_t namespace_pid(int32_t pid, const std::string& proc_root = "/proc");
+
+/// The "NSpid:" value of a /proc/PID/status text: its last field; 0 if the
+/// text has no such line or it is malformed.
+int32_t parse_nspid(std::string_view status);
 
 /// Applies `limits` to `found`, in gProfiler's order (--pids, the age,
 /// then the top by CPU; ties by pid). The result is sorted by pid.

@@ -60,9 +60,10 @@ struct fake_proc_dir {
     rt::remove_tree(temp.path() + "/" + std::to_string(pid));
   }
 
-  rt::target_finder finder(uint64_t recheck = 10) {
+  rt::target_finder finder(uint64_t recheck = 10,
+                           const std::string& php_filter = {}) {
     return rt::target_finder(rt::make_proc_source(temp.path()), temp.path(),
-                             recheck);
+                             recheck, php_filter);
   }
 };
 
@@ -221,6 +222,57 @@ BOOST_AUTO_TEST_CASE(cpu_share_is_since_the_last_scan) {
   top1.max_processes = 1;
   BOOST_CHECK(pids_of(rt::select_targets(next, top1))
               == std::vector<int32_t>{P + 301});
+}
+
+BOOST_AUTO_TEST_CASE(php_processes_are_found_by_name_as_pgrep_finds_them) {
+  fake_proc_dir p;
+  p.add(P + 400, "php-fpm8.2", 1000, 10, "/usr/sbin/php-fpm8.2",
+        {maps_line("/usr/sbin/php-fpm8.2")});
+  p.add(P + 401, "php", 1000, 10, "/usr/bin/php8.2",
+        {maps_line("/usr/bin/php8.2")});
+  p.add(P + 402, "phpspy", 1000, 10, "/opt/phpspy", {maps_line("/opt/phpspy")});
+  std::vector<runtime_kind> php{runtime_kind::php};
+  // gProfiler's default filter: php-fpm workers only.
+  auto fpm = p.finder(10, "php-fpm");
+  BOOST_CHECK(pids_of(fpm.scan(php, 2000, 100)[runtime_kind::php])
+              == std::vector<int32_t>{P + 400});
+  // An extended regular expression, searched in the name.
+  auto exact = p.finder(10, "^php([0-9.]*|-fpm.*)$");
+  BOOST_CHECK(pids_of(exact.scan(php, 2000, 100)[runtime_kind::php])
+              == (std::vector<int32_t>{P + 400, P + 401}));
+  // No filter: no PHP process; and PHP is never found by maps.
+  auto none = p.finder();
+  BOOST_CHECK(none.scan(php, 2000, 100)[runtime_kind::php].empty());
+  BOOST_CHECK(
+      !rt::maps_line_matches(runtime_kind::php, maps_line("/usr/bin/php8.2")));
+  // A process that renames itself is matched at the next scan.
+  p.add(P + 401, "php-fpm: pool", 1000, 10, "/usr/bin/php8.2",
+        {maps_line("/usr/bin/php8.2")});
+  BOOST_CHECK(pids_of(fpm.scan(php, 2100, 100)[runtime_kind::php])
+              == (std::vector<int32_t>{P + 400, P + 401}));
+  BOOST_CHECK_EQUAL(rt::to_string(runtime_kind::php), std::string{"php"});
+}
+
+BOOST_AUTO_TEST_CASE(name_patterns_and_namespace_pids) {
+  rt::name_pattern fpm("php-fpm");
+  BOOST_CHECK_EQUAL(fpm.error(), "");
+  BOOST_CHECK(fpm.matches("php-fpm8.2"));
+  BOOST_CHECK(!fpm.matches("php8.2"));
+  rt::name_pattern bad("php(");
+  BOOST_CHECK_NE(bad.error(), "");
+  BOOST_CHECK(!bad.matches("php("));
+  rt::name_pattern empty("");
+  BOOST_CHECK_NE(empty.error(), "");
+  BOOST_CHECK(!empty.matches(""));
+  BOOST_CHECK_EQUAL(rt::parse_nspid("Name:\tdotnet\nNSpid:\t4711\t12\n"), 12);
+  BOOST_CHECK_EQUAL(rt::parse_nspid("NSpid:\t4711\nPid:\t4711\n"), 4711);
+  BOOST_CHECK_EQUAL(rt::parse_nspid("Pid:\t4711\n"), 0);
+  BOOST_CHECK_EQUAL(rt::parse_nspid("NSpid:\t\n"), 0);
+  BOOST_CHECK_EQUAL(rt::parse_nspid("NSpid:\t99999999999\n"), 0);
+  BOOST_CHECK_EQUAL(rt::parse_nspid("NSpid:\t12x\n"), 0);
+  // A real process: its own pid (this test runs in one namespace).
+  BOOST_CHECK_EQUAL(rt::namespace_pid(::getpid()), ::getpid());
+  BOOST_CHECK_EQUAL(rt::namespace_pid(P + 999), 0);
 }
 
 BOOST_AUTO_TEST_CASE(limits_apply_in_gproflers_order) {
