@@ -86,11 +86,21 @@ void runtime_state::on_work(uint64_t id) {
     return;
   auto& w = i->second;
   w.worked = true;
-  for (auto& t : fx_->targets()) {
-    w.jobs.push_back({t});
+  auto found = fx_->targets();
+  log_->debug("window {}: {} target(s)", id, found.size());
+  auto add = [&](std::vector<rt::runtime_target> targets) {
+    job j;
+    j.targets = std::move(targets);
+    w.jobs.push_back(std::move(j));
     queue_.emplace_back(id, w.jobs.size() - 1);
+  };
+  if (tool_->one_child_for_all()) {
+    if (!found.empty())
+      add(std::move(found));
+  } else {
+    for (auto& t : found)
+      add({t});
   }
-  log_->debug("window {}: {} target(s)", id, w.jobs.size());
   pump();
 }
 
@@ -103,13 +113,19 @@ void runtime_state::pump() {
       continue;
     auto& j = i->second.jobs[index];
     j.started = true;
-    auto req = tool_->command(j.target, i->second.duration);
+    auto req = tool_->one_child_for_all()
+                   ? tool_->command_for_all(j.targets, i->second.duration)
+                   : tool_->command(j.targets.front(), i->second.duration);
     req.tag = tag(id);
+    j.req = req;
     ++running_;
     fx_->run(std::move(req),
-             [this, id, index](caf::expected<run_result> result) {
+             [this, id, index, sent = j.req](caf::expected<run_result> result) {
                --running_;
                finished(id, index, std::move(result));
+               // Whether or not its window still waits for it (after a deadline
+               // it does not), the child left its files.
+               tool_->ended(sent);
                pump();
              });
   }
@@ -125,22 +141,28 @@ void runtime_state::finished(uint64_t id, size_t index,
   if (j.done)
     return;
   j.done = true;
-  auto& t = j.target;
-  auto error = [&](std::string reason) {
-    log_->debug("pid {} ({}): {}", t.pid, t.comm, reason);
-    w.part.errors.push_back({t.pid, t.comm, "error", std::move(reason)});
+  // One error for every target of the child.
+  auto error = [&](const std::string& reason) {
+    for (auto& t : j.targets) {
+      log_->debug("pid {} ({}): {}", t.pid, t.comm, reason);
+      w.part.errors.push_back({t.pid, t.comm, "error", reason});
+    }
   };
   if (!result) {
     error("cannot run the tool: " + message_of(result.error()));
   } else if (result->timed_out) {
     error("timed out");
-  } else if (!fx_->alive(t.pid)) {
-    // gProfiler's words when the target exits while it is profiled.
+  } else if (!tool_->one_child_for_all() && !fx_->alive(j.targets[0].pid)) {
+    // gProfiler's words when the target exits while it is profiled. (A
+    // tool for all targets says nothing of a process that exited, as
+    // gProfiler's phpspy profiler: its stacks, if any, stand.)
     error("process went down during profiling");
-  } else if (auto stacks = tool_->parse(t, *result); !stacks) {
+  } else if (auto stacks = tool_->read(j.targets, j.req, *result); !stacks) {
     error(message_of(stacks.error()));
-  } else if (!stacks->stacks.empty()) {
-    w.part.processes.push_back(std::move(*stacks));
+  } else {
+    for (auto& p : *stacks)
+      if (!p.stacks.empty())
+        w.part.processes.push_back(std::move(p));
   }
   complete_if_done(id);
 }
@@ -193,9 +215,11 @@ void runtime_state::on_deadline(uint64_t id) {
       continue;
     j.done = true;
     stopped = stopped || j.started;
-    w.part.errors.push_back(
-        {j.target.pid, j.target.comm, "error",
-         j.started ? "timed out" : "not profiled: the window's time ran out"});
+    for (auto& t : j.targets)
+      w.part.errors.push_back(
+          {t.pid, t.comm, "error",
+           j.started ? "timed out"
+                     : "not profiled: the window's time ran out"});
   }
   // Queued work of this window is dropped; running children are stopped.
   queue_.erase(std::remove_if(queue_.begin(), queue_.end(),

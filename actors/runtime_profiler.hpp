@@ -8,13 +8,13 @@
 // rules, --pids, --min-duration, --max-processes-runtime-profiler) at a
 // point of the window its tool chooses (at the start for tools that record
 // over the window, late in it for tools that refresh symbol maps), and runs
-// the tool once per target through the reaper, at most `concurrency` at a
-// time whatever the number of targets, each child bounded by the tool's
-// timeout. What a tool gives for a target is data, never a crash: stacks,
-// nothing (perf's stacks stand), or an error stack. At the snapshot it
-// answers when every target is done, or just before its budget runs out:
-// then the children still running are stopped and their targets get
-// timeout errors, so one hung tool never delays the snapshot.
+// the tool once per target (or once for all of them: phpspy) through the
+// reaper, at most `concurrency` at a time whatever the number of targets,
+// each child bounded by the tool's timeout. What a tool gives for a target is
+// data, never a crash: stacks, nothing (perf's stacks stand), or an error
+// stack. At the snapshot it answers when every target is done, or just before
+// its budget runs out: then the children still running are stopped and their
+// targets get timeout errors, so one hung tool never delays the snapshot.
 //
 // The logic is runtime_state, over an effects interface (runtime_effects)
 // so that it is tested without an actor system; runtime_profiler() is the
@@ -71,15 +71,56 @@ public:
       = 0;
 
   /// What the finished child means for the target: its stacks (empty:
-  /// nothing replaces perf's stacks), or an error reason.
+  /// nothing replaces perf's stacks), or an error reason. Not called for a
+  /// tool that overrides read().
   virtual caf::expected<process_stacks> parse(const rt::runtime_target& target,
-                                              run_result& result)
-      = 0;
+                                              run_result&) {
+    process_stacks none;
+    none.pid = target.pid;
+    none.comm = target.comm;
+    return none;
+  }
 
   /// One line for the log at start: what the tool does ("" for none).
   virtual std::string describe() const {
     return {};
   }
+
+  // -- tools that write files, and tools with one child for all targets --
+
+  /// Whether one child covers all of the window's targets (phpspy, which
+  /// finds the processes itself) instead of one child per target. Such a
+  /// tool's child is made by command_for_all().
+  virtual bool one_child_for_all() const {
+    return false;
+  }
+
+  /// The command of a one_child_for_all() tool for all `targets` (at least
+  /// one) of a window of `window` length. By default command() of the first.
+  virtual run_request
+  command_for_all(const std::vector<rt::runtime_target>& targets,
+                  caf::timespan window) {
+    return command(targets.front(), window);
+  }
+
+  /// What the finished child of `req` (as command() or command_for_all()
+  /// made it, tag set) means for its `targets`: the stacks of those that
+  /// have some, or one error reason for all of them. By default parse() of
+  /// the single target; tools whose output is a file named in `req`
+  /// override this instead.
+  virtual caf::expected<std::vector<process_stacks>>
+  read(const std::vector<rt::runtime_target>& targets, const run_request&,
+       run_result& result) {
+    auto one = parse(targets.front(), result);
+    if (!one)
+      return std::move(one.error());
+    return std::vector<process_stacks>{std::move(*one)};
+  }
+
+  /// Called once for every child of the tool when it has ended, however it
+  /// ended (after read() if that ran; also for children stopped at a
+  /// deadline or that could not start): removes what it left behind.
+  virtual void ended(const run_request&) {}
 };
 
 /// Looks a program up: `name` itself if it holds a '/', else on PATH;
@@ -148,8 +189,11 @@ public:
   }
 
 private:
+  /// One child: one target, or all of the window's for a
+  /// one_child_for_all() tool.
   struct job {
-    rt::runtime_target target;
+    std::vector<rt::runtime_target> targets;
+    run_request req;
     bool started = false;
     bool done = false;
   };

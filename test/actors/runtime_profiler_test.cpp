@@ -2,18 +2,37 @@
 // effects: the concurrency budget whatever the number of targets, a tool
 // that hangs on one target answered at the deadline with a timeout error
 // and stopped, targets that exit, tool errors as error stacks, a missing
-// tool turning the runtime off, and windows skipped under memory pressure.
+// tool turning the runtime off, and windows skipped under memory pressure;
+// the Ruby, PHP and .NET tools' commands and outputs (suite runtime_tools).
 
 #include <boost/test/unit_test.hpp>
 
+#include <csignal>
+#include <fstream>
 #include <map>
 #include <memory>
+#include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include "actors/process_reaper.hpp"
 #include "actors/runtime_profiler.hpp"
+#include "actors/runtime_tools.hpp"
+#include "messages/registry.hpp"
 #include "runtime/error.hpp"
+#include "runtime/files.hpp"
 #include "runtime/log.hpp"
+#include "runtime/proc.hpp"
+#include "runtime/process_env.hpp"
 
 using namespace gpa;
 using namespace std::chrono_literals;
@@ -279,6 +298,610 @@ BOOST_FIXTURE_TEST_CASE(skipped_windows_and_late_work, fixture) {
   start(3);
   snapshot(3);
   BOOST_CHECK_EQUAL(fx->runs.size(), 4u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// -- the Ruby, PHP and .NET tools (actors/runtime_tools.*) --------------------
+//
+// Their command lines are gProfiler's, argument for argument; their output
+// files (written here as the tools write them, from the parsers' golden
+// fixtures in test/data/runtime/) become stacks with gProfiler's suffixes;
+// a failed tool, garbage and a missing output file are errors; the files
+// are removed when the child has ended. And a tool with one child for all
+// targets (phpspy) through runtime_state.
+
+namespace {
+
+/// A test data file's whole text.
+std::string data_file(const std::string& name) {
+  std::ifstream in(std::string{GPA_TEST_DATA_DIR} + "/runtime/" + name,
+                   std::ios::binary);
+  BOOST_REQUIRE_MESSAGE(in, "cannot read " << name);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  BOOST_REQUIRE(out);
+}
+
+bool exists(const std::string& path) {
+  return ::access(path.c_str(), F_OK) == 0;
+}
+
+/// One process of a parser's .expected file: "# pid P comm C", then
+/// "STACK COUNT" lines.
+std::string expected_text(const std::string& name) {
+  auto text = data_file(name);
+  return text.substr(text.find('\n') + 1);
+}
+
+std::string stacks_text(const std::vector<process_stacks>& ps) {
+  std::string out;
+  for (auto& p : ps)
+    for (auto& s : p.stacks)
+      out += s.stack + " " + std::to_string(s.count) + "\n";
+  return out;
+}
+
+struct tools_fixture {
+  rt::private_temp_dir temp{"/tmp"};
+  tool_context ctx;
+  runtime_options opts;
+  compat_options compat;
+
+  tools_fixture() {
+    log::silence();
+    ctx.temp_dir = temp.path();
+    ctx.fs = rt::make_posix_file_system();
+    ctx.which = [](const std::string& name) {
+      return name.rfind("/opt/", 0) == 0 ? name : std::string{};
+    };
+    ctx.namespace_pid = [](int32_t pid) {
+      return pid + 1000;
+    };
+    opts.rbspy_path = "/opt/rbspy/bin/rbspy";
+    opts.phpspy_path = "/opt/phpspy/phpspy";
+    opts.dotnet_trace_path = "/opt/dotnet/tools/dotnet-trace";
+    opts.php_mode = "phpspy";
+    opts.dotnet_mode = "dotnet-trace";
+  }
+
+  static run_result exited(int code, std::string err = {}) {
+    run_result r;
+    r.exited = true;
+    r.exit_code = code;
+    r.err = std::move(err);
+    return r;
+  }
+
+  /// The value of `flag`'s argument in `argv`.
+  static std::string arg(const run_request& req, const std::string& flag) {
+    for (size_t i = 0; i + 1 < req.argv.size(); ++i)
+      if (req.argv[i] == flag)
+        return req.argv[i + 1];
+    BOOST_FAIL("no " << flag << " in the command");
+    return {};
+  }
+};
+
+using strings = std::vector<std::string>;
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(runtime_tools)
+
+BOOST_FIXTURE_TEST_CASE(rbspy_runs_as_gprofiler_runs_it, tools_fixture) {
+  ctx.frequency = 11;
+  auto tool = make_ruby_tool(opts, ctx);
+  BOOST_REQUIRE(tool);
+  BOOST_CHECK_EQUAL(tool->name(), "ruby");
+  BOOST_CHECK(tool->kind() == rt::runtime_kind::ruby);
+  BOOST_CHECK_EQUAL(tool->check(), "");
+  BOOST_CHECK(!tool->one_child_for_all());
+  auto req = tool->command({4242, "ruby", 100, 0}, 3s);
+  auto out = arg(req, "--file");
+  BOOST_CHECK(out.rfind(temp.path() + "/rbspy.", 0) == 0);
+  BOOST_CHECK(
+      (req.argv
+       == strings{"/opt/rbspy/bin/rbspy", "record", "--silent", "-r", "11",
+                  "-d", "3", "--nonblocking", "--oncpu", "--format=collapsed",
+                  "--file", out, "--raw-file", "/dev/null", "-p", "4242"}));
+  // gProfiler: the duration plus 10 s, then SIGKILL.
+  BOOST_CHECK(req.timeout == 13s);
+  BOOST_CHECK(req.kill_grace == caf::timespan{0});
+  // Each command has its own file.
+  BOOST_CHECK_NE(arg(tool->command({4242, "ruby", 100, 0}, 3s), "--file"), out);
+}
+
+BOOST_FIXTURE_TEST_CASE(rbspy_frequency_is_capped_at_100, tools_fixture) {
+  ctx.frequency = 500;
+  auto tool = make_ruby_tool(opts, ctx);
+  BOOST_REQUIRE_EQUAL(tool->check(), "");
+  auto req = tool->command({1, "ruby", 100, 0}, 60s);
+  BOOST_CHECK_EQUAL(arg(req, "-r"), "100");
+  BOOST_CHECK_EQUAL(arg(req, "-d"), "60");
+  BOOST_CHECK_NE(tool->describe().find("100 Hz (-f 500 is above rbspy's "
+                                       "limit"),
+                 std::string::npos);
+}
+
+BOOST_FIXTURE_TEST_CASE(rbspy_output_becomes_ruby_stacks, tools_fixture) {
+  auto tool = make_ruby_tool(opts, ctx);
+  BOOST_REQUIRE_EQUAL(tool->check(), "");
+  rt::runtime_target t{4242, "ruby", 100, 0};
+  // Upstream rbspy's output: the parser adds the fork's _[rb].
+  auto req = tool->command(t, 3s);
+  auto out = arg(req, "--file");
+  write_file(out, data_file("rbspy_upstream.collapsed"));
+  auto r = exited(0);
+  auto got = tool->read({t}, req, r);
+  BOOST_REQUIRE_MESSAGE(got, (got ? "" : describe(got.error())));
+  BOOST_REQUIRE_EQUAL(got->size(), 1u);
+  BOOST_CHECK_EQUAL((*got)[0].pid, 4242);
+  BOOST_CHECK_EQUAL(stacks_text(*got), expected_text("rbspy.expected"));
+  BOOST_CHECK(exists(out));
+  tool->ended(req);
+  BOOST_CHECK(!exists(out));
+}
+
+BOOST_FIXTURE_TEST_CASE(rbspy_failures_are_errors, tools_fixture) {
+  ctx.max_output = 64;
+  auto tool = make_ruby_tool(opts, ctx);
+  BOOST_REQUIRE_EQUAL(tool->check(), "");
+  rt::runtime_target t{7, "ruby", 100, 0};
+  auto reason = [&](run_result r, const std::string* text) {
+    auto req = tool->command(t, 3s);
+    if (text)
+      write_file(arg(req, "--file"), *text);
+    auto got = tool->read({t}, req, r);
+    tool->ended(req);
+    BOOST_REQUIRE(!got);
+    return message_of(got.error());
+  };
+  std::string garbage = "not rbspy\n\x01\x02\n";
+  BOOST_CHECK_EQUAL(reason(exited(0), nullptr), "rbspy wrote no output file");
+  BOOST_CHECK_NE(reason(exited(0), &garbage).find("rbspy output has no valid"),
+                 std::string::npos);
+  BOOST_CHECK_EQUAL(
+      reason(exited(1, "\nError: failed to attach to process 7\nmore\n"),
+             &garbage),
+      "rbspy exited with status 1: Error: failed to attach to process 7");
+  run_result killed;
+  killed.term_signal = 9;
+  BOOST_CHECK_EQUAL(reason(killed, nullptr), "rbspy was killed by signal 9");
+  std::string big(65, 'x');
+  BOOST_CHECK_EQUAL(reason(exited(0), &big),
+                    "rbspy's output is 65 bytes, more than the limit of 64");
+}
+
+BOOST_FIXTURE_TEST_CASE(missing_tools_say_which_option, tools_fixture) {
+  opts.rbspy_path = "rbspy";
+  opts.phpspy_path = "/nowhere/phpspy";
+  opts.dotnet_trace_path = "dotnet-trace";
+  BOOST_CHECK_EQUAL(make_ruby_tool(opts, ctx)->check(),
+                    "rbspy ('rbspy', --rbspy-path) was not found: it is not "
+                    "in Debian, see docs/runtime-profilers.md to install it");
+  BOOST_CHECK_NE(make_php_tool(opts, compat, ctx)
+                     ->check()
+                     .find("phpspy ('/nowhere/phpspy', --phpspy-path) was not "
+                           "found"),
+                 std::string::npos);
+  BOOST_CHECK_NE(make_dotnet_tool(opts, ctx)->check().find(
+                     "dotnet-trace ('dotnet-trace', --dotnet-trace-path)"),
+                 std::string::npos);
+}
+
+BOOST_FIXTURE_TEST_CASE(disabled_modes_make_no_tool, tools_fixture) {
+  opts.ruby_mode = "disabled";
+  opts.php_mode = "disabled";
+  opts.dotnet_mode = "disabled";
+  BOOST_CHECK(!make_ruby_tool(opts, ctx));
+  BOOST_CHECK(!make_php_tool(opts, compat, ctx));
+  BOOST_CHECK(!make_dotnet_tool(opts, ctx));
+  // gProfiler's defaults: Ruby on, PHP and .NET off.
+  runtime_options defaults;
+  BOOST_CHECK(make_ruby_tool(defaults, ctx));
+  BOOST_CHECK(!make_php_tool(defaults, compat, ctx));
+  BOOST_CHECK(!make_dotnet_tool(defaults, ctx));
+}
+
+BOOST_FIXTURE_TEST_CASE(phpspy_runs_once_for_all_php_processes, tools_fixture) {
+  ctx.frequency = 5000;
+  compat.php_proc_filter = "php-fpm|it's";
+  auto tool = make_php_tool(opts, compat, ctx);
+  BOOST_REQUIRE(tool);
+  BOOST_CHECK_EQUAL(tool->name(), "php");
+  BOOST_CHECK(tool->kind() == rt::runtime_kind::php);
+  BOOST_CHECK(tool->one_child_for_all());
+  BOOST_REQUIRE_EQUAL(tool->check(), "");
+  std::vector<rt::runtime_target> targets{{3101, "php-fpm8.2", 100, 0},
+                                          {3102, "php-fpm8.2", 100, 0}};
+  auto req = tool->command_for_all(targets, 10s);
+  auto out = arg(req, "--output");
+  BOOST_CHECK(out.rfind(temp.path() + "/phpspy.", 0) == 0);
+  // gProfiler's arguments, the pattern quoted for phpspy's shell, the
+  // frequency capped at 999, and -i to stop at the window's end.
+  BOOST_CHECK((req.argv
+               == strings{"/opt/phpspy/phpspy", "--verbose-fields=p", "-P",
+                          "'php-fpm|it'\\''s'", "-H", "999", "-b", "16384",
+                          "-T", "16", "--output", out, "-i", "10000"}));
+  BOOST_REQUIRE_EQUAL(req.env.size(), 1u);
+  BOOST_CHECK(req.env[0].rfind("PATH=", 0) == 0);
+  BOOST_CHECK(req.env[0].size() > 18
+              && req.env[0].substr(req.env[0].size() - 12) == ":/opt/phpspy");
+  BOOST_CHECK(req.timeout == 20s);
+}
+
+BOOST_FIXTURE_TEST_CASE(phpspy_output_becomes_stacks_of_the_targets,
+                        tools_fixture) {
+  auto tool = make_php_tool(opts, compat, ctx);
+  BOOST_REQUIRE_EQUAL(tool->check(), "");
+  // phpspy.txt holds pids 3101 and 3102; 3101 is this window's target.
+  std::vector<rt::runtime_target> targets{{3101, "php8.2", 100, 0},
+                                          {3300, "php-fpm8.2", 100, 0}};
+  auto req = tool->command_for_all(targets, 10s);
+  auto out = arg(req, "--output");
+  write_file(out, data_file("phpspy.txt"));
+  auto r = exited(0);
+  auto got = tool->read(targets, req, r);
+  BOOST_REQUIRE_MESSAGE(got, (got ? "" : describe(got.error())));
+  BOOST_REQUIRE_EQUAL(got->size(), 1u);
+  BOOST_CHECK_EQUAL((*got)[0].pid, 3101);
+  BOOST_CHECK_EQUAL((*got)[0].comm, "php8.2");
+  // The golden stacks of 3101, under the process's own name.
+  auto golden = expected_text("phpspy.expected");
+  golden = golden.substr(0, golden.find("# pid"));
+  std::string renamed;
+  std::istringstream lines(golden);
+  for (std::string line; std::getline(lines, line);)
+    renamed += "php8.2" + line.substr(3) + "\n";
+  BOOST_CHECK_EQUAL(stacks_text(*got), renamed);
+  tool->ended(req);
+  BOOST_CHECK(!exists(out));
+  // Garbage is an error; so is a phpspy that failed (gProfiler's noise
+  // lines left out of the reason).
+  req = tool->command_for_all(targets, 10s);
+  write_file(arg(req, "--output"), "garbage\n\ngarbage\n\n");
+  got = tool->read(targets, req, r);
+  BOOST_REQUIRE(!got);
+  BOOST_CHECK_NE(message_of(got.error()).find("phpspy output has no valid"),
+                 std::string::npos);
+  auto failed = exited(1, "Couldn't read proc fs file\nphpspy: bad version\n");
+  got = tool->read(targets, req, failed);
+  BOOST_REQUIRE(!got);
+  BOOST_CHECK_EQUAL(message_of(got.error()),
+                    "phpspy exited with status 1: phpspy: bad version");
+}
+
+BOOST_FIXTURE_TEST_CASE(dotnet_trace_runs_as_gprofiler_runs_it, tools_fixture) {
+  auto tool = make_dotnet_tool(opts, ctx);
+  BOOST_REQUIRE(tool);
+  BOOST_CHECK_EQUAL(tool->name(), "dotnet");
+  BOOST_CHECK(tool->kind() == rt::runtime_kind::dotnet);
+  BOOST_REQUIRE_EQUAL(tool->check(), "");
+  auto req = tool->command({4711, "dotnet", 100, 0}, 65s);
+  auto out = arg(req, "--output");
+  BOOST_CHECK(out.rfind(temp.path() + "/dotnet-trace-", 0) == 0);
+  BOOST_CHECK(out.find('.', temp.path().size()) == std::string::npos);
+  // The pid in the target's namespace (the fixture's is pid + 1000).
+  BOOST_CHECK(
+      (req.argv
+       == strings{"/opt/dotnet/tools/dotnet-trace", "collect", "--format",
+                  "speedscope", "--process-id", "5711", "--profile",
+                  "cpu-sampling", "--duration", "0:01:05", "--output", out}));
+  // gProfiler's environment: the target's /tmp, DOTNET_ROOT two levels
+  // above the tool.
+  BOOST_CHECK(
+      (req.env
+       == strings{"TMPDIR=/proc/4711/root/tmp", "DOTNET_ROOT=/opt/dotnet"}));
+  BOOST_CHECK(req.timeout == 125s);
+  BOOST_CHECK(req.kill_grace == caf::timespan{0});
+  // The agent's own DOTNET_ROOT wins.
+  ctx.dotnet_root = "/usr/share/dotnet";
+  auto own = make_dotnet_tool(opts, ctx);
+  BOOST_REQUIRE_EQUAL(own->check(), "");
+  BOOST_CHECK_EQUAL(own->command({4711, "dotnet", 100, 0}, 5s).env[1],
+                    "DOTNET_ROOT=/usr/share/dotnet");
+}
+
+BOOST_FIXTURE_TEST_CASE(dotnet_trace_output_becomes_net_stacks, tools_fixture) {
+  ctx.frequency = 100; // the fixture's expected counts are at 100 Hz
+  auto tool = make_dotnet_tool(opts, ctx);
+  BOOST_REQUIRE_EQUAL(tool->check(), "");
+  rt::runtime_target t{4711, "dotnet", 100, 0};
+  auto req = tool->command(t, 3s);
+  auto base = arg(req, "--output");
+  write_file(base + ".nettrace", "Nettrace");
+  write_file(base + ".speedscope.json", data_file("dotnet.speedscope.json"));
+  auto r = exited(0);
+  auto got = tool->read({t}, req, r);
+  BOOST_REQUIRE_MESSAGE(got, (got ? "" : describe(got.error())));
+  BOOST_CHECK_EQUAL(stacks_text(*got), expected_text("dotnet.expected"));
+  tool->ended(req);
+  BOOST_CHECK(!exists(base + ".nettrace"));
+  BOOST_CHECK(!exists(base + ".speedscope.json"));
+  // Speedscope that is not dotnet-trace's is an error.
+  req = tool->command(t, 3s);
+  write_file(arg(req, "--output") + ".speedscope.json", "{\"profiles\": 1}");
+  got = tool->read({t}, req, r);
+  BOOST_CHECK(!got);
+  tool->ended(req);
+}
+
+BOOST_AUTO_TEST_CASE(dotnet_durations_and_shell_quoting) {
+  BOOST_CHECK_EQUAL(dotnet_duration(3), "0:00:03");
+  BOOST_CHECK_EQUAL(dotnet_duration(60), "0:01:00");
+  BOOST_CHECK_EQUAL(dotnet_duration(3600), "1:00:00");
+  BOOST_CHECK_EQUAL(dotnet_duration(86399), "23:59:59");
+  BOOST_CHECK_EQUAL(dotnet_duration(86400), "1.00:00:00");
+  BOOST_CHECK_EQUAL(shell_quote("php-fpm"), "'php-fpm'");
+  BOOST_CHECK_EQUAL(shell_quote("a'b"), "'a'\\''b'");
+  BOOST_CHECK_EQUAL(shell_quote("$(x);`y`"), "'$(x);`y`'");
+}
+
+/// A tool with one child for all targets, whose results the test decides.
+class all_at_once_tool : public scripted_tool {
+public:
+  std::vector<std::vector<int32_t>> commanded;
+  std::string fail;
+
+  bool one_child_for_all() const override {
+    return true;
+  }
+  run_request command_for_all(const std::vector<rt::runtime_target>& ts,
+                              caf::timespan) override {
+    std::vector<int32_t> pids;
+    for (auto& t : ts)
+      pids.push_back(t.pid);
+    commanded.push_back(pids);
+    run_request req;
+    req.argv = {"tool-for-all"};
+    return req;
+  }
+  caf::expected<std::vector<process_stacks>>
+  read(const std::vector<rt::runtime_target>& ts, const run_request& req,
+       run_result&) override {
+    BOOST_CHECK_EQUAL(req.argv.at(0), "tool-for-all");
+    if (!fail.empty())
+      return make_gpa_error(ec::tool_failed, fail);
+    std::vector<process_stacks> out;
+    for (auto& t : ts) {
+      process_stacks p;
+      p.pid = t.pid;
+      p.comm = t.comm;
+      // The first target has stacks, the others nothing.
+      if (&t == &ts.front())
+        p.stacks.push_back({t.comm + ";main_[php]", 3});
+      out.push_back(std::move(p));
+    }
+    return out;
+  }
+};
+
+struct all_at_once_fixture : fixture {
+  std::shared_ptr<all_at_once_tool> all = std::make_shared<all_at_once_tool>();
+
+  all_at_once_fixture() {
+    tool = all;
+  }
+};
+
+BOOST_FIXTURE_TEST_CASE(one_child_covers_all_targets, all_at_once_fixture) {
+  init(4);
+  fx->found = {{alive_pid, "php", 100, 0},
+               {gone_pid, "php", 100, 0},
+               {alive_pid + 1, "php", 100, 0}};
+  start(1);
+  BOOST_REQUIRE_EQUAL(fx->runs.size(), 1u);
+  BOOST_CHECK((all->commanded[0]
+               == std::vector<int32_t>{alive_pid, gone_pid, alive_pid + 1}));
+  fx->finish(0);
+  snapshot(1);
+  BOOST_REQUIRE_EQUAL(replies.size(), 1u);
+  // A target that exited is no error for such a tool (gProfiler's phpspy).
+  BOOST_CHECK(replies[0].errors.empty());
+  BOOST_REQUIRE_EQUAL(replies[0].processes.size(), 1u);
+  BOOST_CHECK_EQUAL(replies[0].processes[0].pid, alive_pid);
+  // No target: no child.
+  fx->found.clear();
+  start(2);
+  BOOST_CHECK_EQUAL(fx->runs.size(), 1u);
+}
+
+BOOST_FIXTURE_TEST_CASE(one_childs_failure_is_every_targets_error,
+                        all_at_once_fixture) {
+  init(4);
+  all->fail = "phpspy output has no valid traces";
+  fx->found = {{alive_pid, "php", 100, 0}, {alive_pid + 1, "php", 100, 0}};
+  start(1);
+  fx->finish(0);
+  snapshot(1);
+  BOOST_REQUIRE_EQUAL(replies.size(), 1u);
+  BOOST_CHECK_EQUAL(errors_of(replies[0]),
+                    std::to_string(alive_pid)
+                        + ":error:phpspy output has no valid traces|"
+                        + std::to_string(alive_pid + 1)
+                        + ":error:phpspy output has no valid traces|");
+  // Hung: both targets time out at the deadline.
+  all->fail.clear();
+  start(2);
+  snapshot(2);
+  st.on_deadline(2);
+  BOOST_REQUIRE_EQUAL(replies.size(), 2u);
+  BOOST_CHECK_EQUAL(errors_of(replies[1]),
+                    std::to_string(alive_pid) + ":error:timed out|"
+                        + std::to_string(alive_pid + 1) + ":error:timed out|");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// -- .NET through the real reaper, with a stand-in dotnet-trace
+// ----------------
+//
+// There is no .NET runtime on this machine (and dotnet-trace is not in
+// Debian): test/support/dotnet_trace_standin.py checks gProfiler's command
+// line and environment and writes dotnet-trace's files for a real process
+// (a sleep). The runtime profiler actor runs it through the real reaper and
+// launcher for a 1 s window.
+
+namespace {
+
+caf::actor_system_config& real_config(caf::actor_system_config& cfg) {
+  add_message_types(cfg);
+  log::silence();
+  return cfg;
+}
+
+struct dotnet_real_fixture {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{real_config(cfg)};
+  rt::private_temp_dir temp{"/tmp"};
+  rt::private_temp_dir work{"/tmp"};
+  reaper_actor reaper;
+  caf::scoped_actor self{sys};
+  pid_t target = 0;
+
+  dotnet_real_fixture() {
+    reaper_config rc;
+    rc.temp_dir = temp.path();
+    reaper = caf::actor_cast<reaper_actor>(
+        sys.spawn(process_reaper, rt::make_posix_launcher(), rc));
+    target = ::fork();
+    if (target == 0) {
+      ::execlp("sleep", "sleep", "60", nullptr);
+      ::_exit(127);
+    }
+    BOOST_REQUIRE(target > 0);
+  }
+
+  ~dotnet_real_fixture() {
+    ::kill(target, SIGKILL);
+    ::waitpid(target, nullptr, 0);
+    self->send_exit(reaper, caf::exit_reason::user_shutdown);
+  }
+
+  /// A wrapper that runs the stand-in with `options`.
+  std::string standin(const std::string& options) {
+    auto path = work.path() + "/dotnet-trace";
+    write_file(path, "#!/bin/sh\nexec " + std::string{GPA_TEST_DATA_DIR}
+                         + "/../support/dotnet_trace_standin.py " + options
+                         + " \"$@\"\n");
+    ::chmod(path.c_str(), 0755);
+    return path;
+  }
+
+  /// One 1 s window of a .NET profiler whose dotnet-trace is `tool`.
+  profile_part window(const std::string& tool) {
+    runtime_options opts;
+    opts.dotnet_mode = "dotnet-trace";
+    opts.dotnet_trace_path = tool;
+    tool_context ctx;
+    ctx.temp_dir = temp.path();
+    ctx.fs = rt::make_posix_file_system();
+    ctx.frequency = 11;
+    std::shared_ptr<runtime_tool> dotnet = make_dotnet_tool(opts, ctx);
+    runtime_target_source source;
+    auto pid = static_cast<int32_t>(target);
+    source.find = [pid] {
+      return std::vector<rt::runtime_target>{{pid, "sleep", 100, 0}};
+    };
+    source.alive = [](int64_t p) {
+      return rt::process_exists(p);
+    };
+    auto actor = sys.spawn(gpa::runtime_profiler, runtime_config{}, dotnet,
+                           source, reaper);
+    self->request(actor, caf::infinite, prepare_atom_v)
+        .receive(
+            [](std::string& status) {
+              BOOST_CHECK_EQUAL(status, "");
+            },
+            [](caf::error& err) {
+              BOOST_FAIL(describe(err));
+            });
+    window_info w;
+    w.snapshot_id = 1;
+    w.duration = 1s;
+    self->send(actor, start_atom_v, w);
+    std::this_thread::sleep_for(1s);
+    snapshot_request req;
+    req.snapshot_id = 1;
+    req.budget = 20s;
+    profile_part part;
+    self->request(actor, caf::infinite, snapshot_atom_v, req)
+        .receive(
+            [&](profile_part& p) {
+              part = std::move(p);
+            },
+            [](caf::error& err) {
+              BOOST_FAIL(describe(err));
+            });
+    self->send_exit(actor, caf::exit_reason::user_shutdown);
+    return part;
+  }
+
+  /// The stand-in's files are removed once it has ended.
+  bool no_files_left() {
+    for (int i = 0; i < 50; ++i) {
+      auto fs = rt::make_posix_file_system();
+      auto left = fs->list(temp.path(), "dotnet-trace-");
+      if (left && left->empty())
+        return true;
+      std::this_thread::sleep_for(100ms);
+    }
+    return false;
+  }
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(runtime_tools_real)
+
+BOOST_FIXTURE_TEST_CASE(dotnet_trace_standin_gives_net_frames,
+                        dotnet_real_fixture) {
+  auto calls = work.path() + "/calls";
+  auto part = window(standin("--standin-log=" + calls));
+  BOOST_CHECK_EQUAL(part.profiler, "dotnet");
+  BOOST_CHECK_MESSAGE(part.errors.empty(),
+                      (part.errors.empty() ? "" : part.errors[0].reason));
+  BOOST_REQUIRE_EQUAL(part.processes.size(), 1u);
+  auto& p = part.processes[0];
+  BOOST_CHECK_EQUAL(p.pid, target);
+  BOOST_REQUIRE_EQUAL(p.stacks.size(), 1u);
+  auto pid = std::to_string(target);
+  // 1 s of CPU_TIME at 11 Hz, the marker left out, _[net] on every frame.
+  BOOST_CHECK_EQUAL(p.stacks[0].stack,
+                    "sleep;Process64 Process(" + pid + ") (" + pid
+                        + ") Args: _[net];(Non-Activities)_[net];Threads_[net];"
+                          "Thread ("
+                        + pid
+                        + ")_[net];sleep!Program.Main()_[net];sleep!Program."
+                          "Fib(int32)_[net]");
+  BOOST_CHECK_EQUAL(p.stacks[0].count, 11u);
+  // The stand-in saw gProfiler's arguments (it refuses others) and
+  // environment.
+  std::ifstream in(calls);
+  std::string line;
+  BOOST_REQUIRE(std::getline(in, line));
+  BOOST_CHECK_NE(line.find("\"--duration\", \"0:00:01\""), std::string::npos);
+  BOOST_CHECK_NE(line.find("\"TMPDIR\": \"/proc/" + pid + "/root/tmp\""),
+                 std::string::npos);
+  BOOST_CHECK(no_files_left());
+}
+
+BOOST_FIXTURE_TEST_CASE(dotnet_trace_garbage_is_an_error_stack,
+                        dotnet_real_fixture) {
+  auto part = window(standin("--standin-mode=garbage"));
+  BOOST_CHECK(part.processes.empty());
+  BOOST_REQUIRE_EQUAL(part.errors.size(), 1u);
+  BOOST_CHECK_EQUAL(part.errors[0].pid, target);
+  BOOST_CHECK_EQUAL(part.errors[0].comm, "sleep");
+  BOOST_CHECK_NE(part.errors[0].reason.find("profile"), std::string::npos);
+  BOOST_CHECK(no_files_left());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
