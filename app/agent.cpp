@@ -29,6 +29,7 @@
 #include "actors/perf_profiler.hpp"
 #include "actors/process_reaper.hpp"
 #include "actors/runtime_profiler.hpp"
+#include "actors/runtime_tools.hpp"
 #include "actors/scheduler.hpp"
 #include "config/intervals.hpp"
 #include "config/load.hpp"
@@ -369,6 +370,18 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
     a.profilers.push_back(std::move(slot));
   };
   add_runtime(make_java_tool(opts.runtimes, opts.compat, rt.find_program));
+  // Ruby, PHP and .NET: rbspy, phpspy and dotnet-trace, writing their output
+  // to the private temporary directory.
+  tool_context tools;
+  tools.which = rt.find_program;
+  tools.temp_dir = rt.temp_dir;
+  tools.fs = rt.fs;
+  tools.frequency = opts.scheduler.frequency;
+  tools.namespace_pid = rt.namespace_pid;
+  tools.dotnet_root = rt.dotnet_root;
+  add_runtime(make_ruby_tool(opts.runtimes, tools));
+  add_runtime(make_php_tool(opts.runtimes, opts.compat, tools));
+  add_runtime(make_dotnet_tool(opts.runtimes, tools));
 
   scheduler_config scfg;
   scfg.opts = opts.scheduler;
@@ -470,10 +483,12 @@ rt::enricher_parts enricher_parts_of(const agent_options& opts) {
   ids.args_filter = opts.compat.app_id_args_filter;
   ids.java_spark_app_name = opts.compat.java_collect_spark_app_name_as_appid;
   ids.agent_pid = static_cast<int32_t>(::getpid());
-  // gProfiler gives Java ids and metadata through its Java profiler only:
-  // --no-java / --java-mode disabled turn them off. The Python and Ruby
-  // profilers are not built, so their flags change nothing yet.
+  // gProfiler gives Java and Ruby ids and metadata through their profilers
+  // only: --no-java / --java-mode disabled and --no-ruby / --ruby-mode
+  // disabled turn them off. The Python profiler is not built, so its flags
+  // change nothing yet.
   ids.java = opts.runtimes.java_mode != "disabled";
+  ids.ruby = opts.runtimes.ruby_mode != "disabled";
   if (!opts.compat.disable_application_identifiers)
     parts.app_id = [ids](int32_t pid) {
       return rt::app_id_of(pid, ids);
@@ -564,6 +579,11 @@ int run_agent(const agent_options& opts) {
   rt.wall_clock_ms = rt::wall_clock_ms;
   rt.rss_kb = rt::process_rss_kb;
   rt.pid_alive = rt::process_exists;
+  rt.namespace_pid = [](int32_t pid) {
+    return rt::namespace_pid(pid);
+  };
+  if (const char* root = std::getenv("DOTNET_ROOT"))
+    rt.dotnet_root = root;
   rt.host = rt::read_host_info();
   rt.temp_dir = temp->path();
   rt.pid = static_cast<int32_t>(::getpid());
@@ -571,10 +591,12 @@ int run_agent(const agent_options& opts) {
   rt::limit_malloc_arenas();
   rt.release_memory = rt::release_free_memory;
   rt.proc = rt::make_proc_source();
-  rt.runtime_targets = [](rt::runtime_kind kind, rt::target_limits limits) {
+  rt.runtime_targets = [php_filter = opts.compat.php_proc_filter](
+                           rt::runtime_kind kind, rt::target_limits limits) {
     // One finder per runtime profiler, used from its thread only.
-    auto finder
-        = std::make_shared<rt::target_finder>(rt::make_proc_source(), "/proc");
+    auto finder = std::make_shared<rt::target_finder>(
+        rt::make_proc_source(), "/proc", 10,
+        kind == rt::runtime_kind::php ? php_filter : std::string{});
     auto hz = static_cast<uint64_t>(std::max(1L, ::sysconf(_SC_CLK_TCK)));
     return [finder, kind, limits, hz] {
       double up = 0;

@@ -73,6 +73,11 @@ struct agent_runtime {
       runtime_targets;
   /// Looks a tool up by name or path; unset: the real PATH.
   std::function<std::string(const std::string&)> find_program;
+  /// A process's pid in its own PID namespace (dotnet-trace); unset:
+  /// rt::namespace_pid().
+  std::function<int32_t(int32_t)> namespace_pid;
+  /// DOTNET_ROOT of the agent's environment ("" if unset), for dotnet-trace.
+  std::string dotnet_root;
   /// The header's cloud metadata now (the background lookup's answer);
   /// none: "unknown" throughout.
   std::function<format::cloud_metadata()> cloud;

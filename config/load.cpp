@@ -549,6 +549,14 @@ void validate_gprofiler_rules(const invocation& inv) {
       && perf != "smart")
     throw config_error("--nodejs-mode perf or attach-maps requires "
                        "--perf-mode 'fp' or 'smart'");
+  // gProfiler's PHPSpyProfiler.MIN_DURATION: phpspy runs commands at its
+  // start that take a while (gProfiler refuses to start, with this message).
+  if (o.runtimes.php_mode == "phpspy"
+      && o.scheduler.duration < std::chrono::seconds(3))
+    throw config_error("Minimum duration for PHPSpyProfiler is 3 (given "
+                       + std::to_string(o.scheduler.duration.count())
+                       + "), raise the duration in order to use this "
+                         "profiler");
   if (c.profile_spawned_processes && given("pids"))
     throw config_error("--pids is not allowed when profiling spawned "
                        "processes");

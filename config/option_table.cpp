@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include <regex.h>
+
 #include "config/checks.hpp"
 
 namespace gpa::config {
@@ -390,8 +392,9 @@ std::vector<option_spec> build_table() {
   t.compat("hw-events-file", vk::string, &compat_options::hw_events_file,
            "JSON file of custom PMU events for --perf-event");
 
-  // Java runs (JIT symbols for perf); the other runtimes are parsed for
-  // gProfiler's command lines and read by nothing yet.
+  // Java (JIT symbols for perf), Ruby, PHP and .NET run; Python and
+  // Node.js are parsed for gProfiler's command lines and read by nothing
+  // yet.
   t.group = "Runtime profilers";
   t.runtime("java", &runtime_options::java_mode, {"perf-map", "ap", "disabled"},
             "Java (perf-map: JIT symbols for perf through jattach or jcmd; ap: "
@@ -407,23 +410,34 @@ std::vector<option_spec> build_table() {
       .min
       = 1;
   t.specs.back().unsupported = false;
-  t.unsupported = true;
-  t.runtime("python", &runtime_options::python_mode,
-            {"auto", "pyperf", "pyspy", "py-spy", "disabled"}, "Python");
   t.runtime("ruby", &runtime_options::ruby_mode, {"rbspy", "disabled"}, "Ruby");
   t.runtime("php", &runtime_options::php_mode, {"phpspy", "disabled"}, "PHP");
   t.runtime("dotnet", &runtime_options::dotnet_mode,
             {"dotnet-trace", "disabled"}, ".NET");
+  t.add("rbspy-path", 0, vk::string, &ao::runtimes,
+        &runtime_options::rbspy_path,
+        "rbspy binary (a name is looked up in PATH)");
+  t.add("phpspy-path", 0, vk::string, &ao::runtimes,
+        &runtime_options::phpspy_path,
+        "phpspy binary (a name is looked up in PATH)");
+  t.add("dotnet-trace-path", 0, vk::string, &ao::runtimes,
+        &runtime_options::dotnet_trace_path,
+        "dotnet-trace binary (a name is looked up in PATH)");
+  {
+    auto& f = t.compat("php-proc-filter", vk::string,
+                       &compat_options::php_proc_filter,
+                       "Pattern (extended regular expression) of the names "
+                       "of the PHP processes, as pgrep matches them");
+    f.unsupported = false;
+    f.rule = text_rule::process_pattern;
+  }
+  t.unsupported = true;
+  t.runtime("python", &runtime_options::python_mode,
+            {"auto", "pyperf", "pyspy", "py-spy", "disabled"}, "Python");
   t.runtime("nodejs", &runtime_options::nodejs_mode,
             {"perf", "attach-maps", "disabled"}, "Node.js");
   t.add("py-spy-path", 0, vk::string, &ao::runtimes,
         &runtime_options::py_spy_path, "py-spy binary");
-  t.add("rbspy-path", 0, vk::string, &ao::runtimes,
-        &runtime_options::rbspy_path, "rbspy binary");
-  t.add("phpspy-path", 0, vk::string, &ao::runtimes,
-        &runtime_options::phpspy_path, "phpspy binary");
-  t.add("dotnet-trace-path", 0, vk::string, &ao::runtimes,
-        &runtime_options::dotnet_trace_path, "dotnet-trace binary");
   t.compat("no-python-versions", vk::flag, &compat_options::no_python_versions,
            "Do not add Python versions to frames");
   t.compat("pyperf-user-stacks-pages", vk::integer,
@@ -502,8 +516,6 @@ std::vector<option_spec> build_table() {
   t.compat("java-collect-thread-names", vk::flag,
            &compat_options::java_collect_thread_names,
            "Record Java thread names per sample");
-  t.compat("php-proc-filter", vk::string, &compat_options::php_proc_filter,
-           "Process filter of phpspy");
   t.unsupported = false;
 
   t.group = "Child processes";
@@ -786,6 +798,26 @@ std::string socket_path_error(const std::string& path) {
   return {};
 }
 
+std::string process_pattern_error(const std::string& pattern) {
+  if (pattern.empty())
+    return "must not be empty";
+  if (pattern.front() == '-')
+    return "must be a pattern (pgrep options are not supported)";
+  for (unsigned char c : pattern)
+    if (c < 0x20 || c == 0x7f)
+      return "must not contain control characters";
+  // pgrep's own flags.
+  regex_t re;
+  int rc = ::regcomp(&re, pattern.c_str(), REG_EXTENDED | REG_NOSUB);
+  if (rc != 0) {
+    char buf[256];
+    ::regerror(rc, &re, buf, sizeof(buf));
+    return std::string{"is not a valid extended regular expression: "} + buf;
+  }
+  ::regfree(&re);
+  return {};
+}
+
 } // namespace
 
 std::string unsupported_warning(const option_spec& spec,
@@ -881,6 +913,8 @@ std::string check_value(const option_spec& spec, const option_value& value) {
           [[fallthrough]];
         case text_rule::url: return check_server_url(value.text);
         case text_rule::socket_path: return socket_path_error(value.text);
+        case text_rule::process_pattern:
+          return process_pattern_error(value.text);
         case text_rule::choice_list: {
           size_t pos = 0;
           while (true) {

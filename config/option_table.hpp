@@ -51,6 +51,10 @@ enum class text_rule {
   /// An absolute path to a unix socket (at most 107 bytes), or empty for
   /// "none"; each element of a text list.
   socket_path,
+  /// A pgrep pattern (--php-proc-filter): a POSIX extended regular
+  /// expression, not empty, not starting with '-' (no pgrep options), no
+  /// control characters.
+  process_pattern,
 };
 
 /// A parsed value of any kind.

@@ -25,6 +25,8 @@ GPA_TEST_PACKAGES=(
   prometheus
   clang-format # the lint.format check
   openjdk-17-jdk-headless # the Java runtime profiler's real tests (javac, jcmd)
+  ruby    # the Ruby and PHP runtime profilers' real tests: real interpreters
+  php-cli # under stand-in rbspy and phpspy
 )
 
 # Installs the Debian packages among "$@" that are not installed yet.

@@ -441,24 +441,29 @@ BOOST_AUTO_TEST_CASE(spool_bounds_have_minimums) {
 }
 
 BOOST_AUTO_TEST_CASE(unsupported_options_warn_once_and_say_so_in_help) {
-  auto inv
-      = parse({"--rootless", "--no-ruby", "--python-mode", "auto", "--no-java"},
-              {{"GPROFILER_PY_SPY_PATH", "/opt/py-spy"}});
+  auto inv = parse({"--rootless", "--no-nodejs", "--python-mode", "auto",
+                    "--no-java", "--no-ruby", "--php-mode", "phpspy",
+                    "--dotnet-mode", "dotnet-trace", "--rbspy-path", "/x",
+                    "--php-proc-filter", "php"},
+                   {{"GPROFILER_PY_SPY_PATH", "/opt/py-spy"}});
   std::string all;
   for (auto& w : inv.warnings)
     all += w + "\n";
   BOOST_CHECK_EQUAL(inv.warnings.size(), 4u);
   for (auto name :
-       {"--rootless", "--no-ruby", "--python-mode", "--py-spy-path"})
+       {"--rootless", "--no-nodejs", "--python-mode", "--py-spy-path"})
     BOOST_CHECK_MESSAGE(
         contains(all, std::string{name} + " is not supported yet"), all);
   BOOST_CHECK(contains(all, "GPROFILER_PY_SPY_PATH"));
-  BOOST_CHECK(!contains(all, "--no-java")); // Java runs
+  // Java, Ruby, PHP and .NET run.
+  for (auto name : {"--no-java", "--no-ruby", "--php-mode", "--dotnet-mode",
+                    "--rbspy-path", "--php-proc-filter"})
+    BOOST_CHECK_MESSAGE(!contains(all, name), name);
   // In a file only a value other than the default counts as set.
-  temp_file file{R"({"ruby_mode": "disabled", "php_mode": "disabled"})"};
+  temp_file file{R"({"nodejs_mode": "perf", "php_mode": "disabled"})"};
   auto from_file = parse({"--config", file.path});
   BOOST_REQUIRE_EQUAL(from_file.warnings.size(), 1u);
-  BOOST_CHECK(contains(from_file.warnings[0], "--ruby-mode"));
+  BOOST_CHECK(contains(from_file.warnings[0], "--nodejs-mode"));
   BOOST_CHECK(parse({"-o", "/tmp"}).warnings.empty());
   auto help = gpa::config::help_text();
   BOOST_CHECK(contains(help, "disabled (not supported yet)"));
@@ -570,6 +575,37 @@ BOOST_AUTO_TEST_CASE(rules_between_options) {
                        "thresholds must rise"));
   BOOST_CHECK_NO_THROW(gpa::config::validate(
       parse({"-u", "--token", "t", "--service-name", "s"})));
+}
+
+// --php-proc-filter is a pgrep pattern (phpspy hands it to pgrep, the agent
+// finds the same processes with it); phpspy needs windows of 3 s at least,
+// as gProfiler says.
+BOOST_AUTO_TEST_CASE(php_options) {
+  auto o = parse({"--php-mode", "phpspy", "--php-proc-filter", "^php(-fpm)?$"})
+               .options;
+  BOOST_CHECK_EQUAL(o.runtimes.php_mode, "phpspy");
+  BOOST_CHECK_EQUAL(o.compat.php_proc_filter, "^php(-fpm)?$");
+  BOOST_CHECK_EQUAL(parse({}).options.compat.php_proc_filter, "php-fpm");
+  for (auto [value, why] :
+       {std::pair{"-f php-fpm", "pgrep options are not supported"},
+        std::pair{"php(", "not a valid extended regular expression"},
+        std::pair{"", "must not be empty"},
+        std::pair{"php\nfpm", "control characters"}}) {
+    auto msg = error_of([v = value] {
+      parse({"--php-proc-filter", v});
+    });
+    BOOST_CHECK_MESSAGE(
+        contains(msg, "--php-proc-filter") && contains(msg, why), msg);
+  }
+  BOOST_CHECK(
+      contains(error_of([] {
+                 gpa::config::validate(
+                     parse({"-o", "/tmp", "--php-mode", "phpspy", "-d", "2"}));
+               }),
+               "Minimum duration for PHPSpyProfiler is 3 (given 2)"));
+  BOOST_CHECK_NO_THROW(gpa::config::validate(
+      parse({"-o", "/tmp", "--php-mode", "phpspy", "-d", "3"})));
+  BOOST_CHECK_NO_THROW(gpa::config::validate(parse({"-o", "/tmp", "-d", "2"})));
 }
 
 BOOST_AUTO_TEST_CASE(help_lists_every_option) {
