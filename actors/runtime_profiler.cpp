@@ -1,13 +1,17 @@
 #include "actors/runtime_profiler.hpp"
 
 #include <algorithm>
+#include <set>
 
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
 #include "runtime/error.hpp"
+#include "runtime/files.hpp"
 #include "runtime/log.hpp"
+#include "runtime/node_attach.hpp"
+#include "runtime/proc.hpp"
 
 namespace gpa {
 
@@ -87,6 +91,8 @@ void runtime_state::on_work(uint64_t id) {
   auto& w = i->second;
   w.worked = true;
   for (auto& t : fx_->targets()) {
+    if (!tool_->wants(t))
+      continue;
     w.jobs.push_back({t});
     queue_.emplace_back(id, w.jobs.size() - 1);
   }
@@ -349,6 +355,129 @@ std::unique_ptr<runtime_tool> make_java_tool(const runtime_options& opts,
       opts.java_mode, opts.jcmd_path,
       std::max<int64_t>(compat.java_jattach_timeout, 1),
       which ? std::move(which) : program_finder{find_program});
+}
+
+// -- the Node.js tool
+// ---------------------------------------------------------------
+
+namespace {
+
+/// attach-maps: each Node process, once, gets our perf-map addon loaded
+/// through its inspector (runtime/node_attach.hpp, in a child: the agent's
+/// own `node-attach` command), after which it writes /tmp/perf-<pid>.map
+/// as --perf-basic-prof does and perf names its JavaScript frames. Processes
+/// started with --perf-basic-prof or --perf-prof already write their map
+/// and are left alone.
+class nodejs_attach_tool : public runtime_tool {
+public:
+  nodejs_attach_tool(std::string exe, std::string dir)
+      : exe_(std::move(exe)), dir_(std::move(dir)) {}
+
+  std::string name() const override {
+    return "nodejs";
+  }
+
+  rt::runtime_kind kind() const override {
+    return rt::runtime_kind::nodejs;
+  }
+
+  std::string check() override {
+    if (exe_.empty())
+      return "attach-maps: the agent's own path is unknown";
+    if (dir_.empty() || rt::find_node_addons(dir_).empty())
+      return "attach-maps: no Node.js addon (gpa-node-perfmap-<abi>.node) "
+             "next to the agent; only Node processes started with "
+             "--perf-basic-prof have named frames";
+    return {};
+  }
+
+  std::string describe() const override {
+    std::string abis;
+    for (auto& a : rt::find_node_addons(dir_))
+      abis += (abis.empty() ? "" : ", ") + a.abi;
+    return "nodejs: attach-maps: each Node.js process (ABI " + abis
+           + ") gets a perf map once, through its inspector (SIGUSR1, "
+             "127.0.0.1:9229); processes started with --perf-basic-prof "
+             "need none";
+  }
+
+  bool wants(const rt::runtime_target& t) override {
+    auto key = std::make_pair(t.pid, t.start_time);
+    if (done_.count(key))
+      return false;
+    // Forget processes that are gone (pids of processes not seen for a
+    // while) so that the set stays as big as the Node processes running.
+    if (done_.size() > 4096)
+      for (auto i = done_.begin(); i != done_.end();)
+        i = rt::process_exists(i->first) ? std::next(i) : done_.erase(i);
+    auto cmdline = rt::read_small_file(
+        "/proc/" + std::to_string(t.pid) + "/cmdline", 64 << 10);
+    for (const char* flag : {"--perf-basic-prof", "--perf-prof"})
+      if (cmdline.find(flag) != std::string::npos) {
+        done_.insert(key);
+        return false;
+      }
+    return true;
+  }
+
+  run_request command(const rt::runtime_target& t, caf::timespan) override {
+    // Tried once per process: a process that refuses keeps its perf stacks
+    // and is not signalled again every window.
+    done_.insert({t.pid, t.start_time});
+    run_request req;
+    req.argv = {exe_,
+                "node-attach",
+                std::to_string(t.pid),
+                std::to_string(t.start_time),
+                dir_,
+                "start"};
+    req.timeout = std::chrono::seconds(10);
+    req.kill_grace = std::chrono::seconds(1);
+    req.out_cap = 4 << 10;
+    req.err_cap = 4 << 10;
+    return req;
+  }
+
+  caf::expected<process_stacks> parse(const rt::runtime_target& t,
+                                      run_result& r) override {
+    if (!r.success()) {
+      auto said = first_line(r.err);
+      return make_gpa_error(
+          ec::tool_failed,
+          "attach-maps: " + (said.empty() ? std::string{"failed"} : said));
+    }
+    process_stacks none;
+    none.pid = t.pid;
+    none.comm = t.comm;
+    return none;
+  }
+
+private:
+  std::string exe_;
+  std::string dir_;
+  std::set<std::pair<int32_t, uint64_t>> done_;
+};
+
+} // namespace
+
+std::unique_ptr<runtime_tool> make_nodejs_tool(const runtime_options& opts,
+                                               std::string agent_exe,
+                                               std::string addon_dir) {
+  if (opts.nodejs_mode != "attach-maps")
+    return nullptr;
+  return std::make_unique<nodejs_attach_tool>(std::move(agent_exe),
+                                              std::move(addon_dir));
+}
+
+std::string find_node_addon_dir(const std::string& agent_exe) {
+  auto slash = agent_exe.rfind('/');
+  if (slash == std::string::npos)
+    return {};
+  auto dir = agent_exe.substr(0, slash);
+  for (auto candidate : {dir + "/node", dir + "/../lib/gprofiler-agent/node"})
+    if (!rt::find_node_addons(candidate).empty())
+      return candidate;
+  return {};
 }
 
 // -- the actor

@@ -64,6 +64,12 @@ public:
     return 0;
   }
 
+  /// Whether the target needs the tool this window (a tool that acts once
+  /// per process says no to those it did).
+  virtual bool wants(const rt::runtime_target&) {
+    return true;
+  }
+
   /// The tool's command for one target in a window of `window` length
   /// (argv, timeout, output mode; the tag is set by the caller).
   virtual run_request command(const rt::runtime_target& target,
@@ -94,6 +100,18 @@ std::string find_program(const std::string& name);
 std::unique_ptr<runtime_tool> make_java_tool(const runtime_options& opts,
                                              const compat_options& compat,
                                              program_finder which);
+
+/// Makes the Node.js tool of `opts` for attach-maps: once per Node process,
+/// `agent_exe node-attach` loads the perf-map addon found in `addon_dir`
+/// into it; null unless `nodejs_mode` is attach-maps.
+std::unique_ptr<runtime_tool> make_nodejs_tool(const runtime_options& opts,
+                                               std::string agent_exe,
+                                               std::string addon_dir);
+
+/// Where the Node.js addons of an agent at `agent_exe` are: node/ next to
+/// it (the build tree), else ../lib/gprofiler-agent/node (installed); ""
+/// if neither has one.
+std::string find_node_addon_dir(const std::string& agent_exe);
 
 /// Everything a runtime_state does to the world.
 class runtime_effects {

@@ -369,6 +369,8 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
     a.profilers.push_back(std::move(slot));
   };
   add_runtime(make_java_tool(opts.runtimes, opts.compat, rt.find_program));
+  add_runtime(make_nodejs_tool(opts.runtimes, rt.agent_exe,
+                               find_node_addon_dir(rt.agent_exe)));
 
   scheduler_config scfg;
   scfg.opts = opts.scheduler;
@@ -567,6 +569,12 @@ int run_agent(const agent_options& opts) {
   rt.host = rt::read_host_info();
   rt.temp_dir = temp->path();
   rt.pid = static_cast<int32_t>(::getpid());
+  {
+    char exe[4096];
+    auto n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0)
+      rt.agent_exe.assign(exe, static_cast<size_t>(n));
+  }
   rt.seed = std::random_device{}();
   rt::limit_malloc_arenas();
   rt.release_memory = rt::release_free_memory;

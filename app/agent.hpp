@@ -71,6 +71,9 @@ struct agent_runtime {
   std::function<std::function<std::vector<rt::runtime_target>()>(
       rt::runtime_kind, rt::target_limits)>
       runtime_targets;
+  /// The agent's own executable (its children that are the agent itself,
+  /// e.g. node-attach); "" in the simulation.
+  std::string agent_exe;
   /// Looks a tool up by name or path; unset: the real PATH.
   std::function<std::string(const std::string&)> find_program;
   /// The header's cloud metadata now (the background lookup's answer);

@@ -407,6 +407,12 @@ std::vector<option_spec> build_table() {
       .min
       = 1;
   t.specs.back().unsupported = false;
+  t.runtime("nodejs", &runtime_options::nodejs_mode,
+            {"perf", "attach-maps", "disabled"},
+            "Node.js (attach-maps: make running Node processes write perf "
+            "maps; perf: not supported yet)");
+  // The --nodejs-mode spec (the alias --no-nodejs follows it).
+  t.specs[t.specs.size() - 2].unsupported_choices = {"perf"};
   t.unsupported = true;
   t.runtime("python", &runtime_options::python_mode,
             {"auto", "pyperf", "pyspy", "py-spy", "disabled"}, "Python");
@@ -414,8 +420,6 @@ std::vector<option_spec> build_table() {
   t.runtime("php", &runtime_options::php_mode, {"phpspy", "disabled"}, "PHP");
   t.runtime("dotnet", &runtime_options::dotnet_mode,
             {"dotnet-trace", "disabled"}, ".NET");
-  t.runtime("nodejs", &runtime_options::nodejs_mode,
-            {"perf", "attach-maps", "disabled"}, "Node.js");
   t.add("py-spy-path", 0, vk::string, &ao::runtimes,
         &runtime_options::py_spy_path, "py-spy binary");
   t.add("rbspy-path", 0, vk::string, &ao::runtimes,
