@@ -1,7 +1,9 @@
 #include "actors/runtime_profiler.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <set>
+#include <thread>
 
 #include <unistd.h>
 
@@ -446,16 +448,46 @@ public:
           ec::tool_failed,
           "attach-maps: " + (said.empty() ? std::string{"failed"} : said));
     }
+    attached_.insert({t.pid, t.start_time});
     process_stacks none;
     none.pid = t.pid;
     none.comm = t.comm;
     return none;
   }
 
+  void at_exit() override {
+    // As gProfiler does when it stops: each process still running stops
+    // writing its map, and the map is removed. In threads (a thread may
+    // join a network namespace; the process stays in its own), at most 2 s.
+    std::vector<std::thread> stops;
+    std::atomic<size_t> stopped{0};
+    for (auto [pid, start] : attached_) {
+      rt::node_attach_request req;
+      req.pid = pid;
+      req.start_time = start;
+      req.module_dir = dir_;
+      req.stop = true;
+      req.wait_ms = 2000;
+      stops.emplace_back([req, &stopped] {
+        if (rt::node_attach(req).error.empty())
+          ++stopped;
+      });
+    }
+    for (auto& t : stops)
+      t.join();
+    if (!attached_.empty())
+      log::get("nodejs")->info(
+          "nodejs: {} of {} attached Node processes stopped writing their "
+          "perf maps",
+          stopped.load(), attached_.size());
+    attached_.clear();
+  }
+
 private:
   std::string exe_;
   std::string dir_;
   std::set<std::pair<int32_t, uint64_t>> done_;
+  std::set<std::pair<int32_t, uint64_t>> attached_;
 };
 
 } // namespace

@@ -86,6 +86,10 @@ public:
   virtual std::string describe() const {
     return {};
   }
+
+  /// Undoes what the tool left in its targets, when the agent stops (after
+  /// the actors did: called from the agent's main thread alone).
+  virtual void at_exit() {}
 };
 
 /// Looks a program up: `name` itself if it holds a '/', else on PATH;

@@ -363,6 +363,9 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
     profiler_slot slot;
     slot.name = tool->name();
     slot.runtime = true;
+    a.at_exit.emplace_back([tool] {
+      tool->at_exit();
+    });
     auto actor = sys.spawn(runtime_profiler, rcfg, tool, source, a.reaper);
     add(actor);
     slot.handle = caf::actor_cast<profiler_actor>(actor);
@@ -654,6 +657,7 @@ int run_agent(const agent_options& opts) {
   // A metadata request still in flight ends while the actors stop.
   if (cloud_lookup)
     cloud_lookup->stop();
+  auto at_exit = actors.at_exit;
   shutdown_state stop{*sys, actors, rt.http};
   std::atomic<bool> stopped{false};
   bool has_writer = static_cast<bool>(actors.writer);
@@ -680,6 +684,8 @@ int run_agent(const agent_options& opts) {
     }
   }
   stopper.join();
+  for (auto& f : at_exit)
+    f();
   int status = 0;
   if (!opts.scheduler.continuous && sig == 0 && has_writer
       && stop.written == 0) {

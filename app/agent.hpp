@@ -99,6 +99,8 @@ struct agent_actors {
   scheduler_actor scheduler;
   /// Everything, in spawn order (stopped in reverse).
   std::vector<caf::actor> order;
+  /// Called once the actors stopped (what the runtime tools undo).
+  std::vector<std::function<void()>> at_exit;
 };
 
 /// Spawns and wires the agent's actors. `on_done` is called once a one-shot

@@ -134,8 +134,11 @@ class Runtime(unittest.TestCase):
                 self.assertGreater(s[0], 0, s)
                 self.assertEqual(meta[s[0]]["exe"], "/usr/bin/node", meta[s[0]])
             self.assertIsNone(proc.poll())
-        # Only the process without a map of its own was attached to.
-        self.assertTrue(os.path.exists(f"/tmp/perf-{plain.pid}.map"))
+        # At its exit the agent stopped the map it started (and removed it),
+        # as gProfiler does; the map of --perf-basic-prof is the process's.
+        self.assertIn("1 of 1 attached Node processes stopped", text)
+        self.assertFalse(os.path.exists(f"/tmp/perf-{plain.pid}.map"))
+        self.assertTrue(os.path.exists(f"/tmp/perf-{basic.pid}.map"))
 
     def test_a_hung_tool_on_one_of_fifty_targets_costs_no_snapshot(self):
         lib = os.path.join(self.work, "libjvm.so")
