@@ -330,6 +330,9 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
     pcfg.name = name;
     pcfg.opts = opts.perf;
     pcfg.unwind = mode;
+    // gProfiler injects jitdumps into the frame-pointer recording only.
+    pcfg.inject_jit = opts.runtimes.nodejs_mode == "perf"
+                      && mode == perf_unwind::frame_pointer;
     pcfg.frequency = opts.scheduler.frequency;
     pcfg.pids = opts.scheduler.pids;
     pcfg.temp_dir = rt.temp_dir;

@@ -410,9 +410,8 @@ std::vector<option_spec> build_table() {
   t.runtime("nodejs", &runtime_options::nodejs_mode,
             {"perf", "attach-maps", "disabled"},
             "Node.js (attach-maps: make running Node processes write perf "
-            "maps; perf: not supported yet)");
-  // The --nodejs-mode spec (the alias --no-nodejs follows it).
-  t.specs[t.specs.size() - 2].unsupported_choices = {"perf"};
+            "maps; perf: perf inject --jit on the jitdumps of node "
+            "--perf-prof)");
   t.unsupported = true;
   t.runtime("python", &runtime_options::python_mode,
             {"auto", "pyperf", "pyspy", "py-spy", "disabled"}, "Python");

@@ -431,7 +431,7 @@ class Unsupported(unittest.TestCase):
 
         for flag in ["--rootless", "--ruby-mode", "--no-python", "--py-spy-path"]:
             self.assertIn("(not supported yet)", entry(flag), flag)
-        for flag in ["--perf-mode", "--java-mode", "--runtime-concurrency"]:
+        for flag in ["--perf-mode", "--java-mode", "--runtime-concurrency", "--nodejs-mode"]:
             self.assertNotIn("(not supported yet)", entry(flag), flag)
         backend = Backend(self, "tok-123456789", "svc")
         log = tempfile.mktemp(prefix="gpa-cli-", suffix=".log")

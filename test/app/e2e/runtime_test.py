@@ -140,6 +140,27 @@ class Runtime(unittest.TestCase):
         self.assertFalse(os.path.exists(f"/tmp/perf-{plain.pid}.map"))
         self.assertTrue(os.path.exists(f"/tmp/perf-{basic.pid}.map"))
 
+    def test_node_perf_mode_names_jitdump_frames(self):
+        script = os.path.join(self.work, "jitdumpWork.js")
+        with open(script, "w") as f:
+            f.write(NODE_JS.format(name="jitdumpWork"))
+        node = self.spawn(["node", "--perf-prof", script])
+        time.sleep(1)
+        out = os.path.join(self.work, "out")
+        log = os.path.join(self.work, "agent.log")
+        agent = start_agent(self, AGENT, ["-o", out, "-d", "4",
+                                          "--nodejs-mode", "perf"], log)
+        self.assertEqual(agent.wait(timeout=120), 0, read_text(log))
+        header, stacks = parse_col(profiles(out)[-1])
+        named = [s for s in stacks if any(f.startswith("JS:") and "jitdumpWork" in f
+                                          for f in s[3])]
+        self.assertTrue(named, "no jitdumpWork frame in the profile")
+        self.assertTrue(all(s[2] == "node" for s in named), named[:3])
+        # perf inject wrote its ELF files next to the jitdump (the process's
+        # working directory), as gProfiler's perf mode does.
+        self.assertTrue(glob.glob(os.path.join(self.work, f"jitted-{node.pid}-*.so")))
+        self.assertIsNone(node.poll())
+
     def test_a_hung_tool_on_one_of_fifty_targets_costs_no_snapshot(self):
         lib = os.path.join(self.work, "libjvm.so")
         with open(lib, "wb") as f:
