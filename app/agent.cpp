@@ -495,14 +495,33 @@ rt::enricher_parts enricher_parts_of(const agent_options& opts) {
 
 } // namespace
 
-int run_agent(const agent_options& opts) {
+int run_agent(const agent_options& given) {
   auto lg = log::get("agent");
+  // What start-up rules change (--skip-system-profilers-above).
+  agent_options opts = given;
   // gProfiler's start-up rules: profiling from inside a PID namespace sees
   // only its processes (and perf's pids would not match /proc's), so it is
   // refused unless asked for; a crashing tool leaves no core file.
   if (!opts.compat.disable_pidns_check && !rt::in_init_pid_namespace()) {
     lg->critical("{}", rt::pid_namespace_message);
     return 1;
+  }
+  if (auto limit = opts.compat.skip_system_profilers_above;
+      limit > 0 && !perf_profilers(opts.perf.mode).empty()) {
+    // gProfiler's rule: counted once at start; over the limit, perf is not
+    // run at all and the runtime profilers go on.
+    std::vector<int32_t> pids;
+    rt::make_proc_source()->list_pids(pids);
+    if (static_cast<int64_t>(pids.size()) > limit) {
+      lg->warn("skipping the system profilers (perf): {} processes exceed "
+               "--skip-system-profilers-above {}; the runtime profilers go "
+               "on",
+               pids.size(), limit);
+      opts.perf.mode = "disabled";
+    } else {
+      lg->debug("{} processes (--skip-system-profilers-above {})", pids.size(),
+                limit);
+    }
   }
   if (!opts.compat.dont_disable_core_files)
     if (auto why = rt::disable_core_files(); !why.empty())

@@ -257,10 +257,11 @@ std::vector<option_spec> build_table() {
   t.specs.back().unsupported = false;
   t.compat("skip-system-profilers-above", vk::integer,
            &compat_options::skip_system_profilers_above,
-           "Do not run perf while the host has more processes than this (0: "
-           "no limit)")
+           "Do not run perf if the host has more processes than this at "
+           "start (0: no limit)")
       .min
       = 0;
+  t.specs.back().unsupported = false;
   t.compat("profile-spawned-processes", vk::flag,
            &compat_options::profile_spawned_processes,
            "Also profile processes started during a window");
