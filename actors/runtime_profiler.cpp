@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <set>
 #include <thread>
 
@@ -72,6 +73,7 @@ void runtime_state::prepare(std::function<void(std::string)> done) {
 void runtime_state::on_start(const window_info& info) {
   auto& w = windows_[info.snapshot_id];
   w.duration = info.duration;
+  w.started = fx_->now();
   w.part.snapshot_id = info.snapshot_id;
   w.part.profiler = name_;
   if (!prepared_ || disabled() || info.skip_runtime) {
@@ -95,10 +97,42 @@ void runtime_state::on_work(uint64_t id) {
   for (auto& t : fx_->targets()) {
     if (!tool_->wants(t))
       continue;
-    w.jobs.push_back({t});
+    w.jobs.push_back({t, false, false, w.duration});
     queue_.emplace_back(id, w.jobs.size() - 1);
   }
   log_->debug("window {}: {} target(s)", id, w.jobs.size());
+  if (cfg_.profile_spawned && tool_->start_at() <= 0)
+    fx_->spawn_poll_in(cfg_.spawn_poll, id);
+  pump();
+}
+
+void runtime_state::on_spawn_poll(uint64_t id) {
+  auto i = windows_.find(id);
+  if (!cfg_.profile_spawned || i == windows_.end() || i->second.reply)
+    return; // answered, or the snapshot is asked for: the window is over
+  auto& w = i->second;
+  auto left = w.duration - (fx_->now() - w.started);
+  // gProfiler's rule: a process found with less than a second left is not
+  // profiled in this window.
+  if (left < std::chrono::seconds(1))
+    return;
+  size_t added = 0;
+  for (auto& t : fx_->targets()) {
+    bool known = std::any_of(w.jobs.begin(), w.jobs.end(), [&](const job& j) {
+      return j.target.pid == t.pid && j.target.start_time == t.start_time;
+    });
+    if (known || !tool_->wants(t))
+      continue;
+    w.jobs.push_back({t, false, false,
+                      std::chrono::duration_cast<caf::timespan>(
+                          std::chrono::floor<std::chrono::seconds>(left))});
+    queue_.emplace_back(id, w.jobs.size() - 1);
+    ++added;
+  }
+  if (added > 0)
+    log_->debug("window {}: {} process(es) started during it", id, added);
+  if (left > cfg_.spawn_poll + std::chrono::seconds(1))
+    fx_->spawn_poll_in(cfg_.spawn_poll, id);
   pump();
 }
 
@@ -111,7 +145,7 @@ void runtime_state::pump() {
       continue;
     auto& j = i->second.jobs[index];
     j.started = true;
-    auto req = tool_->command(j.target, i->second.duration);
+    auto req = tool_->command(j.target, j.duration);
     req.tag = tag(id);
     ++running_;
     fx_->run(std::move(req),
@@ -548,6 +582,15 @@ public:
     self_->delayed_send(self_, delay, deadline_atom_v, window);
   }
 
+  void spawn_poll_in(caf::timespan delay, uint64_t window) override {
+    self_->delayed_send(self_, delay, poll_atom_v, window, true);
+  }
+
+  caf::timespan now() override {
+    return std::chrono::duration_cast<caf::timespan>(
+        std::chrono::steady_clock::now().time_since_epoch());
+  }
+
   std::vector<rt::runtime_target> targets() override {
     return source_.find ? source_.find() : std::vector<rt::runtime_target>{};
   }
@@ -592,6 +635,9 @@ runtime_profiler_impl::behavior_type runtime_profiler(
       },
       [self](poll_atom, uint64_t window) {
         self->state.on_work(window);
+      },
+      [self](poll_atom, uint64_t window, bool) {
+        self->state.on_spawn_poll(window);
       },
       [self](deadline_atom, uint64_t window) {
         self->state.on_deadline(window);

@@ -131,6 +131,12 @@ public:
   virtual void work_in(caf::timespan delay, uint64_t window) = 0;
   /// Calls on_deadline(window) after `delay`.
   virtual void deadline_in(caf::timespan delay, uint64_t window) = 0;
+  /// Calls on_spawn_poll(window) after `delay` (--profile-spawned-processes).
+  virtual void spawn_poll_in(caf::timespan, uint64_t) {}
+  /// A monotonic clock (for the time left in a window).
+  virtual caf::timespan now() {
+    return caf::timespan{0};
+  }
   /// The targets of this window (scan and limits).
   virtual std::vector<rt::runtime_target> targets() = 0;
   /// Whether a process still exists.
@@ -141,6 +147,11 @@ public:
 struct runtime_config {
   /// Children running at once.
   int64_t concurrency = runtime_options{}.concurrency;
+  /// --profile-spawned-processes: a tool that records over the window
+  /// (start_at() 0) also gets the processes that start during it, for the
+  /// time left, found by a scan every `spawn_poll`.
+  bool profile_spawned = false;
+  caf::timespan spawn_poll{std::chrono::seconds(1)};
 };
 
 /// The logic of a runtime profiler.
@@ -158,6 +169,7 @@ public:
   void on_snapshot(const snapshot_request& req,
                    std::function<void(profile_part)> reply);
   void on_deadline(uint64_t window);
+  void on_spawn_poll(uint64_t window);
 
   /// Children running now (for tests).
   size_t running() const {
@@ -174,10 +186,15 @@ private:
     rt::runtime_target target;
     bool started = false;
     bool done = false;
+    /// What the tool records for: the window's length, or for a process
+    /// that started during the window, the time left.
+    caf::timespan duration{0};
   };
 
   struct window {
     caf::timespan duration{0};
+    /// When the window started (fx_->now()).
+    caf::timespan started{0};
     bool worked = false;
     std::vector<job> jobs;
     profile_part part;
@@ -204,6 +221,7 @@ private:
 /// The runtime profiler's interface: a profiler plus its own timers.
 using runtime_profiler_impl
     = profiler_actor::extend<caf::reacts_to<poll_atom, uint64_t>,
+                             caf::reacts_to<poll_atom, uint64_t, bool>,
                              caf::reacts_to<deadline_atom, uint64_t>>;
 
 /// Where a runtime profiler finds its targets: the processes of its runtime

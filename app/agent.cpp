@@ -356,6 +356,7 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
       return;
     runtime_config rcfg;
     rcfg.concurrency = opts.runtimes.concurrency;
+    rcfg.profile_spawned = opts.compat.profile_spawned_processes;
     rt::target_limits limits;
     limits.pids = opts.scheduler.pids;
     limits.min_age_s = opts.compat.min_duration;

@@ -264,7 +264,9 @@ std::vector<option_spec> build_table() {
   t.specs.back().unsupported = false;
   t.compat("profile-spawned-processes", vk::flag,
            &compat_options::profile_spawned_processes,
-           "Also profile processes started during a window");
+           "Also profile processes started during a window (runtime "
+           "profilers that record over the window, for the time left)");
+  t.specs.back().unsupported = false;
   t.compat("insert-dso-name", vk::flag, &compat_options::insert_dso_name,
            "Add the DSO name to frames");
 
