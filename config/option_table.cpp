@@ -185,10 +185,12 @@ public:
   /// gProfiler's legacy "none" is accepted for every mode and means
   /// "disabled".
   void runtime(const std::string& rt, profiler_mode runtime_options::*mem,
-               std::vector<std::string> modes, const std::string& what) {
+               std::vector<std::string> modes, const std::string& what,
+               const std::string& detail = {}) {
     modes.push_back("none");
     choice(rt + "-mode", &agent_options::runtimes, mem, std::move(modes),
-           "How to profile " + what + " processes")
+           "How to profile " + what + " processes"
+               + (detail.empty() ? std::string{} : " (" + detail + ")"))
         .synonyms
         = {{"none", "disabled"}};
     alias("no-" + rt, 0, rt + "-mode", "disabled",
@@ -397,8 +399,9 @@ std::vector<option_spec> build_table() {
   // gProfiler's command lines and read by nothing yet.
   t.group = "Runtime profilers";
   t.runtime("java", &runtime_options::java_mode, {"perf-map", "ap", "disabled"},
-            "Java (perf-map: JIT symbols for perf through jattach or jcmd; ap: "
-            "async-profiler is not supported yet, perf-map is used)");
+            "Java",
+            "perf-map: JIT symbols for perf through jattach or jcmd; ap: "
+            "async-profiler is not supported yet, perf-map is used");
   t.add("jcmd-path", 0, vk::string, &ao::runtimes, &runtime_options::jcmd_path,
         "jcmd binary, used for Java JIT symbols when jattach is not installed");
   t.integer("runtime-concurrency", 0, &ao::runtimes,
@@ -411,10 +414,9 @@ std::vector<option_spec> build_table() {
       = 1;
   t.specs.back().unsupported = false;
   t.runtime("nodejs", &runtime_options::nodejs_mode,
-            {"perf", "attach-maps", "disabled"},
-            "Node.js (attach-maps: make running Node processes write perf "
-            "maps; perf: perf inject --jit on the jitdumps of node "
-            "--perf-prof)");
+            {"perf", "attach-maps", "disabled"}, "Node.js",
+            "attach-maps: make running Node processes write perf maps; perf: "
+            "perf inject --jit on the jitdumps of node --perf-prof");
   t.unsupported = true;
   t.runtime("python", &runtime_options::python_mode,
             {"auto", "pyperf", "pyspy", "py-spy", "disabled"}, "Python");
