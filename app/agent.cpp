@@ -322,7 +322,11 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
   mcfg.enricher = rt.enricher;
   if (!a.uploader && !sinks.empty())
     mcfg.writer = sinks.front();
-  a.merger = sys.spawn(merger, mcfg);
+  // The merger's enrichment blocks (it reads /proc and asks Docker and the
+  // CRI runtime for container names, up to 500 ms each): its own thread, so
+  // that the scheduler and the profilers never wait behind it.
+  a.merger = rt.detach_blocking ? sys.spawn<caf::detached>(merger, mcfg)
+                                : sys.spawn(merger, mcfg);
   add(a.merger);
 
   auto add_perf = [&](const std::string& name, perf_unwind mode) {
