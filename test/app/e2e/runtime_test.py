@@ -140,6 +140,36 @@ class Runtime(unittest.TestCase):
         self.assertFalse(os.path.exists(f"/tmp/perf-{plain.pid}.map"))
         self.assertTrue(os.path.exists(f"/tmp/perf-{basic.pid}.map"))
 
+    def spawned_node_run(self, extra):
+        """A one-window run (8 s) during which a plain Node process starts,
+        3 s in; returns (whether its frames are named, its pid)."""
+        script = os.path.join(self.work, "spawnedWork.js")
+        with open(script, "w") as f:
+            f.write(NODE_JS.format(name="spawnedWork"))
+        out = os.path.join(self.work, "out-" + str(len(extra)))
+        log = os.path.join(self.work, "agent-" + str(len(extra)) + ".log")
+        agent = start_agent(self, AGENT, ["-o", out, "-d", "8",
+                                          "--nodejs-mode", "attach-maps"] + extra, log)
+        # The window starts once perf is ready.
+        self.assertTrue(wait_for(lambda: "profiler perf is ready" in read_text(log), 60),
+                        read_text(log))
+        time.sleep(3)
+        node = self.spawn(["node", script])
+        self.assertEqual(agent.wait(timeout=120), 0, read_text(log))
+        header, stacks = parse_col(profiles(out)[-1])
+        named = any(s[2] == "node" and any(f.startswith("JS:") and "spawnedWork" in f
+                                           for f in s[3]) for s in stacks)
+        node.kill()
+        node.wait()
+        return named, node.pid
+
+    def test_processes_spawned_mid_window_are_attached_with_the_flag(self):
+        named, pid = self.spawned_node_run(["--profile-spawned-processes"])
+        self.assertTrue(named, "the process started mid-window was not named")
+        named, pid = self.spawned_node_run([])
+        self.assertFalse(named)
+        self.assertFalse(os.path.exists(f"/tmp/perf-{pid}.map"))
+
     def test_node_perf_mode_names_jitdump_frames(self):
         script = os.path.join(self.work, "jitdumpWork.js")
         with open(script, "w") as f:
