@@ -198,6 +198,11 @@ perf_state::record_argv(const std::string& output,
     argv.push_back("-p");
     argv.push_back(rt::join_pids(targets_.empty() ? cfg.pids : targets_));
   }
+  if (cfg.inject_jit) {
+    // jitdump files carry CLOCK_MONOTONIC times; perf inject matches them.
+    argv.push_back("-k");
+    argv.push_back("1");
+  }
   argv.push_back("-m");
   argv.push_back(std::to_string(cfg.opts.mmap_pages));
   if (!probe)
@@ -596,32 +601,85 @@ void perf_state::on_poll() {
 }
 
 void perf_state::run_script(perf_window& w) {
+  if (cfg.inject_jit)
+    run_inject(w);
+  else
+    script_file(w.id, w.data_file, w.data_file);
+}
+
+void perf_state::run_inject(perf_window& w) {
+  // perf inject --jit writes an ELF file per jitted function next to each
+  // jitdump it reads (node --perf-prof: in the process's working
+  // directory), as gProfiler's perf mode does; its output is the data with
+  // those files mapped in.
   run_request req;
-  req.argv = {cfg.opts.path, "script", "-F",       "+pid",
-              "--no-inline", "-i",     w.data_file};
+  auto injected = w.data_file + ".jit";
+  req.argv
+      = {cfg.opts.path, "inject", "--jit", "-i", w.data_file, "-o", injected};
+  req.timeout = w.budget;
+  req.kill_grace = cfg.kill_grace;
+  req.out_cap = 16 << 10;
+  req.err_cap = 16 << 10;
+  req.tag = w.tag;
+  auto id = w.id;
+  auto data_file = w.data_file;
+  fx->run(std::move(req),
+          [this, id, data_file, injected](caf::expected<run_result> r) {
+            if (windows.find(id) == windows.end()) {
+              forget(data_file);
+              fs->remove(injected);
+              return;
+            }
+            if (r && r->success()) {
+              script_file(id, data_file, injected);
+              return;
+            }
+            // Nothing is lost: the window's stacks, without jitdump names.
+            log->warn("perf inject --jit failed for window {} ({}); its "
+                      "stacks come without jitdump symbols",
+                      id, r ? describe_exit(*r) : describe(r.error()));
+            fs->remove(injected);
+            script_file(id, data_file, data_file);
+          });
+}
+
+void perf_state::script_file(uint64_t id, const std::string& data_file,
+                             const std::string& input) {
+  auto wi = windows.find(id);
+  if (wi == windows.end()) {
+    forget(data_file);
+    if (input != data_file)
+      fs->remove(input);
+    return;
+  }
+  auto& w = wi->second;
+  run_request req;
+  req.argv
+      = {cfg.opts.path, "script", "-F", "+pid", "--no-inline", "-i", input};
   req.timeout = w.budget;
   req.kill_grace = cfg.kill_grace;
   req.out_mode = stdout_mode::file;
   req.out_file = "script-" + cfg.name + "-" + std::to_string(w.id) + ".txt";
   req.err_cap = 16 << 10;
   req.tag = w.tag;
-  auto id = w.id;
-  auto data_file = w.data_file;
-  fx->run(std::move(req), [this, id, data_file](caf::expected<run_result> r) {
-    forget(data_file);
-    if (!r) {
-      fail_window(id, "failed", "perf script: " + describe(r.error()));
-      return;
-    }
-    if (!r->success()) {
-      fs->remove(r->out_path);
-      fail_window(id, r->timed_out ? "timed out" : "failed",
-                  "perf script: " + describe_exit(*r));
-      return;
-    }
-    // Parsing a large file blocks: it runs on the work queue.
-    fx->collapse(r->out_path, id);
-  });
+  fx->run(std::move(req),
+          [this, id, data_file, input](caf::expected<run_result> r) {
+            forget(data_file);
+            if (input != data_file)
+              fs->remove(input);
+            if (!r) {
+              fail_window(id, "failed", "perf script: " + describe(r.error()));
+              return;
+            }
+            if (!r->success()) {
+              fs->remove(r->out_path);
+              fail_window(id, r->timed_out ? "timed out" : "failed",
+                          "perf script: " + describe_exit(*r));
+              return;
+            }
+            // Parsing a large file blocks: it runs on the work queue.
+            fx->collapse(r->out_path, id);
+          });
 }
 
 void perf_state::on_collapsed(profile_part& part) {

@@ -87,6 +87,11 @@ struct perf_config {
   std::string name = "perf";
   /// Sampling frequency in Hz (-f).
   int64_t frequency = scheduler_options{}.frequency;
+  /// --nodejs-mode perf: record with CLOCK_MONOTONIC (-k 1) and run
+  /// `perf inject --jit` on each window's data before perf script, so that
+  /// the code of processes writing jitdump files (node --perf-prof) is
+  /// named.
+  bool inject_jit = false;
   /// Only these processes (--pids); empty: the whole host.
   std::vector<int64_t> pids;
   /// The agent's private temporary directory.
@@ -374,6 +379,9 @@ private:
   void rotate(uint64_t owner);
   void schedule_poll();
   void run_script(perf_window& w);
+  void run_inject(perf_window& w);
+  void script_file(uint64_t id, const std::string& data_file,
+                   const std::string& input);
   void fail_window(uint64_t id, const std::string& what,
                    const std::string& reason);
   void check_rss();

@@ -1,13 +1,20 @@
 #include "actors/runtime_profiler.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <set>
+#include <thread>
 
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
 #include "runtime/error.hpp"
+#include "runtime/files.hpp"
 #include "runtime/log.hpp"
+#include "runtime/node_attach.hpp"
+#include "runtime/proc.hpp"
 
 namespace gpa {
 
@@ -66,6 +73,7 @@ void runtime_state::prepare(std::function<void(std::string)> done) {
 void runtime_state::on_start(const window_info& info) {
   auto& w = windows_[info.snapshot_id];
   w.duration = info.duration;
+  w.started = fx_->now();
   w.part.snapshot_id = info.snapshot_id;
   w.part.profiler = name_;
   if (!prepared_ || disabled() || info.skip_runtime) {
@@ -86,21 +94,80 @@ void runtime_state::on_work(uint64_t id) {
     return;
   auto& w = i->second;
   w.worked = true;
-  auto found = fx_->targets();
+  std::vector<rt::runtime_target> found;
+  for (auto& t : fx_->targets())
+    if (tool_->wants(t))
+      found.push_back(t);
   log_->debug("window {}: {} target(s)", id, found.size());
-  auto add = [&](std::vector<rt::runtime_target> targets) {
-    job j;
-    j.targets = std::move(targets);
-    w.jobs.push_back(std::move(j));
-    queue_.emplace_back(id, w.jobs.size() - 1);
-  };
   if (tool_->one_child_for_all()) {
     if (!found.empty())
-      add(std::move(found));
+      add_job(id, std::move(found), w.duration);
   } else {
     for (auto& t : found)
-      add({t});
+      add_job(id, {t}, w.duration);
   }
+  if (cfg_.profile_spawned && tool_->start_at() <= 0)
+    fx_->spawn_poll_in(cfg_.spawn_poll, id);
+  pump();
+}
+
+void runtime_state::add_job(uint64_t id,
+                            std::vector<rt::runtime_target> targets,
+                            caf::timespan duration) {
+  auto& w = windows_.at(id);
+  job j;
+  j.targets = std::move(targets);
+  j.duration = duration;
+  w.jobs.push_back(std::move(j));
+  queue_.emplace_back(id, w.jobs.size() - 1);
+}
+
+void runtime_state::on_spawn_poll(uint64_t id) {
+  auto i = windows_.find(id);
+  if (!cfg_.profile_spawned || i == windows_.end() || i->second.reply)
+    return; // answered, or the snapshot is asked for: the window is over
+  auto& w = i->second;
+  auto left = w.duration - (fx_->now() - w.started);
+  // gProfiler's rule: a process found with less than a second left is not
+  // profiled in this window.
+  if (left < std::chrono::seconds(1))
+    return;
+  auto whole = std::chrono::duration_cast<caf::timespan>(
+      std::chrono::floor<std::chrono::seconds>(left));
+  std::vector<rt::runtime_target> fresh;
+  for (auto& t : fx_->targets()) {
+    bool known = std::any_of(w.jobs.begin(), w.jobs.end(), [&](const job& j) {
+      return std::any_of(
+          j.targets.begin(), j.targets.end(), [&](const rt::runtime_target& k) {
+            return k.pid == t.pid && k.start_time == t.start_time;
+          });
+    });
+    if (!known && tool_->wants(t))
+      fresh.push_back(t);
+  }
+  if (!fresh.empty()) {
+    log_->debug("window {}: {} process(es) started during it", id,
+                fresh.size());
+    if (!tool_->one_child_for_all()) {
+      for (auto& t : fresh)
+        add_job(id, {t}, whole);
+    } else {
+      // A tool for all targets (phpspy) finds new processes itself while it
+      // runs: they join its child's targets; without a child running, they
+      // get one of their own for the time left.
+      auto running
+          = std::find_if(w.jobs.begin(), w.jobs.end(), [](const job& j) {
+              return !j.done;
+            });
+      if (running != w.jobs.end())
+        running->targets.insert(running->targets.end(), fresh.begin(),
+                                fresh.end());
+      else
+        add_job(id, std::move(fresh), whole);
+    }
+  }
+  if (left > cfg_.spawn_poll + std::chrono::seconds(1))
+    fx_->spawn_poll_in(cfg_.spawn_poll, id);
   pump();
 }
 
@@ -114,8 +181,8 @@ void runtime_state::pump() {
     auto& j = i->second.jobs[index];
     j.started = true;
     auto req = tool_->one_child_for_all()
-                   ? tool_->command_for_all(j.targets, i->second.duration)
-                   : tool_->command(j.targets.front(), i->second.duration);
+                   ? tool_->command_for_all(j.targets, j.duration)
+                   : tool_->command(j.targets.front(), j.duration);
     req.tag = tag(id);
     j.req = req;
     ++running_;
@@ -375,6 +442,159 @@ std::unique_ptr<runtime_tool> make_java_tool(const runtime_options& opts,
       which ? std::move(which) : program_finder{find_program});
 }
 
+// -- the Node.js tool
+// ---------------------------------------------------------------
+
+namespace {
+
+/// attach-maps: each Node process, once, gets our perf-map addon loaded
+/// through its inspector (runtime/node_attach.hpp, in a child: the agent's
+/// own `node-attach` command), after which it writes /tmp/perf-<pid>.map
+/// as --perf-basic-prof does and perf names its JavaScript frames. Processes
+/// started with --perf-basic-prof or --perf-prof already write their map
+/// and are left alone.
+class nodejs_attach_tool : public runtime_tool {
+public:
+  nodejs_attach_tool(std::string exe, std::string dir)
+      : exe_(std::move(exe)), dir_(std::move(dir)) {}
+
+  std::string name() const override {
+    return "nodejs";
+  }
+
+  rt::runtime_kind kind() const override {
+    return rt::runtime_kind::nodejs;
+  }
+
+  std::string check() override {
+    if (exe_.empty())
+      return "attach-maps: the agent's own path is unknown";
+    if (dir_.empty() || rt::find_node_addons(dir_).empty())
+      return "attach-maps: no Node.js addon (gpa-node-perfmap-<abi>.node) "
+             "next to the agent; only Node processes started with "
+             "--perf-basic-prof have named frames";
+    return {};
+  }
+
+  std::string describe() const override {
+    std::string abis;
+    for (auto& a : rt::find_node_addons(dir_))
+      abis += (abis.empty() ? "" : ", ") + a.abi;
+    return "nodejs: attach-maps: each Node.js process (ABI " + abis
+           + ") gets a perf map once, through its inspector (SIGUSR1, "
+             "127.0.0.1:9229); processes started with --perf-basic-prof "
+             "need none";
+  }
+
+  bool wants(const rt::runtime_target& t) override {
+    auto key = std::make_pair(t.pid, t.start_time);
+    if (done_.count(key))
+      return false;
+    // Forget processes that are gone (pids of processes not seen for a
+    // while) so that the set stays as big as the Node processes running.
+    if (done_.size() > 4096)
+      for (auto i = done_.begin(); i != done_.end();)
+        i = rt::process_exists(i->first) ? std::next(i) : done_.erase(i);
+    auto cmdline = rt::read_small_file(
+        "/proc/" + std::to_string(t.pid) + "/cmdline", 64 << 10);
+    for (const char* flag : {"--perf-basic-prof", "--perf-prof"})
+      if (cmdline.find(flag) != std::string::npos) {
+        done_.insert(key);
+        return false;
+      }
+    return true;
+  }
+
+  run_request command(const rt::runtime_target& t, caf::timespan) override {
+    // Tried once per process: a process that refuses keeps its perf stacks
+    // and is not signalled again every window.
+    done_.insert({t.pid, t.start_time});
+    run_request req;
+    req.argv = {exe_,
+                "node-attach",
+                std::to_string(t.pid),
+                std::to_string(t.start_time),
+                dir_,
+                "start"};
+    req.timeout = std::chrono::seconds(10);
+    req.kill_grace = std::chrono::seconds(1);
+    req.out_cap = 4 << 10;
+    req.err_cap = 4 << 10;
+    return req;
+  }
+
+  caf::expected<process_stacks> parse(const rt::runtime_target& t,
+                                      run_result& r) override {
+    if (!r.success()) {
+      auto said = first_line(r.err);
+      return make_gpa_error(
+          ec::tool_failed,
+          "attach-maps: " + (said.empty() ? std::string{"failed"} : said));
+    }
+    attached_.insert({t.pid, t.start_time});
+    process_stacks none;
+    none.pid = t.pid;
+    none.comm = t.comm;
+    return none;
+  }
+
+  void at_exit() override {
+    // As gProfiler does when it stops: each process still running stops
+    // writing its map, and the map is removed. In threads (a thread may
+    // join a network namespace; the process stays in its own), at most 2 s.
+    std::vector<std::thread> stops;
+    std::atomic<size_t> stopped{0};
+    for (auto [pid, start] : attached_) {
+      rt::node_attach_request req;
+      req.pid = pid;
+      req.start_time = start;
+      req.module_dir = dir_;
+      req.stop = true;
+      req.wait_ms = 2000;
+      stops.emplace_back([req, &stopped] {
+        if (rt::node_attach(req).error.empty())
+          ++stopped;
+      });
+    }
+    for (auto& t : stops)
+      t.join();
+    if (!attached_.empty())
+      log::get("nodejs")->info(
+          "nodejs: {} of {} attached Node processes stopped writing their "
+          "perf maps",
+          stopped.load(), attached_.size());
+    attached_.clear();
+  }
+
+private:
+  std::string exe_;
+  std::string dir_;
+  std::set<std::pair<int32_t, uint64_t>> done_;
+  std::set<std::pair<int32_t, uint64_t>> attached_;
+};
+
+} // namespace
+
+std::unique_ptr<runtime_tool> make_nodejs_tool(const runtime_options& opts,
+                                               std::string agent_exe,
+                                               std::string addon_dir) {
+  if (opts.nodejs_mode != "attach-maps")
+    return nullptr;
+  return std::make_unique<nodejs_attach_tool>(std::move(agent_exe),
+                                              std::move(addon_dir));
+}
+
+std::string find_node_addon_dir(const std::string& agent_exe) {
+  auto slash = agent_exe.rfind('/');
+  if (slash == std::string::npos)
+    return {};
+  auto dir = agent_exe.substr(0, slash);
+  for (auto candidate : {dir + "/node", dir + "/../lib/gprofiler-agent/node"})
+    if (!rt::find_node_addons(candidate).empty())
+      return candidate;
+  return {};
+}
+
 // -- the actor
 // -------------------------------------------------------------------
 
@@ -409,6 +629,15 @@ public:
 
   void deadline_in(caf::timespan delay, uint64_t window) override {
     self_->delayed_send(self_, delay, deadline_atom_v, window);
+  }
+
+  void spawn_poll_in(caf::timespan delay, uint64_t window) override {
+    self_->delayed_send(self_, delay, poll_atom_v, window, true);
+  }
+
+  caf::timespan now() override {
+    return std::chrono::duration_cast<caf::timespan>(
+        std::chrono::steady_clock::now().time_since_epoch());
   }
 
   std::vector<rt::runtime_target> targets() override {
@@ -455,6 +684,9 @@ runtime_profiler_impl::behavior_type runtime_profiler(
       },
       [self](poll_atom, uint64_t window) {
         self->state.on_work(window);
+      },
+      [self](poll_atom, uint64_t window, bool) {
+        self->state.on_spawn_poll(window);
       },
       [self](deadline_atom, uint64_t window) {
         self->state.on_deadline(window);

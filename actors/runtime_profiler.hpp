@@ -64,6 +64,12 @@ public:
     return 0;
   }
 
+  /// Whether the target needs the tool this window (a tool that acts once
+  /// per process says no to those it did).
+  virtual bool wants(const rt::runtime_target&) {
+    return true;
+  }
+
   /// The tool's command for one target in a window of `window` length
   /// (argv, timeout, output mode; the tag is set by the caller).
   virtual run_request command(const rt::runtime_target& target,
@@ -121,6 +127,10 @@ public:
   /// ended (after read() if that ran; also for children stopped at a
   /// deadline or that could not start): removes what it left behind.
   virtual void ended(const run_request&) {}
+
+  /// Undoes what the tool left in its targets, when the agent stops (after
+  /// the actors did: called from the agent's main thread alone).
+  virtual void at_exit() {}
 };
 
 /// Looks a program up: `name` itself if it holds a '/', else on PATH;
@@ -136,6 +146,18 @@ std::unique_ptr<runtime_tool> make_java_tool(const runtime_options& opts,
                                              const compat_options& compat,
                                              program_finder which);
 
+/// Makes the Node.js tool of `opts` for attach-maps: once per Node process,
+/// `agent_exe node-attach` loads the perf-map addon found in `addon_dir`
+/// into it; null unless `nodejs_mode` is attach-maps.
+std::unique_ptr<runtime_tool> make_nodejs_tool(const runtime_options& opts,
+                                               std::string agent_exe,
+                                               std::string addon_dir);
+
+/// Where the Node.js addons of an agent at `agent_exe` are: node/ next to
+/// it (the build tree), else ../lib/gprofiler-agent/node (installed); ""
+/// if neither has one.
+std::string find_node_addon_dir(const std::string& agent_exe);
+
 /// Everything a runtime_state does to the world.
 class runtime_effects {
 public:
@@ -150,6 +172,12 @@ public:
   virtual void work_in(caf::timespan delay, uint64_t window) = 0;
   /// Calls on_deadline(window) after `delay`.
   virtual void deadline_in(caf::timespan delay, uint64_t window) = 0;
+  /// Calls on_spawn_poll(window) after `delay` (--profile-spawned-processes).
+  virtual void spawn_poll_in(caf::timespan, uint64_t) {}
+  /// A monotonic clock (for the time left in a window).
+  virtual caf::timespan now() {
+    return caf::timespan{0};
+  }
   /// The targets of this window (scan and limits).
   virtual std::vector<rt::runtime_target> targets() = 0;
   /// Whether a process still exists.
@@ -160,6 +188,11 @@ public:
 struct runtime_config {
   /// Children running at once.
   int64_t concurrency = runtime_options{}.concurrency;
+  /// --profile-spawned-processes: a tool that records over the window
+  /// (start_at() 0) also gets the processes that start during it, for the
+  /// time left, found by a scan every `spawn_poll`.
+  bool profile_spawned = false;
+  caf::timespan spawn_poll{std::chrono::seconds(1)};
 };
 
 /// The logic of a runtime profiler.
@@ -177,6 +210,7 @@ public:
   void on_snapshot(const snapshot_request& req,
                    std::function<void(profile_part)> reply);
   void on_deadline(uint64_t window);
+  void on_spawn_poll(uint64_t window);
 
   /// Children running now (for tests).
   size_t running() const {
@@ -196,16 +230,23 @@ private:
     run_request req;
     bool started = false;
     bool done = false;
+    /// What the tool records for: the window's length, or for a process
+    /// that started during the window, the time left.
+    caf::timespan duration{0};
   };
 
   struct window {
     caf::timespan duration{0};
+    /// When the window started (fx_->now()).
+    caf::timespan started{0};
     bool worked = false;
     std::vector<job> jobs;
     profile_part part;
     std::function<void(profile_part)> reply;
   };
 
+  void add_job(uint64_t id, std::vector<rt::runtime_target> targets,
+               caf::timespan duration);
   void pump();
   void finished(uint64_t id, size_t index, caf::expected<run_result> result);
   void complete_if_done(uint64_t id);
@@ -226,6 +267,7 @@ private:
 /// The runtime profiler's interface: a profiler plus its own timers.
 using runtime_profiler_impl
     = profiler_actor::extend<caf::reacts_to<poll_atom, uint64_t>,
+                             caf::reacts_to<poll_atom, uint64_t, bool>,
                              caf::reacts_to<deadline_atom, uint64_t>>;
 
 /// Where a runtime profiler finds its targets: the processes of its runtime

@@ -323,7 +323,11 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
   mcfg.enricher = rt.enricher;
   if (!a.uploader && !sinks.empty())
     mcfg.writer = sinks.front();
-  a.merger = sys.spawn(merger, mcfg);
+  // The merger's enrichment blocks (it reads /proc and asks Docker and the
+  // CRI runtime for container names, up to 500 ms each): its own thread, so
+  // that the scheduler and the profilers never wait behind it.
+  a.merger = rt.detach_blocking ? sys.spawn<caf::detached>(merger, mcfg)
+                                : sys.spawn(merger, mcfg);
   add(a.merger);
 
   auto add_perf = [&](const std::string& name, perf_unwind mode) {
@@ -331,6 +335,9 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
     pcfg.name = name;
     pcfg.opts = opts.perf;
     pcfg.unwind = mode;
+    // gProfiler injects jitdumps into the frame-pointer recording only.
+    pcfg.inject_jit = opts.runtimes.nodejs_mode == "perf"
+                      && mode == perf_unwind::frame_pointer;
     pcfg.frequency = opts.scheduler.frequency;
     pcfg.pids = opts.scheduler.pids;
     pcfg.temp_dir = rt.temp_dir;
@@ -354,6 +361,7 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
       return;
     runtime_config rcfg;
     rcfg.concurrency = opts.runtimes.concurrency;
+    rcfg.profile_spawned = opts.compat.profile_spawned_processes;
     rt::target_limits limits;
     limits.pids = opts.scheduler.pids;
     limits.min_age_s = opts.compat.min_duration;
@@ -364,12 +372,17 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
     profiler_slot slot;
     slot.name = tool->name();
     slot.runtime = true;
+    a.at_exit.emplace_back([tool] {
+      tool->at_exit();
+    });
     auto actor = sys.spawn(runtime_profiler, rcfg, tool, source, a.reaper);
     add(actor);
     slot.handle = caf::actor_cast<profiler_actor>(actor);
     a.profilers.push_back(std::move(slot));
   };
   add_runtime(make_java_tool(opts.runtimes, opts.compat, rt.find_program));
+  add_runtime(make_nodejs_tool(opts.runtimes, rt.agent_exe,
+                               find_node_addon_dir(rt.agent_exe)));
   // Ruby, PHP and .NET: rbspy, phpspy and dotnet-trace, writing their output
   // to the private temporary directory.
   tool_context tools;
@@ -502,14 +515,33 @@ rt::enricher_parts enricher_parts_of(const agent_options& opts) {
 
 } // namespace
 
-int run_agent(const agent_options& opts) {
+int run_agent(const agent_options& given) {
   auto lg = log::get("agent");
+  // What start-up rules change (--skip-system-profilers-above).
+  agent_options opts = given;
   // gProfiler's start-up rules: profiling from inside a PID namespace sees
   // only its processes (and perf's pids would not match /proc's), so it is
   // refused unless asked for; a crashing tool leaves no core file.
   if (!opts.compat.disable_pidns_check && !rt::in_init_pid_namespace()) {
     lg->critical("{}", rt::pid_namespace_message);
     return 1;
+  }
+  if (auto limit = opts.compat.skip_system_profilers_above;
+      limit > 0 && !perf_profilers(opts.perf.mode).empty()) {
+    // gProfiler's rule: counted once at start; over the limit, perf is not
+    // run at all and the runtime profilers go on.
+    std::vector<int32_t> pids;
+    rt::make_proc_source()->list_pids(pids);
+    if (static_cast<int64_t>(pids.size()) > limit) {
+      lg->warn("skipping the system profilers (perf): {} processes exceed "
+               "--skip-system-profilers-above {}; the runtime profilers go "
+               "on",
+               pids.size(), limit);
+      opts.perf.mode = "disabled";
+    } else {
+      lg->debug("{} processes (--skip-system-profilers-above {})", pids.size(),
+                limit);
+    }
   }
   if (!opts.compat.dont_disable_core_files)
     if (auto why = rt::disable_core_files(); !why.empty())
@@ -587,6 +619,12 @@ int run_agent(const agent_options& opts) {
   rt.host = rt::read_host_info();
   rt.temp_dir = temp->path();
   rt.pid = static_cast<int32_t>(::getpid());
+  {
+    char exe[4096];
+    auto n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0)
+      rt.agent_exe.assign(exe, static_cast<size_t>(n));
+  }
   rt.seed = std::random_device{}();
   rt::limit_malloc_arenas();
   rt.release_memory = rt::release_free_memory;
@@ -668,6 +706,7 @@ int run_agent(const agent_options& opts) {
   // A metadata request still in flight ends while the actors stop.
   if (cloud_lookup)
     cloud_lookup->stop();
+  auto at_exit = actors.at_exit;
   shutdown_state stop{*sys, actors, rt.http};
   std::atomic<bool> stopped{false};
   bool has_writer = static_cast<bool>(actors.writer);
@@ -694,6 +733,8 @@ int run_agent(const agent_options& opts) {
     }
   }
   stopper.join();
+  for (auto& f : at_exit)
+    f();
   int status = 0;
   if (!opts.scheduler.continuous && sig == 0 && has_writer
       && stop.written == 0) {

@@ -71,6 +71,9 @@ struct agent_runtime {
   std::function<std::function<std::vector<rt::runtime_target>()>(
       rt::runtime_kind, rt::target_limits)>
       runtime_targets;
+  /// The agent's own executable (its children that are the agent itself,
+  /// e.g. node-attach); "" in the simulation.
+  std::string agent_exe;
   /// Looks a tool up by name or path; unset: the real PATH.
   std::function<std::string(const std::string&)> find_program;
   /// A process's pid in its own PID namespace (dotnet-trace); unset:
@@ -101,6 +104,8 @@ struct agent_actors {
   scheduler_actor scheduler;
   /// Everything, in spawn order (stopped in reverse).
   std::vector<caf::actor> order;
+  /// Called once the actors stopped (what the runtime tools undo).
+  std::vector<std::function<void()>> at_exit;
 };
 
 /// Spawns and wires the agent's actors. `on_done` is called once a one-shot

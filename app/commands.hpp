@@ -18,4 +18,8 @@ int run_flamegraph(const config::invocation& inv);
 /// `gprofiler-agent upload-file --file-path FILE`: uploads one .col file.
 int run_upload_file(const config::invocation& inv);
 
+/// `gprofiler-agent node-attach PID START_TIME ADDON_DIR start|stop`: the
+/// Node.js profiler's child (attach-maps); argv after the command name.
+int run_node_attach(int argc, char** argv);
+
 } // namespace gpa

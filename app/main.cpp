@@ -58,6 +58,9 @@ std::string default_config_file(const std::map<std::string, std::string>& env) {
 } // namespace
 
 int main(int argc, char** argv) {
+  // The Node.js profiler's own child: no configuration, no logging setup.
+  if (argc >= 2 && std::string(argv[1]) == "node-attach")
+    return gpa::run_node_attach(argc - 2, argv + 2);
   gpa::config::invocation inv;
   try {
     auto env = gpa::config::environment_map(environ);

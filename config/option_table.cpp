@@ -187,10 +187,12 @@ public:
   /// gProfiler's legacy "none" is accepted for every mode and means
   /// "disabled".
   void runtime(const std::string& rt, profiler_mode runtime_options::*mem,
-               std::vector<std::string> modes, const std::string& what) {
+               std::vector<std::string> modes, const std::string& what,
+               const std::string& detail = {}) {
     modes.push_back("none");
     choice(rt + "-mode", &agent_options::runtimes, mem, std::move(modes),
-           "How to profile " + what + " processes")
+           "How to profile " + what + " processes"
+               + (detail.empty() ? std::string{} : " (" + detail + ")"))
         .synonyms
         = {{"none", "disabled"}};
     alias("no-" + rt, 0, rt + "-mode", "disabled",
@@ -259,13 +261,16 @@ std::vector<option_spec> build_table() {
   t.specs.back().unsupported = false;
   t.compat("skip-system-profilers-above", vk::integer,
            &compat_options::skip_system_profilers_above,
-           "Do not run perf while the host has more processes than this (0: "
-           "no limit)")
+           "Do not run perf if the host has more processes than this at "
+           "start (0: no limit)")
       .min
       = 0;
+  t.specs.back().unsupported = false;
   t.compat("profile-spawned-processes", vk::flag,
            &compat_options::profile_spawned_processes,
-           "Also profile processes started during a window");
+           "Also profile processes started during a window (runtime "
+           "profilers that record over the window, for the time left)");
+  t.specs.back().unsupported = false;
   t.compat("insert-dso-name", vk::flag, &compat_options::insert_dso_name,
            "Add the DSO name to frames");
 
@@ -392,13 +397,13 @@ std::vector<option_spec> build_table() {
   t.compat("hw-events-file", vk::string, &compat_options::hw_events_file,
            "JSON file of custom PMU events for --perf-event");
 
-  // Java (JIT symbols for perf), Ruby, PHP and .NET run; Python and
-  // Node.js are parsed for gProfiler's command lines and read by nothing
-  // yet.
+  // Java (JIT symbols for perf), Node.js, Ruby, PHP and .NET run; Python
+  // is parsed for gProfiler's command lines and read by nothing yet.
   t.group = "Runtime profilers";
   t.runtime("java", &runtime_options::java_mode, {"perf-map", "ap", "disabled"},
-            "Java (perf-map: JIT symbols for perf through jattach or jcmd; ap: "
-            "async-profiler is not supported yet, perf-map is used)");
+            "Java",
+            "perf-map: JIT symbols for perf through jattach or jcmd; ap: "
+            "async-profiler is not supported yet, perf-map is used");
   t.add("jcmd-path", 0, vk::string, &ao::runtimes, &runtime_options::jcmd_path,
         "jcmd binary, used for Java JIT symbols when jattach is not installed");
   t.integer("runtime-concurrency", 0, &ao::runtimes,
@@ -410,10 +415,17 @@ std::vector<option_spec> build_table() {
       .min
       = 1;
   t.specs.back().unsupported = false;
-  t.runtime("ruby", &runtime_options::ruby_mode, {"rbspy", "disabled"}, "Ruby");
-  t.runtime("php", &runtime_options::php_mode, {"phpspy", "disabled"}, "PHP");
+  t.runtime("nodejs", &runtime_options::nodejs_mode,
+            {"perf", "attach-maps", "disabled"}, "Node.js",
+            "attach-maps: make running Node processes write perf maps; perf: "
+            "perf inject --jit on the jitdumps of node --perf-prof");
+  t.runtime("ruby", &runtime_options::ruby_mode, {"rbspy", "disabled"}, "Ruby",
+            "rbspy: each Ruby process recorded for the window");
+  t.runtime("php", &runtime_options::php_mode, {"phpspy", "disabled"}, "PHP",
+            "phpspy: one per window for the processes of --php-proc-filter");
   t.runtime("dotnet", &runtime_options::dotnet_mode,
-            {"dotnet-trace", "disabled"}, ".NET");
+            {"dotnet-trace", "disabled"}, ".NET",
+            "dotnet-trace: each .NET process traced for the window");
   t.add("rbspy-path", 0, vk::string, &ao::runtimes,
         &runtime_options::rbspy_path,
         "rbspy binary (a name is looked up in PATH)");
@@ -434,8 +446,6 @@ std::vector<option_spec> build_table() {
   t.unsupported = true;
   t.runtime("python", &runtime_options::python_mode,
             {"auto", "pyperf", "pyspy", "py-spy", "disabled"}, "Python");
-  t.runtime("nodejs", &runtime_options::nodejs_mode,
-            {"perf", "attach-maps", "disabled"}, "Node.js");
   t.add("py-spy-path", 0, vk::string, &ao::runtimes,
         &runtime_options::py_spy_path, "py-spy binary");
   t.compat("no-python-versions", vk::flag, &compat_options::no_python_versions,

@@ -58,6 +58,15 @@ void scale_to(std::vector<stack_count>& stacks, uint64_t target,
                stacks.end());
 }
 
+/// An error's frame: "[Profiling <what>: <reason>]", safe for the format.
+std::string error_frame_text(const profiler_error& e) {
+  std::string frame = "[Profiling " + e.what;
+  if (!e.reason.empty())
+    frame += ": " + e.reason;
+  frame += "]";
+  return sanitize_frame(frame);
+}
+
 uint64_t total_of(const process_stacks& p) {
   uint64_t n = 0;
   for (auto& s : p.stacks)
@@ -207,6 +216,20 @@ std::vector<merged_stack> merge_parts(const std::vector<profile_part>& all,
       for (auto& p : part->processes)
         if (!p.stacks.empty())
           replaced.insert(p.pid);
+  // gProfiler's rule for a runtime profiler's error about one process when
+  // perf ran: it is attached to perf's stacks of that process, as the frame
+  // after the comm; a process perf has no samples of loses it (one made-up
+  // sample would be worse). Without perf, errors stand as they are.
+  bool perf_ran = std::any_of(view.begin(), view.end(), [&](auto* part) {
+    return part->profiler == system_profiler;
+  });
+  std::unordered_map<int32_t, std::string> error_frame;
+  if (perf_ran)
+    for (auto* part : view)
+      if (part->profiler != system_profiler)
+        for (auto& e : part->errors)
+          if (e.pid > 0 && !replaced.count(e.pid) && perf_samples[e.pid] > 0)
+            error_frame.emplace(e.pid, error_frame_text(e));
   // The enrichment of each process, looked up once per snapshot.
   std::unordered_map<int32_t, process_enrichment> enriched;
   auto enrichment_of
@@ -243,8 +266,22 @@ std::vector<merged_stack> merge_parts(const std::vector<profile_part>& all,
     bool is_system = part.profiler == system_profiler;
     for (auto& p : part.processes) {
       if (is_system) {
-        if (!replaced.count(p.pid))
+        if (replaced.count(p.pid))
+          continue;
+        auto f = error_frame.find(p.pid);
+        if (f == error_frame.end()) {
           add(p, p.stacks);
+          continue;
+        }
+        auto annotated = p.stacks;
+        for (auto& s : annotated) {
+          auto semi = s.stack.find(';');
+          s.stack = semi == std::string::npos
+                        ? s.stack + ";" + f->second
+                        : s.stack.substr(0, semi + 1) + f->second
+                              + s.stack.substr(semi);
+        }
+        add(p, annotated);
         continue;
       }
       // Runtime stacks, scaled to perf's samples of the process if any.
@@ -258,15 +295,15 @@ std::vector<merged_stack> merge_parts(const std::vector<profile_part>& all,
       add(p, stacks);
     }
     for (auto& e : part.errors) {
+      // A runtime profiler's error about a process, with perf running: on
+      // perf's stacks of it, or nowhere (see error_frame).
+      if (perf_ran && !is_system && e.pid > 0)
+        continue;
       auto comm = e.comm.empty() ? part.profiler : e.comm;
-      std::string frame = "[Profiling " + e.what;
-      if (!e.reason.empty())
-        frame += ": " + e.reason;
-      frame += "]";
       auto en = enrichment_of(e.pid, comm);
-      lines[{en.app_metadata, sanitize_frame(en.container),
-             line_of(sanitize_frame(comm) + ";" + sanitize_frame(frame),
-                     en.appid)}]
+      lines[{
+          en.app_metadata, sanitize_frame(en.container),
+          line_of(sanitize_frame(comm) + ";" + error_frame_text(e), en.appid)}]
           += 1;
     }
   }

@@ -302,6 +302,7 @@ target_finder::scan(const std::vector<runtime_kind>& kinds, uint64_t now_ticks,
                   ? static_cast<double>(now_ticks - st.start_time) / per_s
                   : 0.0;
     t.cpu_share = cpu;
+    t.start_time = st.start_time;
     for (auto kind : kinds)
       if (kinds_now & bit(kind))
         result[kind].push_back(t);

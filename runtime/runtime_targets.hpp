@@ -83,6 +83,9 @@ struct runtime_target {
   /// CPU it used: its share of one CPU since the previous scan (a process
   /// not seen before: over its whole life), for the top-N rule.
   double cpu_share = 0;
+  /// /proc/PID/stat's start time (clock ticks after boot): with the pid,
+  /// names the process across scans.
+  uint64_t start_time = 0;
 };
 
 /// Finds the processes of runtimes in one pass over /proc. Reads each

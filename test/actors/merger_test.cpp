@@ -73,6 +73,7 @@ merge_job job() {
   perf.profiler = "perf";
   perf.processes.push_back({10, "java", "", {{"java;[unknown]", 6}}});
   perf.processes.push_back({11, "nginx", "", {{"nginx;epoll_wait_[k]", 2}}});
+  perf.processes.push_back({12, "jsvc", "", {{"jsvc;main", 1}}});
   profile_part java;
   java.profiler = "java";
   java.processes.push_back({10, "java", "", {{"java;Main.run", 1}}});
@@ -112,13 +113,14 @@ BOOST_FIXTURE_TEST_CASE(runtime_stacks_replace_perfs_and_errors_stay,
   BOOST_CHECK_EQUAL(p.snapshot_id, 7u);
   BOOST_CHECK_EQUAL(summary.snapshot_id, 7u);
   // java's one runtime sample is scaled to perf's 6; nginx keeps perf's 2;
-  // the error is one sample.
+  // jsvc keeps perf's sample, under the error frame.
   BOOST_CHECK_EQUAL(p.total_samples, 9u);
   BOOST_CHECK(p.col.rfind("# {", 0) == 0);
   BOOST_CHECK(p.col.find("\n0;;java;Main.run 6\n") != std::string::npos);
   BOOST_CHECK(p.col.find("[unknown]") == std::string::npos);
   BOOST_CHECK(p.col.find("\n0;;nginx;epoll_wait_[k] 2\n") != std::string::npos);
-  BOOST_CHECK(p.col.find("jsvc;[Profiling timed out: jattach hung] 1")
+  // The error goes onto perf's stacks of the process, as gProfiler does.
+  BOOST_CHECK(p.col.find("jsvc;[Profiling timed out: jattach hung];main 1")
               != std::string::npos);
   // No monitor: the window's metrics are unknown (null), not made up.
   BOOST_CHECK(p.col.find("\"cpu_avg\":null") != std::string::npos);

@@ -344,6 +344,79 @@ BOOST_FIXTURE_TEST_CASE(a_window_is_cut_scripted_and_collapsed, perf_fixture) {
   BOOST_CHECK_EQUAL(st.rotations.seen(), 0u);
 }
 
+namespace {
+
+perf_config injecting() {
+  perf_config cfg;
+  cfg.inject_jit = true;
+  return cfg;
+}
+
+struct inject_fixture : perf_fixture {
+  inject_fixture() : perf_fixture(injecting()) {}
+
+  /// Window 1 recorded; returns the run request that follows (inject).
+  fake_effects::run_call window_one() {
+    start_recording();
+    auto record = take_record();
+    auto& argv = record.req.argv;
+    // jitdumps carry CLOCK_MONOTONIC times: perf records with them.
+    auto k = std::find(argv.begin(), argv.end(), "-k");
+    BOOST_REQUIRE(k != argv.end() && std::next(k) != argv.end());
+    BOOST_CHECK_EQUAL(*std::next(k), "1");
+    window_info w1;
+    w1.snapshot_id = 1;
+    st.on_start(w1);
+    fx->signals.front().done(uint32_t{1});
+    fx->signals.clear();
+    snapshot(1);
+    fx->signals.front().done(uint32_t{1});
+    fs->files["/tmp/agent/perf.data.2026002"] = "before window 1";
+    fs->files["/tmp/agent/perf.data.2026003"] = "window 1";
+    st.on_poll();
+    return fx->next_run();
+  }
+};
+
+} // namespace
+
+BOOST_FIXTURE_TEST_CASE(nodejs_perf_mode_injects_jitdumps_before_script,
+                        inject_fixture) {
+  auto inject = window_one();
+  BOOST_CHECK(
+      (inject.req.argv
+       == std::vector<std::string>{"perf", "inject", "--jit", "-i",
+                                   "/tmp/agent/perf.data.2026003", "-o",
+                                   "/tmp/agent/perf.data.2026003.jit"}));
+  BOOST_CHECK_EQUAL(inject.req.tag, "snap-1/perf");
+  fs->files["/tmp/agent/perf.data.2026003.jit"] = "injected";
+  inject.done(exited(0));
+  auto script = fx->next_run();
+  BOOST_CHECK_EQUAL(script.req.argv.back(), "/tmp/agent/perf.data.2026003.jit");
+  run_result ok = exited(0);
+  ok.out_path = "/tmp/agent/script-perf-1.txt";
+  script.done(ok);
+  // Both recordings are gone once perf script has read the injected one.
+  BOOST_CHECK(fs->files.count("/tmp/agent/perf.data.2026003") == 0);
+  BOOST_CHECK(fs->files.count("/tmp/agent/perf.data.2026003.jit") == 0);
+  BOOST_REQUIRE_EQUAL(fx->collapses.size(), 1u);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_failed_inject_still_gives_the_windows_stacks,
+                        inject_fixture) {
+  auto inject = window_one();
+  fs->files["/tmp/agent/perf.data.2026003.jit"] = "half written";
+  inject.done(exited(1, "", "jitdump: corrupt"));
+  // perf script reads the recording itself: stacks without jitdump names.
+  auto script = fx->next_run();
+  BOOST_CHECK_EQUAL(script.req.argv.back(), "/tmp/agent/perf.data.2026003");
+  BOOST_CHECK(fs->files.count("/tmp/agent/perf.data.2026003.jit") == 0);
+  run_result ok = exited(0);
+  ok.out_path = "/tmp/agent/script-perf-1.txt";
+  script.done(ok);
+  BOOST_REQUIRE_EQUAL(fx->collapses.size(), 1u);
+}
+
 BOOST_FIXTURE_TEST_CASE(perf_exit_backs_off_doubling_then_restarts,
                         perf_fixture) {
   start_recording();

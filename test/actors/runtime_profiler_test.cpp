@@ -63,7 +63,12 @@ public:
   double start_at() const override {
     return at;
   }
-  run_request command(const rt::runtime_target& t, caf::timespan) override {
+  /// The record length each command was given.
+  std::vector<caf::timespan> lengths;
+
+  run_request command(const rt::runtime_target& t,
+                      caf::timespan length) override {
+    lengths.push_back(length);
     run_request req;
     req.argv = {"tool", std::to_string(t.pid)};
     return req;
@@ -91,7 +96,8 @@ public:
       std::pair<run_request, std::function<void(caf::expected<run_result>)>>>
       runs;
   std::vector<std::string> cancelled;
-  std::vector<std::pair<caf::timespan, uint64_t>> works, deadlines;
+  std::vector<std::pair<caf::timespan, uint64_t>> works, deadlines, polls;
+  caf::timespan clock{0};
   size_t max_running = 0;
   size_t* running = nullptr;
 
@@ -107,6 +113,12 @@ public:
   }
   void deadline_in(caf::timespan delay, uint64_t window) override {
     deadlines.emplace_back(delay, window);
+  }
+  void spawn_poll_in(caf::timespan delay, uint64_t window) override {
+    polls.emplace_back(delay, window);
+  }
+  caf::timespan now() override {
+    return clock;
   }
   std::vector<rt::runtime_target> targets() override {
     return found;
@@ -134,9 +146,10 @@ struct fixture {
     log::silence();
   }
 
-  void init(int64_t concurrency) {
+  void init(int64_t concurrency, bool spawned = false) {
     runtime_config cfg;
     cfg.concurrency = concurrency;
+    cfg.profile_spawned = spawned;
     st.init(cfg, tool, fx, log::get("java-test"));
     st.prepare([](std::string status) {
       BOOST_CHECK_EQUAL(status, "");
@@ -196,6 +209,51 @@ BOOST_FIXTURE_TEST_CASE(fifty_targets_run_within_the_budget, fixture) {
   BOOST_CHECK_EQUAL(replies[0].profiler, "java");
   BOOST_CHECK(replies[0].errors.empty());
   BOOST_CHECK(replies[0].processes.empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(processes_started_during_the_window_get_the_time_left,
+                        fixture) {
+  init(4, true);
+  fx->found.push_back({alive_pid, "ruby", 100, 0, 111});
+  start(1); // a 10 s window
+  BOOST_REQUIRE_EQUAL(fx->runs.size(), 1u);
+  BOOST_REQUIRE_EQUAL(fx->polls.size(), 1u);
+  BOOST_CHECK(fx->polls[0].first == 1s);
+  // 3.4 s in, a process starts (and one reuses the first's pid: another
+  // process): both recorded for the 6 whole seconds left.
+  fx->clock = 3400ms;
+  fx->found.push_back({alive_pid + 1, "ruby", 0.2, 0, 222});
+  fx->found[0].start_time = 112;
+  st.on_spawn_poll(1);
+  BOOST_REQUIRE_EQUAL(fx->runs.size(), 3u);
+  BOOST_CHECK((tool->lengths == std::vector<caf::timespan>{10s, 6s, 6s}));
+  BOOST_REQUIRE_EQUAL(fx->polls.size(), 2u);
+  // A process seen already is not profiled twice.
+  fx->clock = 4400ms;
+  st.on_spawn_poll(1);
+  BOOST_CHECK_EQUAL(fx->runs.size(), 3u);
+  // Less than a second left: no new job, no more polls.
+  fx->clock = 9100ms;
+  fx->found.push_back({alive_pid + 2, "ruby", 0.1, 0, 333});
+  auto polls = fx->polls.size();
+  st.on_spawn_poll(1);
+  BOOST_CHECK_EQUAL(fx->runs.size(), 3u);
+  BOOST_CHECK_EQUAL(fx->polls.size(), polls);
+  for (size_t i = 0; i < fx->runs.size(); ++i)
+    fx->finish(i);
+  snapshot(1);
+  BOOST_REQUIRE_EQUAL(replies.size(), 1u);
+}
+
+BOOST_FIXTURE_TEST_CASE(without_the_flag_no_process_is_added_mid_window,
+                        fixture) {
+  init(4);
+  fx->found.push_back({alive_pid, "ruby", 100, 0, 111});
+  start(1);
+  BOOST_CHECK(fx->polls.empty());
+  fx->found.push_back({alive_pid + 1, "ruby", 0.2, 0, 222});
+  st.on_spawn_poll(1); // a stray poll changes nothing
+  BOOST_CHECK_EQUAL(fx->runs.size(), 1u);
 }
 
 BOOST_FIXTURE_TEST_CASE(a_hung_target_is_a_timeout_at_the_deadline, fixture) {
@@ -654,7 +712,8 @@ public:
     return true;
   }
   run_request command_for_all(const std::vector<rt::runtime_target>& ts,
-                              caf::timespan) override {
+                              caf::timespan window) override {
+    lengths.push_back(window);
     std::vector<int32_t> pids;
     for (auto& t : ts)
       pids.push_back(t.pid);
@@ -736,6 +795,48 @@ BOOST_FIXTURE_TEST_CASE(one_childs_failure_is_every_targets_error,
   BOOST_CHECK_EQUAL(errors_of(replies[1]),
                     std::to_string(alive_pid) + ":error:timed out|"
                         + std::to_string(alive_pid + 1) + ":error:timed out|");
+}
+
+BOOST_FIXTURE_TEST_CASE(spawned_processes_join_the_child_for_all,
+                        all_at_once_fixture) {
+  init(4, true);
+  fx->found = {{alive_pid, "php", 100, 0, 111}};
+  start(1);
+  BOOST_REQUIRE_EQUAL(fx->runs.size(), 1u);
+  // A PHP process starts while phpspy runs: no second child (phpspy finds
+  // it itself), but it is one of the child's targets.
+  fx->clock = 2s;
+  fx->found.push_back({alive_pid + 1, "php", 0.5, 0, 222});
+  st.on_spawn_poll(1);
+  BOOST_CHECK_EQUAL(fx->runs.size(), 1u);
+  fx->finish(0);
+  snapshot(1);
+  BOOST_REQUIRE_EQUAL(replies.size(), 1u);
+  BOOST_CHECK(replies[0].errors.empty());
+  // Without a child (no PHP process at the start), one for the time left.
+  fx->found.clear();
+  fx->clock = 0s;
+  start(2);
+  BOOST_CHECK_EQUAL(fx->runs.size(), 1u);
+  fx->clock = 3500ms;
+  fx->found = {{alive_pid + 2, "php", 0.5, 0, 333}};
+  st.on_spawn_poll(2);
+  BOOST_REQUIRE_EQUAL(fx->runs.size(), 2u);
+  BOOST_CHECK((all->commanded.back() == std::vector<int32_t>{alive_pid + 2}));
+  BOOST_CHECK(all->lengths.back() == 6s);
+  // A hung child: every target it had, the spawned one too, times out.
+  fx->clock = 0s;
+  fx->found = {{alive_pid, "php", 100, 0, 111}};
+  start(3);
+  fx->clock = 2s;
+  fx->found.push_back({alive_pid + 3, "php", 0.5, 0, 444});
+  st.on_spawn_poll(3);
+  snapshot(3);
+  st.on_deadline(3);
+  BOOST_REQUIRE_EQUAL(replies.size(), 2u);
+  BOOST_CHECK_EQUAL(errors_of(replies[1]),
+                    std::to_string(alive_pid) + ":error:timed out|"
+                        + std::to_string(alive_pid + 3) + ":error:timed out|");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

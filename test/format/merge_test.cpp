@@ -77,16 +77,39 @@ BOOST_AUTO_TEST_CASE(runtime_stacks_replace_perfs_scaled_to_its_samples) {
 }
 
 BOOST_AUTO_TEST_CASE(errors_become_one_sample_stacks) {
+  // Without perf, every error is a one-sample stack (gProfiler's
+  // concatenation).
   auto p = part("python", {});
   p.errors.push_back({0, "", "timed out", "py-spy took 70 s"});
   p.errors.push_back({42, "worker;1", "failed", "no such process"});
-  auto lines = merged({part("perf", {}), p});
+  auto lines = merged({p});
   BOOST_CHECK_EQUAL(lines["python;[Profiling timed out: py-spy took 70 s]"],
                     1u);
   // The comm is made safe for the format.
   BOOST_CHECK_EQUAL(lines.size(), 2u);
   for (auto& [stack, count] : lines)
     BOOST_CHECK_EQUAL(std::count(stack.begin(), stack.end(), ';'), 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_runtime_error_goes_onto_perfs_stacks_of_its_process) {
+  // gProfiler's merge_profiles with perf: the error frame after the comm of
+  // each of perf's stacks of that process; a process perf did not sample
+  // loses the error; whole-profiler errors stay one-sample stacks.
+  auto perf = part(
+      "perf",
+      {proc(42, "worker", {{"worker;main;run", 5}, {"worker;main;idle", 2}}),
+       proc(7, "db", {{"db;main", 4}})});
+  auto java = part("java", {});
+  java.errors.push_back({42, "worker", "error", "attach failed"});
+  java.errors.push_back({99, "gone", "error", "process went down"});
+  java.errors.push_back({0, "", "error", "jattach missing"});
+  auto lines = merged({perf, java});
+  std::map<std::string, uint64_t> expected{
+      {"worker;[Profiling error: attach failed];main;run", 5},
+      {"worker;[Profiling error: attach failed];main;idle", 2},
+      {"db;main", 4},
+      {"java;[Profiling error: jattach missing]", 1}};
+  BOOST_CHECK(lines == expected);
 }
 
 BOOST_AUTO_TEST_CASE(smart_keeps_the_deeper_recording_per_process) {
@@ -180,10 +203,11 @@ BOOST_AUTO_TEST_CASE(enrichment_adds_appid_container_and_metadata_index) {
   std::map<std::string, uint64_t> expected{
       // The app id is the frame after the comm; ';' in a container name
       // cannot split the line.
-      {"1|web_1|python3;appid: python: app.py;main;run", 4},
+      // The error frame goes on perf's stacks of the process, after the
+      // app id (gProfiler's order).
       {"1|web_1|python3;appid: python: app.py;[Profiling python: process "
-       "went down]",
-       1},
+       "went down];main;run",
+       4},
       // A stack of the comm alone gets the app id after it.
       {"0||sh;appid: shell", 2},
       {"0||cc1;parse", 3}};

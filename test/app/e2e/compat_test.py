@@ -3,7 +3,9 @@
 agent refuses to start with gProfiler's message, unless
 --disable-pidns-check; the tools it starts (perf here, through a wrapper that
 records its own limits) run with a core-file limit of 0, unless
---dont-disable-core-files, which leaves the limit the agent was given.
+--dont-disable-core-files, which leaves the limit the agent was given. With
+more processes on the host than --skip-system-profilers-above at start, perf
+does not run at all (the wrapper never starts), with one line saying why.
 
 Usage: compat_test.py /path/to/gprofiler-agent
 """
@@ -79,6 +81,28 @@ class Compat(unittest.TestCase):
         self.assertEqual(self.core_limits([], allow_cores), ("0", "0"))
         self.assertEqual(self.core_limits(["--dont-disable-core-files"], allow_cores),
                          ("1048576", "1048576"))
+
+
+    def test_perf_is_skipped_above_the_process_limit(self):
+        wrapper = os.path.join(self.work, "perf-wrapper")
+        limits = os.path.join(self.work, "limits")
+        with open(wrapper, "w") as f:
+            f.write(WRAPPER.format(perf=shutil.which("perf"), limits=limits))
+        os.chmod(wrapper, 0o755)
+        running = len([d for d in os.listdir("/proc") if d.isdigit()])
+        out = os.path.join(self.work, "out-skip")
+        r = run_agent(["-o", out, "-d", "1", "--perf-path", wrapper,
+                       "--skip-system-profilers-above", "1"])
+        self.assertEqual(r.returncode, 0, r.stdout)
+        self.assertEqual(r.stdout.count("skipping the system profilers (perf)"), 1, r.stdout)
+        self.assertFalse(os.path.exists(limits), "perf ran")
+        self.assertEqual(len(glob.glob(os.path.join(out, "profile_*.col"))), 1, r.stdout)
+        # Under the limit perf runs as usual.
+        r = run_agent(["-o", out, "-d", "1", "--perf-path", wrapper,
+                       "--skip-system-profilers-above", str(running * 10)])
+        self.assertEqual(r.returncode, 0, r.stdout)
+        self.assertNotIn("skipping the system profilers", r.stdout)
+        self.assertTrue(os.path.exists(limits), "perf did not run")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,10 @@
   its deadline: the profile comes on time, with one timeout error stack for
   that target, and the hung tool is stopped.
 - A missing tool gives one clear line and the agent still profiles the rest.
+- Node.js: a process started with --perf-basic-prof, and one started with no
+  flags under --nodejs-mode attach-maps (the agent loads its perf-map addon
+  through the inspector), show their own function names, with their appid
+  frames and application metadata.
 
 Usage: runtime_test.py /path/to/gprofiler-agent
 """
@@ -34,12 +38,20 @@ public class Hot {
     }
 }
 """
+# A Node.js program whose hot function has a name of its own.
+NODE_JS = """
+function {name}(n) {{ return n < 2 ? n : {name}(n - 1) + {name}(n - 2); }}
+const end = Date.now() + 60000;
+(function loop() {{ {name}(24); if (Date.now() < end) setImmediate(loop); }})();
+"""
 # A process that maps a file named libjvm.so: a Java target by gProfiler's
 # rule, without a JVM.
 FAKE_JVM = ("import mmap, sys, time\n"
             "f = open(sys.argv[1], 'rb')\n"
             "m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)\n"
-            "time.sleep(120)\n")
+            "end = time.time() + 120\n"
+            "while len(sys.argv) > 2 and time.time() < end: pass\n"
+            "time.sleep(max(0, end - time.time()))\n")
 # The stand-in jcmd: records each call, hangs (ignoring SIGTERM) on one pid.
 STAND_IN = """#!/bin/sh
 echo "$1" >> {calls}
@@ -67,7 +79,10 @@ class Runtime(unittest.TestCase):
                 p.wait()
 
     def spawn(self, argv):
-        p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # In the test's directory: node --perf-basic-prof writes a V8 log
+        # into its working directory.
+        p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             cwd=self.work)
         self.procs.append(p)
         return p
 
@@ -90,11 +105,100 @@ class Runtime(unittest.TestCase):
         self.assertTrue(all(s[2] == "java" for s in named), named[:3])
         self.assertIsNone(java.poll())
 
+    def test_node_frames_are_named(self):
+        scripts = {}
+        for name in ("basicProfWork", "attachedWork"):
+            scripts[name] = os.path.join(self.work, name + ".js")
+            with open(scripts[name], "w") as f:
+                f.write(NODE_JS.format(name=name))
+        basic = self.spawn(["node", "--perf-basic-prof", scripts["basicProfWork"]])
+        plain = self.spawn(["node", scripts["attachedWork"]])
+        time.sleep(1)
+        out = os.path.join(self.work, "out")
+        log = os.path.join(self.work, "agent.log")
+        agent = start_agent(self, AGENT, ["-o", out, "-d", "6",
+                                          "--nodejs-mode", "attach-maps"], log)
+        self.assertEqual(agent.wait(timeout=120), 0, read_text(log))
+        text = read_text(log)
+        self.assertIn("nodejs: attach-maps", text)
+        header, stacks = parse_col(profiles(out)[-1])
+        meta = header["application_metadata"]
+        for name, proc in (("basicProfWork", basic), ("attachedWork", plain)):
+            named = [s for s in stacks if any(f.startswith("JS:") and name in f
+                                              for f in s[3])]
+            self.assertTrue(named, f"no {name} frame in the profile")
+            for s in named:
+                self.assertEqual(s[2], "node", s)
+                appid = f"appid: nodejs: {scripts[name]} ({scripts[name]})"
+                self.assertEqual(s[3][0], appid, s)
+                self.assertGreater(s[0], 0, s)
+                self.assertEqual(meta[s[0]]["exe"], "/usr/bin/node", meta[s[0]])
+            self.assertIsNone(proc.poll())
+        # At its exit the agent stopped the map it started (and removed it),
+        # as gProfiler does; the map of --perf-basic-prof is the process's.
+        self.assertIn("1 of 1 attached Node processes stopped", text)
+        self.assertFalse(os.path.exists(f"/tmp/perf-{plain.pid}.map"))
+        self.assertTrue(os.path.exists(f"/tmp/perf-{basic.pid}.map"))
+
+    def spawned_node_run(self, extra):
+        """A one-window run (8 s) during which a plain Node process starts,
+        3 s in; returns (whether its frames are named, its pid)."""
+        script = os.path.join(self.work, "spawnedWork.js")
+        with open(script, "w") as f:
+            f.write(NODE_JS.format(name="spawnedWork"))
+        out = os.path.join(self.work, "out-" + str(len(extra)))
+        log = os.path.join(self.work, "agent-" + str(len(extra)) + ".log")
+        agent = start_agent(self, AGENT, ["-o", out, "-d", "8",
+                                          "--nodejs-mode", "attach-maps"] + extra, log)
+        # The window starts once perf is ready.
+        self.assertTrue(wait_for(lambda: "profiler perf is ready" in read_text(log), 60),
+                        read_text(log))
+        time.sleep(3)
+        node = self.spawn(["node", script])
+        self.assertEqual(agent.wait(timeout=120), 0, read_text(log))
+        header, stacks = parse_col(profiles(out)[-1])
+        named = any(s[2] == "node" and any(f.startswith("JS:") and "spawnedWork" in f
+                                           for f in s[3]) for s in stacks)
+        node.kill()
+        node.wait()
+        return named, node.pid
+
+    def test_processes_spawned_mid_window_are_attached_with_the_flag(self):
+        named, pid = self.spawned_node_run(["--profile-spawned-processes"])
+        self.assertTrue(named, "the process started mid-window was not named")
+        named, pid = self.spawned_node_run([])
+        self.assertFalse(named)
+        self.assertFalse(os.path.exists(f"/tmp/perf-{pid}.map"))
+
+    def test_node_perf_mode_names_jitdump_frames(self):
+        script = os.path.join(self.work, "jitdumpWork.js")
+        with open(script, "w") as f:
+            f.write(NODE_JS.format(name="jitdumpWork"))
+        node = self.spawn(["node", "--perf-prof", script])
+        time.sleep(1)
+        out = os.path.join(self.work, "out")
+        log = os.path.join(self.work, "agent.log")
+        agent = start_agent(self, AGENT, ["-o", out, "-d", "4",
+                                          "--nodejs-mode", "perf"], log)
+        self.assertEqual(agent.wait(timeout=120), 0, read_text(log))
+        header, stacks = parse_col(profiles(out)[-1])
+        named = [s for s in stacks if any(f.startswith("JS:") and "jitdumpWork" in f
+                                          for f in s[3])]
+        self.assertTrue(named, "no jitdumpWork frame in the profile")
+        self.assertTrue(all(s[2] == "node" for s in named), named[:3])
+        # perf inject wrote its ELF files next to the jitdump (the process's
+        # working directory), as gProfiler's perf mode does.
+        self.assertTrue(glob.glob(os.path.join(self.work, f"jitted-{node.pid}-*.so")))
+        self.assertIsNone(node.poll())
+
     def test_a_hung_tool_on_one_of_fifty_targets_costs_no_snapshot(self):
         lib = os.path.join(self.work, "libjvm.so")
         with open(lib, "wb") as f:
             f.write(b"\0" * 4096)
-        fakes = [self.spawn([sys.executable, "-c", FAKE_JVM, lib]) for _ in range(50)]
+        # The one the tool hangs on spins, so that perf has samples of it to
+        # carry the error (gProfiler's merge).
+        fakes = [self.spawn([sys.executable, "-c", FAKE_JVM, lib]
+                            + (["spin"] if i == 17 else [])) for i in range(50)]
 
         def mapped():
             n = 0
@@ -128,11 +232,20 @@ class Runtime(unittest.TestCase):
               f"(window {duration} s, grace {grace} s)")
         with open(calls) as f:
             called = [int(x) for x in f.read().split()]
-        self.assertEqual(sorted(called), sorted(p.pid for p in fakes))
+        # Every fake was asked once (other JVMs of the host may be too).
+        for p in fakes:
+            self.assertEqual(called.count(p.pid), 1, called)
         header, stacks = parse_col(profiles(out)[-1])
-        timeouts = [s for s in stacks if s[3] == ["[Profiling error: timed out]"]]
-        self.assertEqual(len(timeouts), 1, stacks)
-        self.assertEqual(timeouts[0][2], "python3")
+        # The error is on perf's stacks of that process, as the frame after
+        # the comm (and its app id, if any), as gProfiler merges it; only
+        # there.
+        timeouts = [s for s in stacks if "[Profiling error: timed out]" in s[3]]
+        self.assertGreaterEqual(len(timeouts), 1, stacks)
+        for s in timeouts:
+            self.assertEqual(s[2], "python3")
+            frames = [f for f in s[3] if not f.startswith("appid: ")]
+            self.assertEqual(frames[0], "[Profiling error: timed out]", s)
+            self.assertGreater(len(frames), 1, s)
         # The hung tool was stopped with the snapshot.
         leftover = subprocess.run(["pgrep", "-f", "^sleep 1000$"], capture_output=True,
                                   text=True).stdout.split()

@@ -44,9 +44,15 @@ def profiles(out):
 
 
 def error_stacks(stacks):
-    """The error stacks among parse_col's stacks (after the app id frame,
-    if any)."""
-    return [s for s in stacks if s[3] and s[3][-1].startswith("[Profiling")]
+    """The stacks among parse_col's that carry an error frame: a runtime
+    profiler's error goes onto perf's stacks of the process, after the comm
+    and the app id frame (gProfiler's attach_error_to_stacks)."""
+    return [s for s in stacks if any(f.startswith("[Profiling") for f in s[3])]
+
+
+def error_frames(stacks):
+    """The distinct error frames of `stacks`."""
+    return sorted({f for s in stacks for f in s[3] if f.startswith("[Profiling")})
 
 
 class RuntimeTools(unittest.TestCase):
@@ -153,14 +159,19 @@ class RuntimeTools(unittest.TestCase):
         text, stacks = self.run_agent(["--rbspy-path", rbspy, "--php-mode", "phpspy",
                                        "--phpspy-path", phpspy,
                                        "--php-proc-filter", PHP_FILTER])
-        ruby = error_stacks(self.of(stacks, "ruby"))
+        ruby = error_frames(self.of(stacks, "ruby"))
         self.assertEqual(len(ruby), 1, stacks)
-        self.assertTrue(ruby[0][3][-1].startswith("[Profiling error: rbspy output has no "
-                                                  "valid"), ruby)
-        php = error_stacks(self.of(stacks, "php"))
+        self.assertTrue(ruby[0].startswith("[Profiling error: rbspy output has no valid"),
+                        ruby)
+        php = error_frames(self.of(stacks, "php"))
         self.assertEqual(len(php), 1, stacks)
-        self.assertTrue(php[0][3][-1].startswith("[Profiling error: phpspy output has no "
-                                                 "valid"), php)
+        self.assertTrue(php[0].startswith("[Profiling error: phpspy output has no valid"),
+                        php)
+        # Every stack of the two processes carries the error: it is on perf's
+        # stacks, which stand.
+        for comm in ("ruby", "php"):
+            mine = self.of(stacks, comm)
+            self.assertEqual(len(error_stacks(mine)), len(mine), mine)
 
     def test_missing_tools_are_one_line_and_perf_goes_on(self):
         out = os.path.join(self.work, "out")
