@@ -58,6 +58,10 @@ def outer_b():
 
 
 def main_wait():
+    while len(ready) < 2:
+        time.sleep(0.01)
+    register("main")
+    print(json.dumps(ready), flush=True)
     while True:
         time.sleep(1000)  # @main_wait
 
@@ -68,8 +72,4 @@ threads = [threading.Thread(target=outer_a, name="busy", daemon=True),
 threads += [threading.Thread(target=outer_b, daemon=True) for _ in range(extra)]
 for t in threads:
     t.start()
-while len(ready) < 2:
-    time.sleep(0.01)
-register("main")
-print(json.dumps(ready), flush=True)
 main_wait()  # @main
