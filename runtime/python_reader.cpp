@@ -526,6 +526,7 @@ private:
   python_error fail(const std::string& what, uint64_t addr, int errnum);
 
   bool mem(uint64_t addr, void* buf, size_t len) {
+    ++r_.reads_;
     return read_mem(r_.pid_, addr, buf, len);
   }
 
@@ -566,6 +567,7 @@ bool python_sampler::batch(std::vector<iovec>& local,
     size_t want = 0;
     for (size_t j = i; j < i + n; ++j)
       want += local[j].iov_len;
+    ++r_.reads_;
     ssize_t got = ::process_vm_readv(r_.pid_, local.data() + i, n,
                                      remote.data() + i, n, 0);
     if (got == static_cast<ssize_t>(want))

@@ -181,6 +181,12 @@ public:
   /// order. A failed read drops the whole sample.
   python_result<std::vector<python_thread_stack>> sample();
 
+  /// process_vm_readv calls made by sample() so far (the cost of a sample
+  /// is mostly these system calls).
+  uint64_t reads() const {
+    return reads_;
+  }
+
   /// Code objects in the cache (for tests and metrics).
   size_t cached_code_objects() const {
     return code_cache_.size();
@@ -198,6 +204,7 @@ private:
   std::string binary_;
   python_layout layout_;
   uint64_t runtime_addr_ = 0;
+  uint64_t reads_ = 0;
   uint64_t code_type_ = 0;
   uint64_t unicode_type_ = 0;
   uint64_t bytes_type_ = 0;

@@ -92,8 +92,15 @@ int main(int argc, char** argv) {
   }
   if (pythons.empty())
     pythons = default_pythons();
-  printf("%-44s %-8s %7s %7s %9s %8s\n", "interpreter", "version", "threads",
-         "frames", "us/sample", "dropped");
+  // The cost of one system call here, for scale.
+  auto g0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 100000; ++i)
+    ::getppid();
+  auto g1 = std::chrono::steady_clock::now();
+  printf("getppid(): %.2f us per system call\n",
+         std::chrono::duration<double, std::micro>(g1 - g0).count() / 100000);
+  printf("%-44s %-8s %7s %7s %9s %8s %8s\n", "interpreter", "version",
+         "threads", "frames", "us/sample", "reads", "dropped");
   for (auto& py : pythons) {
     pid_t pid = start(py, extra);
     if (pid <= 0)
@@ -107,6 +114,7 @@ int main(int argc, char** argv) {
       size_t threads = 0, frames = 0;
       int dropped = 0;
       std::vector<gpa::rt::python_thread_stack> last;
+      uint64_t reads0 = reader.reads();
       auto t0 = std::chrono::steady_clock::now();
       for (int i = 0; i < samples; ++i) {
         auto s = reader.sample();
@@ -125,8 +133,9 @@ int main(int argc, char** argv) {
       }
       double us = std::chrono::duration<double, std::micro>(t1 - t0).count()
                   / samples;
-      printf("%-44s %-8s %7zu %7zu %9.2f %8d\n", py.c_str(),
-             reader.version().c_str(), threads, frames, us, dropped);
+      double reads = static_cast<double>(reader.reads() - reads0) / samples;
+      printf("%-44s %-8s %7zu %7zu %9.2f %8.1f %8d\n", py.c_str(),
+             reader.version().c_str(), threads, frames, us, reads, dropped);
       if (dump)
         for (auto& t : last) {
           printf("  thread %llx tid %d gil %d\n",
