@@ -159,6 +159,14 @@ public:
           return rt::select_targets(java_now(), limits);
         };
       };
+      // perf samples each JVM once in a segment (by the targets in the
+      // middle of it: the processes that ran then, exited since or not).
+      world->also_sampled = [this](int64_t from, int64_t to) {
+        std::vector<int32_t> pids;
+        for (auto& t : setup.java(static_cast<double>(from + to) / 2000.0))
+          pids.push_back(t.pid);
+        return pids;
+      };
       rt.pid_alive = [this](int64_t pid) {
         for (auto& t : java_now())
           if (t.pid == pid)

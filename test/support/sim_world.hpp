@@ -230,6 +230,11 @@ public:
   int64_t cpus = 2;
   trace_hash trace;
   std::map<std::string, uint64_t> fault_counts;
+  /// Processes (comm "java") perf also samples in a segment from..to
+  /// (milliseconds of simulated time), one sample each: the runtime
+  /// targets, so that runtime errors have perf stacks to go on.
+  std::function<std::vector<int32_t>(int64_t from_ms, int64_t to_ms)>
+      also_sampled;
 
   // -- event queue
   // --------------------------------------------------------------
@@ -541,6 +546,11 @@ private:
         ch = static_cast<char>(byte(rng_));
     } else {
       text = script_text(to - from);
+      if (also_sampled)
+        for (auto pid : also_sampled(from, to))
+          text += "java " + std::to_string(pid) + "/" + std::to_string(pid)
+                  + " [000] 1.000: 1 cpu-clock:\n"
+                    "\t401100 main+0x20 (/usr/lib/jvm/bin/java)\n\n";
     }
     finish_after(id, run_time, 0, [this, out_path, text] {
       fs_->files[out_path] = text;
