@@ -6,9 +6,12 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <mutex>
+#include <optional>
 #include <regex>
 #include <set>
 #include <string_view>
+#include <tuple>
 
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -1483,7 +1486,127 @@ std::string read_arch(const std::string& dir) {
   }
 }
 
+/// The Node.js version compiled into a node executable: the inspector's
+/// "Browser" field, "node.js/v20.20.2", is in every build with an inspector
+/// (what `node --version` prints, which gProfiler runs instead). Read once
+/// per executable file (device, inode, size, mtime), at most 512 MiB of it.
+std::string node_version_of(const std::string& exe_path) {
+  static std::mutex mutex;
+  static std::map<std::tuple<dev_t, ino_t, off_t, time_t>, std::string> cache;
+  int fd
+      = ::open(exe_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0)
+    return "error: " + errno_class(errno);
+  fd_guard guard{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+    return "error: not a regular file";
+  auto key = std::make_tuple(st.st_dev, st.st_ino, st.st_size, st.st_mtime);
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (auto i = cache.find(key); i != cache.end())
+      return i->second;
+  }
+  static constexpr std::string_view marker = "node.js/v";
+  std::string result = "error: no version in the executable";
+  std::string buf;
+  std::vector<char> chunk(1 << 20);
+  uint64_t total = 0;
+  while (total < (512ULL << 20)) {
+    ssize_t n = ::read(fd, chunk.data(), chunk.size());
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    total += static_cast<uint64_t>(n);
+    // Keep the tail of the last chunk: the marker may straddle two.
+    if (buf.size() > 64)
+      buf.erase(0, buf.size() - 64);
+    buf.append(chunk.data(), static_cast<size_t>(n));
+    auto at = buf.find(marker);
+    if (at == std::string::npos)
+      continue;
+    auto v = at + marker.size();
+    auto end = v;
+    while (end < buf.size() && end - v < 24
+           && (std::isdigit(static_cast<unsigned char>(buf[end]))
+               || buf[end] == '.'))
+      ++end;
+    if (end == buf.size() && end - v < 24)
+      continue; // cut by the chunk: the next read completes it
+    if (end > v && std::isdigit(static_cast<unsigned char>(buf[v]))) {
+      result = "v" + buf.substr(v, end - v);
+      break;
+    }
+    buf.erase(0, at + marker.size());
+  }
+  std::lock_guard<std::mutex> lock(mutex);
+  if (cache.size() >= 64)
+    cache.clear();
+  cache.emplace(key, result);
+  return result;
+}
+
+/// Whether an ELF executable has a PT_DYNAMIC segment (granulate_utils'
+/// is_statically_linked, negated); nullopt if it cannot be read as ELF.
+std::optional<bool> elf_dynamic(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0)
+    return std::nullopt;
+  fd_guard guard{fd};
+  unsigned char h[64];
+  if (::pread(fd, h, sizeof h, 0) != static_cast<ssize_t>(sizeof h)
+      || std::memcmp(h,
+                     "\x7f"
+                     "ELF",
+                     4)
+             != 0
+      || h[4] != 2 || h[5] != 1)
+    return std::nullopt; // 64-bit little-endian only (x86_64, aarch64)
+  auto u16 = [&](size_t at) {
+    return static_cast<uint64_t>(h[at] | (h[at + 1] << 8));
+  };
+  uint64_t phoff = 0;
+  for (int i = 7; i >= 0; --i)
+    phoff = (phoff << 8) | h[32 + i];
+  auto phentsize = u16(54);
+  auto phnum = u16(56);
+  if (phentsize < 56 || phnum == 0 || phnum > 4096)
+    return std::nullopt;
+  for (uint64_t i = 0; i < phnum; ++i) {
+    unsigned char type[4];
+    if (::pread(fd, type, sizeof type,
+                static_cast<off_t>(phoff + i * phentsize))
+        != 4)
+      return std::nullopt;
+    if ((type[0] | (type[1] << 8) | (type[2] << 16)
+         | (static_cast<uint32_t>(type[3]) << 24))
+        == 2) // PT_DYNAMIC
+      return true;
+  }
+  return false;
+}
+
 } // namespace
+
+std::string node_metadata_members(int32_t pid, const std::string& proc_root) {
+  auto dir = proc_dir(proc_root, pid);
+  std::string out = "\"node_version\":";
+  json_string(out, node_version_of(dir + "/exe"));
+  auto dynamic = elf_dynamic(dir + "/exe");
+  out += ",\"link\":";
+  bool is_static = dynamic && !*dynamic;
+  out += is_static ? "\"static\"" : "\"dynamic\"";
+  out += ",\"libc\":";
+  if (is_static) {
+    out += "null";
+  } else {
+    std::string maps;
+    read_proc_file(dir + "/maps", 4 << 20, maps);
+    out += maps.find("ld-musl") != std::string::npos ? "\"musl\"" : "\"glibc\"";
+  }
+  return out;
+}
 
 std::optional<application_metadata>
 read_application_metadata(int32_t pid, const std::string& proc_root) {
@@ -1539,7 +1662,11 @@ std::string application_metadata_of(int32_t pid, const app_id_options& o,
   if (!facts || is_agent_process(*facts, o)
       || !records_application_metadata(facts->runtime, o))
     return "";
-  return application_metadata_json(pid, proc_root);
+  auto base = application_metadata_json(pid, proc_root);
+  if (facts->runtime != app_runtime::node || base.size() < 2)
+    return base;
+  // gProfiler's NodePerfMetadata: its members, then the common ones.
+  return "{" + node_metadata_members(pid, proc_root) + "," + base.substr(1);
 }
 
 } // namespace gpa::rt

@@ -172,6 +172,14 @@ std::string to_json(const application_metadata& m);
 std::string application_metadata_json(int32_t pid,
                                       const std::string& proc_root = "/proc");
 
+/// The Node.js members gProfiler's NodePerfMetadata puts in front of the
+/// common ones, as JSON object members: `"node_version":"v20.20.2",
+/// "link":"dynamic","libc":"glibc"` (the version compiled into the
+/// executable, read once per file; "link" from its PT_DYNAMIC segment;
+/// "libc" "musl" when ld-musl is mapped, null for a static executable).
+std::string node_metadata_members(int32_t pid,
+                                  const std::string& proc_root = "/proc");
+
 /// Whether gProfiler records application metadata for a process of this
 /// runtime (the runtimes it profiles, and Node.js under perf).
 bool records_application_metadata(app_runtime r, const app_id_options& o);

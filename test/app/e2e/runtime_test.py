@@ -123,6 +123,8 @@ class Runtime(unittest.TestCase):
         self.assertIn("nodejs: attach-maps", text)
         header, stacks = parse_col(profiles(out)[-1])
         meta = header["application_metadata"]
+        version = subprocess.run(["node", "--version"], capture_output=True,
+                                 text=True, check=True).stdout.strip()
         for name, proc in (("basicProfWork", basic), ("attachedWork", plain)):
             named = [s for s in stacks if any(f.startswith("JS:") and name in f
                                               for f in s[3])]
@@ -133,6 +135,11 @@ class Runtime(unittest.TestCase):
                 self.assertEqual(s[3][0], appid, s)
                 self.assertGreater(s[0], 0, s)
                 self.assertEqual(meta[s[0]]["exe"], "/usr/bin/node", meta[s[0]])
+                # gProfiler's NodePerfMetadata members come first.
+                self.assertEqual(list(meta[s[0]])[:3], ["node_version", "link", "libc"])
+                self.assertEqual(meta[s[0]]["node_version"], version)
+                self.assertEqual(meta[s[0]]["link"], "dynamic")
+                self.assertEqual(meta[s[0]]["libc"], "glibc")
             self.assertIsNone(proc.poll())
         # At its exit the agent stopped the map it started (and removed it),
         # as gProfiler does; the map of --perf-basic-prof is the process's.
