@@ -70,6 +70,21 @@ public:
                               caf::timespan window)
       = 0;
 
+  /// A target's work in a window may take several children in a row (a
+  /// JVM's version and flags once, then the window's command): after each
+  /// child, next() gives the one to run after it, or nullopt (the default)
+  /// when `result` is the last, which parse() then reads. `step` counts the
+  /// children of the target finished in this window (1 after command()'s).
+  /// A child stopped at the deadline is not seen here.
+  virtual std::optional<run_request>
+  next(const rt::runtime_target& target, size_t step,
+       const caf::expected<run_result>& result) {
+    (void)target;
+    (void)step;
+    (void)result;
+    return std::nullopt;
+  }
+
   /// What the finished child means for the target: its stacks (empty:
   /// nothing replaces perf's stacks), or an error reason.
   virtual caf::expected<process_stacks> parse(const rt::runtime_target& target,
@@ -88,12 +103,6 @@ using program_finder = std::function<std::string(const std::string& name)>;
 
 /// The real program_finder (access(X_OK) on `name` or each PATH entry).
 std::string find_program(const std::string& name);
-
-/// Makes the Java tool of `opts` (perf-map: JIT symbols for perf through
-/// jattach or jcmd, found by `which`); null if `java_mode` is disabled.
-std::unique_ptr<runtime_tool> make_java_tool(const runtime_options& opts,
-                                             const compat_options& compat,
-                                             program_finder which);
 
 /// Everything a runtime_state does to the world.
 class runtime_effects {
@@ -152,6 +161,8 @@ private:
     rt::runtime_target target;
     bool started = false;
     bool done = false;
+    /// Children of this job finished so far (runtime_tool::next).
+    size_t steps = 0;
   };
 
   struct window {
@@ -163,6 +174,7 @@ private:
   };
 
   void pump();
+  void launch(uint64_t id, size_t index, run_request req);
   void finished(uint64_t id, size_t index, caf::expected<run_result> result);
   void complete_if_done(uint64_t id);
   std::string tag(uint64_t id) const;

@@ -71,6 +71,9 @@ struct agent_runtime {
   std::function<std::function<std::vector<rt::runtime_target>()>(
       rt::runtime_kind, rt::target_limits)>
       runtime_targets;
+  /// Runtime-specific application metadata (a JVM's version and flags) that
+  /// the runtime profilers find and the enricher adds; null: none.
+  std::shared_ptr<rt::app_metadata_extras> metadata_extras;
   /// Looks a tool up by name or path; unset: the real PATH.
   std::function<std::string(const std::string&)> find_program;
   /// The header's cloud metadata now (the background lookup's answer);

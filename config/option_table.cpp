@@ -485,11 +485,14 @@ std::vector<option_spec> build_table() {
   t.compat("java-async-profiler-no-report-meminfo", vk::flag,
            &compat_options::java_async_profiler_no_report_meminfo,
            "Do not collect async-profiler's meminfo");
-  t.compat("java-collect-jvm-flags", vk::string,
-           &compat_options::java_collect_jvm_flags,
-           "JVM flags to record: default, all, none or a comma-separated list")
-      .implicit_value
-      = "";
+  {
+    auto& f = t.compat("java-collect-jvm-flags", vk::string,
+                       &compat_options::java_collect_jvm_flags,
+                       "JVM flags each JVM's application metadata records: "
+                       "default, all, none or a comma-separated list");
+    f.implicit_value = "";
+    f.unsupported = false;
+  }
   t.compat("java-full-hserr", vk::flag, &compat_options::java_full_hserr,
            "Log whole hs_err files of profiled JVMs");
   t.compat("java-include-method-modifiers", vk::flag,

@@ -3,7 +3,9 @@
 
 - A Java program run with no special flags shows its own method names in the
   profile (perf names JIT frames from the map that jcmd/jattach
-  Compiler.perfmap makes the JVM write).
+  Compiler.perfmap makes the JVM write), and its application metadata holds
+  gProfiler's Java fields: the `java -version` text of its java, the build id
+  of its libjvm.so and the flags --java-collect-jvm-flags chooses.
 - A tool that hangs on one of 50 targets does not delay the snapshot past
   its deadline: the profile comes on time, with one timeout error stack for
   that target, and the hung tool is stopped.
@@ -12,7 +14,9 @@
 Usage: runtime_test.py /path/to/gprofiler-agent
 """
 import glob
+import json
 import os
+import struct
 import shutil
 import subprocess
 import sys
@@ -40,10 +44,11 @@ FAKE_JVM = ("import mmap, sys, time\n"
             "f = open(sys.argv[1], 'rb')\n"
             "m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)\n"
             "time.sleep(120)\n")
-# The stand-in jcmd: records each call, hangs (ignoring SIGTERM) on one pid.
+# The stand-in jcmd: records each call (pid and command), hangs (ignoring
+# SIGTERM) on the perf map of one pid.
 STAND_IN = """#!/bin/sh
-echo "$1" >> {calls}
-if [ "$1" = "{hang}" ]; then trap '' TERM; exec sleep 1000; fi
+echo "$1 $2" >> {calls}
+if [ "$1 $2" = "{hang} Compiler.perfmap" ]; then trap '' TERM; exec sleep 1000; fi
 echo "$1:"
 exit 0
 """
@@ -51,6 +56,33 @@ exit 0
 
 def profiles(out):
     return sorted(glob.glob(os.path.join(out, "profile_*.col")))
+
+
+def build_id(path):
+    """The GNU build id of an ELF64 little-endian file, read here with
+    struct, independently of the agent."""
+    with open(path, "rb") as f:
+        data = f.read()
+    assert data[:4] == b"\x7fELF" and data[4] == 2 and data[5] == 1
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3a)
+    def section(i):
+        name, type_, _, _, off, size = struct.unpack_from("<IIQQQQ", data, shoff + i * shentsize)
+        return name, type_, off, size
+    _, _, str_off, _ = section(shstrndx)
+    for i in range(shnum):
+        name, type_, off, size = section(i)
+        if data[str_off + name:].split(b"\0", 1)[0] == b".note.gnu.build-id":
+            namesz, descsz, ntype = struct.unpack_from("<III", data, off)
+            desc = off + 12 + (namesz + 3) // 4 * 4
+            return data[desc:desc + descsz].hex()
+    return None
+
+
+def java_metadata(header, stacks, frame):
+    """The application metadata entries of the stacks holding `frame`."""
+    entries = {s[0] for s in stacks if any(frame in f for f in s[3])}
+    return [header["application_metadata"][i] for i in sorted(entries)]
 
 
 class Runtime(unittest.TestCase):
@@ -76,11 +108,12 @@ class Runtime(unittest.TestCase):
             f.write(HOT_JAVA)
         subprocess.run(["javac", "-d", self.work, os.path.join(self.work, "Hot.java")],
                        check=True)
-        java = self.spawn(["java", "-cp", self.work, "Hot", "60"])
+        java = self.spawn(["java", "-Xmx256m", "-cp", self.work, "Hot", "90"])
         time.sleep(2)  # the JVM starts and compiles fib
         out = os.path.join(self.work, "out")
         log = os.path.join(self.work, "agent.log")
-        agent = start_agent(self, AGENT, ["-o", out, "-d", "8"], log)
+        # --pids: other JVMs of the host stay out of this test.
+        agent = start_agent(self, AGENT, ["-o", out, "-d", "8", "--pids", str(java.pid)], log)
         self.assertEqual(agent.wait(timeout=120), 0, read_text(log))
         text = read_text(log)
         self.assertIn("java: JIT symbols through", text)
@@ -88,6 +121,41 @@ class Runtime(unittest.TestCase):
         named = [s for s in stacks if any("Hot.fib" in f for f in s[3])]
         self.assertTrue(named, "no Hot.fib frame in the profile")
         self.assertTrue(all(s[2] == "java" for s in named), named[:3])
+        self.assertIsNone(java.poll())
+
+        # gProfiler's Java metadata, each field checked against the JVM.
+        entries = java_metadata(header, stacks, "Hot.fib")
+        self.assertEqual(len(entries), 1, entries)
+        md = entries[0]
+        self.assertEqual(list(md)[:3], ["java_version", "libjvm_elfid", "jvm_flags"])
+        exe = os.readlink(f"/proc/{java.pid}/exe")
+        self.assertEqual(md["exe"], exe)
+        version = subprocess.run([exe, "-version"], capture_output=True, text=True).stderr
+        self.assertEqual(md["java_version"], version.strip())
+        self.assertTrue(md["java_version"].startswith('openjdk version "17'), md)
+        with open(f"/proc/{java.pid}/maps") as f:
+            libjvm = next(line.split()[-1] for line in f if "/libjvm.so" in line)
+        self.assertEqual(md["libjvm_elfid"], "buildid:" + build_id(libjvm))
+        flags = {f["name"]: f for f in md["jvm_flags"]}
+        self.assertEqual(flags["MaxHeapSize"], {
+            "name": "MaxHeapSize", "type": "size_t", "value": str(256 << 20),
+            "origin": "command line", "kind": ["product"]})
+        self.assertEqual([f["name"] for f in md["jvm_flags"]], sorted(flags))
+        for f in md["jvm_flags"]:
+            self.assertNotEqual(f["origin"], "default", f)
+            self.assertFalse({"pd", "manageable", "notproduct", "develop"} & set(f["kind"]), f)
+
+        # A list of flags: those only, and the missing one is said.
+        out2 = os.path.join(self.work, "out2")
+        agent = start_agent(self, AGENT, ["-o", out2, "-d", "4", "--pids", str(java.pid),
+                                          "--java-collect-jvm-flags",
+                                          "MaxHeapSize,NoSuchFlag"], log)
+        self.assertEqual(agent.wait(timeout=120), 0, read_text(log))
+        header, stacks = parse_col(profiles(out2)[-1])
+        entries = java_metadata(header, stacks, "Hot.fib")
+        self.assertEqual(len(entries), 1, entries)
+        self.assertEqual(entries[0]["jvm_flags"], [flags["MaxHeapSize"]])
+        self.assertIn("missing requested JVM flags: NoSuchFlag", read_text(log))
         self.assertIsNone(java.poll())
 
     def test_a_hung_tool_on_one_of_fifty_targets_costs_no_snapshot(self):
@@ -127,8 +195,12 @@ class Runtime(unittest.TestCase):
         print(f"one-shot run with a hung tool: {took:.1f} s "
               f"(window {duration} s, grace {grace} s)")
         with open(calls) as f:
-            called = [int(x) for x in f.read().split()]
-        self.assertEqual(sorted(called), sorted(p.pid for p in fakes))
+            called = [line.split() for line in f.read().splitlines()]
+        pids = sorted(p.pid for p in fakes)
+        # Each target: its flags once (its metadata), its perf map.
+        self.assertEqual(sorted(int(c[0]) for c in called if c[1] == "Compiler.perfmap"), pids)
+        self.assertEqual(sorted(int(c[0]) for c in called if c[1] == "VM.flags"), pids)
+        self.assertEqual(len(called), 2 * len(pids))
         header, stacks = parse_col(profiles(out)[-1])
         timeouts = [s for s in stacks if s[3] == ["[Profiling error: timed out]"]]
         self.assertEqual(len(timeouts), 1, stacks)
