@@ -725,9 +725,11 @@ public:
   actor_effects(perf_profiler_impl::pointer self, reaper_actor reaper,
                 std::shared_ptr<rt::work_queue> work,
                 std::shared_ptr<rt::file_system> fs, std::string name,
-                std::shared_ptr<spdlog::logger> log)
+                std::shared_ptr<spdlog::logger> log,
+                std::function<bool(int32_t)> java_process)
       : self_(self), reaper_(std::move(reaper)), work_(std::move(work)),
-        fs_(std::move(fs)), name_(std::move(name)), log_(std::move(log)) {}
+        fs_(std::move(fs)), name_(std::move(name)), log_(std::move(log)),
+        java_process_(std::move(java_process)) {}
 
   void run(run_request req,
            std::function<void(caf::expected<run_result>)> done) override {
@@ -791,7 +793,8 @@ public:
     auto files = fs_;
     auto weak = caf::actor_cast<caf::weak_actor_ptr>(self_);
     auto name = name_;
-    work_->post([files, path, window, weak, name] {
+    auto is_jvm = java_process_;
+    work_->post([files, path, window, weak, name, is_jvm] {
       profile_part part;
       part.snapshot_id = window;
       part.profiler = name;
@@ -804,7 +807,7 @@ public:
       if (err)
         part.errors.push_back({0, name, "failed", describe(err)});
       else
-        part.processes = collapser.per_process();
+        part.processes = collapser.per_process(is_jvm);
       if (auto bad = collapser.stats().malformed; bad > 0)
         part.errors.push_back(
             {0, name, "warning",
@@ -822,6 +825,7 @@ private:
   std::shared_ptr<rt::file_system> fs_;
   std::string name_;
   std::shared_ptr<spdlog::logger> log_;
+  std::function<bool(int32_t)> java_process_;
 };
 
 } // namespace
@@ -836,7 +840,8 @@ perf_profiler(perf_profiler_impl::stateful_pointer<perf_state> self,
   auto name = cfg.name;
   st.log = log::get(name);
   auto fx = std::make_shared<actor_effects>(self, std::move(reaper),
-                                            std::move(work), fs, name, st.log);
+                                            std::move(work), fs, name, st.log,
+                                            cfg.java_process);
   st.init(std::move(cfg), std::move(fx), std::move(fs), std::move(metrics));
   return {
       [self](prepare_atom) {

@@ -337,6 +337,10 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
     pcfg.kill_grace = opts.reaper.kill_grace;
     pcfg.rss_kb = rt.rss_kb;
     pcfg.alive = rt.pid_alive;
+    // Java frames of JVMs marked as gProfiler marks them, when the Java
+    // profiler runs (it makes the JVMs write the maps perf reads).
+    if (opts.runtimes.java_mode != "disabled")
+      pcfg.java_process = rt.java_process;
     auto perf
         = sys.spawn(perf_profiler, pcfg, a.reaper, rt.fs, rt.work, rt.metrics);
     add(perf);
@@ -598,6 +602,9 @@ int run_agent(const agent_options& opts) {
   };
   if (!opts.compat.disable_application_metadata)
     rt.metadata_extras = std::make_shared<rt::app_metadata_extras>();
+  rt.java_process = [](int32_t pid) {
+    return rt::process_maps_match(rt::runtime_kind::java, pid);
+  };
   rt.enricher = rt::make_process_enricher(
       enricher_parts_of(opts, rt.metadata_extras), rt::make_proc_source());
   std::vector<std::string> enabled;

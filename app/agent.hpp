@@ -74,6 +74,9 @@ struct agent_runtime {
   /// Runtime-specific application metadata (a JVM's version and flags) that
   /// the runtime profilers find and the enricher adds; null: none.
   std::shared_ptr<rt::app_metadata_extras> metadata_extras;
+  /// Whether a process is a JVM (libjvm.so mapped), for the perf
+  /// profilers' Java frames; unset: none is.
+  std::function<bool(int32_t)> java_process;
   /// Looks a tool up by name or path; unset: the real PATH.
   std::function<std::string(const std::string&)> find_program;
   /// The header's cloud metadata now (the background lookup's answer);

@@ -3,7 +3,8 @@
 
 - A Java program run with no special flags shows its own method names in the
   profile (perf names JIT frames from the map that jcmd/jattach
-  Compiler.perfmap makes the JVM write), and its application metadata holds
+  Compiler.perfmap makes the JVM write), marked `_[j]` as gProfiler marks
+  Java frames, and its application metadata holds
   gProfiler's Java fields: the `java -version` text of its java, the build id
   of its libjvm.so and the flags --java-collect-jvm-flags chooses.
 - A tool that hangs on one of 50 targets does not delay the snapshot past
@@ -16,6 +17,7 @@ Usage: runtime_test.py /path/to/gprofiler-agent
 import glob
 import json
 import os
+import re
 import struct
 import shutil
 import subprocess
@@ -79,9 +81,10 @@ def build_id(path):
     return None
 
 
-def java_metadata(header, stacks, frame):
-    """The application metadata entries of the stacks holding `frame`."""
-    entries = {s[0] for s in stacks if any(frame in f for f in s[3])}
+def java_metadata(header, stacks):
+    """The application metadata entries of the JVM's stacks (the profile of
+    one JVM, with --pids)."""
+    entries = {s[0] for s in stacks if s[2] == "java"}
     return [header["application_metadata"][i] for i in sorted(entries)]
 
 
@@ -122,9 +125,18 @@ class Runtime(unittest.TestCase):
         self.assertTrue(named, "no Hot.fib frame in the profile")
         self.assertTrue(all(s[2] == "java" for s in named), named[:3])
         self.assertIsNone(java.poll())
+        # Java frames marked as gProfiler marks them: the JIT-compiled
+        # methods of the JVM's perf map, not its VM stubs nor native code.
+        frames = {f for s in stacks for f in s[3]}
+        self.assertIn("long Hot.fib(int)_[j]", frames)
+        self.assertNotIn("long Hot.fib(int)", frames)
+        marked = {f for f in frames if f.endswith("_[j]")}
+        method = re.compile(r"^[^ ()]+ [^ ()]+\.[^ ().]+\([^()]*\)_\[j\]$")
+        self.assertTrue(all(method.match(f) for f in marked), marked)
+        self.assertTrue(all(s[2] == "java" for s in stacks if set(s[3]) & marked))
 
         # gProfiler's Java metadata, each field checked against the JVM.
-        entries = java_metadata(header, stacks, "Hot.fib")
+        entries = java_metadata(header, stacks)
         self.assertEqual(len(entries), 1, entries)
         md = entries[0]
         self.assertEqual(list(md)[:3], ["java_version", "libjvm_elfid", "jvm_flags"])
@@ -152,7 +164,7 @@ class Runtime(unittest.TestCase):
                                           "MaxHeapSize,NoSuchFlag"], log)
         self.assertEqual(agent.wait(timeout=120), 0, read_text(log))
         header, stacks = parse_col(profiles(out2)[-1])
-        entries = java_metadata(header, stacks, "Hot.fib")
+        entries = java_metadata(header, stacks)
         self.assertEqual(len(entries), 1, entries)
         self.assertEqual(entries[0]["jvm_flags"], [flags["MaxHeapSize"]])
         self.assertIn("missing requested JVM flags: NoSuchFlag", read_text(log))
