@@ -85,6 +85,14 @@ void runtime_state::pump() {
     if (i == windows_.end())
       continue;
     auto& j = i->second.jobs[index];
+    if (auto why = tool_->refuse(j.target); !why.empty()) {
+      log_->debug("pid {} ({}): skipped: {}", j.target.pid, j.target.comm, why);
+      j.done = true;
+      i->second.part.errors.push_back(
+          {j.target.pid, j.target.comm, "skipped", std::move(why)});
+      complete_if_done(id);
+      continue;
+    }
     j.started = true;
     launch(id, index, tool_->command(j.target, i->second.duration));
   }
@@ -128,7 +136,11 @@ void runtime_state::finished(uint64_t id, size_t index,
     // gProfiler's words when the target exits while it is profiled.
     error("process went down during profiling");
   } else if (auto stacks = tool_->parse(t, *result); !stacks) {
-    error(message_of(stacks.error()));
+    if (stacks.error() == ec::skipped)
+      w.part.errors.push_back(
+          {t.pid, t.comm, "skipped", message_of(stacks.error())});
+    else
+      error(message_of(stacks.error()));
   } else if (!stacks->stacks.empty()) {
     w.part.processes.push_back(std::move(*stacks));
   }

@@ -64,6 +64,14 @@ public:
     return 0;
   }
 
+  /// Whether to leave `target` out this window: "" (the default) profiles
+  /// it, else why not (its entry is gProfiler's `[Profiling skipped:
+  /// <why>]`; parse() says the same with an ec::skipped error).
+  virtual std::string refuse(const rt::runtime_target& target) {
+    (void)target;
+    return {};
+  }
+
   /// The tool's command for one target in a window of `window` length
   /// (argv, timeout, output mode; the tag is set by the caller).
   virtual run_request command(const rt::runtime_target& target,

@@ -378,6 +378,9 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
   java.compat = opts.compat;
   java.which = rt.find_program;
   java.extras = rt.metadata_extras;
+  java.frequency = opts.scheduler.frequency;
+  java.temp_dir = rt.temp_dir;
+  java.fs = rt.fs;
   add_runtime(make_java_tool(std::move(java)));
 
   scheduler_config scfg;

@@ -15,6 +15,7 @@ const char* to_string(ec x) {
     case ec::write_failed: return "write_failed";
     case ec::upload_failed: return "upload_failed";
     case ec::tool_failed: return "tool_failed";
+    case ec::skipped: return "skipped";
   }
   return "unknown";
 }

@@ -29,6 +29,9 @@ enum class ec : uint8_t {
   /// A profiling tool ran but what it gave cannot be used (its own error,
   /// output that does not parse).
   tool_failed,
+  /// A profiler left a target out on purpose (gProfiler's
+  /// `[Profiling skipped: <why>]`).
+  skipped,
 };
 
 /// Returns the name of `x`, e.g. "queue_full".

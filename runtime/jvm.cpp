@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <linux/perf_event.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -847,6 +848,26 @@ std::optional<std::string> mapped_elf_id(int32_t pid, std::string_view dso_part,
     return std::nullopt;
   fd_guard g{fd};
   return elf_id_of_fd(fd);
+}
+
+// -- async-profiler
+// ---------------------------------------------------------------------
+
+bool perf_events_usable() {
+  struct perf_event_attr attr;
+  std::memset(&attr, 0, sizeof attr);
+  attr.size = sizeof attr;
+  attr.type = PERF_TYPE_SOFTWARE;
+  attr.config = PERF_COUNT_SW_CPU_CLOCK;
+  attr.disabled = 1;
+  attr.exclude_kernel = 1;
+  attr.exclude_hv = 1;
+  long fd
+      = ::syscall(SYS_perf_event_open, &attr, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
+  if (fd < 0)
+    return false;
+  ::close(static_cast<int>(fd));
+  return true;
 }
 
 // -- the application metadata

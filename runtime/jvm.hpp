@@ -149,6 +149,14 @@ std::optional<std::string> mapped_elf_id(int32_t pid, std::string_view dso_part,
 /// The ELF id of an open file (see mapped_elf_id); nullopt if unreadable.
 std::optional<std::string> elf_id_of_fd(int fd);
 
+// -- async-profiler
+// ---------------------------------------------------------------------
+
+/// Whether this process can open a perf event (the CPU clock of itself):
+/// gProfiler's choice of async-profiler's `cpu` mode over `itimer` for
+/// --java-async-profiler-mode auto.
+bool perf_events_usable();
+
 // -- the application metadata
 // -----------------------------------------------------------
 

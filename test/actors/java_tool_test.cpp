@@ -2,16 +2,22 @@
 // facts: the children it runs for a JVM (its `java -version` once per java
 // executable, its flags once per JVM, then the window's command), the exact
 // command lines, and the application metadata members it hands to the
-// enricher, including failures, --java-collect-jvm-flags and reused pids.
+// enricher, including failures, --java-collect-jvm-flags and reused pids;
+// in ap mode, gProfiler's settings as asprof's command line, the version
+// check, and asprof's output read and removed.
 
 #include <boost/test/unit_test.hpp>
 
+#include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 #include "actors/runtime_java.hpp"
 #include "runtime/app_id.hpp"
@@ -54,8 +60,11 @@ struct fixture {
   std::map<std::string, std::string> programs
       = {{"jattach", "/usr/bin/jattach"},
          {"jcmd", "/usr/bin/jcmd"},
-         {"nsenter", "/usr/bin/nsenter"}};
+         {"nsenter", "/usr/bin/nsenter"},
+         {"asprof", "/opt/ap/bin/asprof"}};
   std::unique_ptr<runtime_tool> tool;
+  /// Whether window() checks that the last child parses (perf-map mode).
+  bool check_parse = true;
 
   fixture() {
     log::silence();
@@ -117,7 +126,7 @@ struct fixture {
       auto r = answer(req);
       auto more = tool->next(t, step, r);
       if (!more) {
-        if (r)
+        if (r && check_parse)
           BOOST_CHECK(tool->parse(t, *r));
         break;
       }
@@ -133,6 +142,8 @@ struct fixture {
       return ok({}, version_text + "\n");
     if (req.argv.back() == "VM.flags -all" || req.argv.back() == "-all")
       return ok(flags_text);
+    if (req.argv.size() > 1 && req.argv[1] == "collect")
+      return ok(); // no stacks in the output file (none named)
     return ok("9:\n");
   }
 
@@ -140,6 +151,10 @@ struct fixture {
     return extras->get(pid, procs[pid].start_time).second;
   }
 };
+
+std::string describe_of(runtime_tool& tool) {
+  return tool.describe();
+}
 
 std::string expected_members(const std::string& version,
                              const std::string& elfid,
@@ -302,6 +317,217 @@ BOOST_FIXTURE_TEST_CASE(a_jvm_gone_mid_way_leaves_nothing_behind, fixture) {
   BOOST_CHECK(extras->get(100, 5000).second.empty());
   // A process that is gone before the window: just the perf map.
   BOOST_CHECK_EQUAL(window(100, good).size(), 1u);
+}
+
+BOOST_AUTO_TEST_CASE(ap_intervals_and_options) {
+  BOOST_CHECK_EQUAL(ap_interval_ns(11), 90909090);
+  BOOST_CHECK_EQUAL(ap_interval_ns(50), 20000000);
+  BOOST_CHECK_EQUAL(ap_interval_ns(1000), 1000000);
+  BOOST_CHECK_EQUAL(ap_interval_ns(3), 333333333);
+  BOOST_CHECK_EQUAL(ap_interval_ns(0), 1000000000);
+  std::vector<std::string> unmapped;
+  auto o = asprof_options(
+      "cstack=no,jstackdepth=512,,threads,features=vtable+comptask,"
+      "filter=1;2,mcache=7,includemm,file=/tmp/x,sig=1,interval",
+      &unmapped);
+  BOOST_CHECK(
+      (o
+       == std::vector<std::string>{"--cstack", "no", "-j", "512", "-t", "-F",
+                                   "vtable,comptask", "--filter", "1,2"}));
+  BOOST_CHECK(
+      (unmapped
+       == std::vector<std::string>{"mcache=7", "includemm", "file=/tmp/x",
+                                   "sig=1", "interval"}));
+  BOOST_CHECK(asprof_options("").empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(ap_mode_runs_asprof_over_the_window, fixture) {
+  cfg.runtimes.java_mode = "ap";
+  cfg.runtimes.java_async_profiler_path = "asprof";
+  cfg.frequency = 50;
+  cfg.temp_dir = "/tmp/gpa-private";
+  cfg.compat.java_collect_thread_names = true;
+  cfg.compat.java_async_profiler_safemode = 3;
+  cfg.compat.java_async_profiler_args = "cstack=no,mcache=5";
+  bool perf_events = true;
+  cfg.perf_events = [&perf_events] {
+    return perf_events;
+  };
+  jvm(100, 5000);
+  make();
+  BOOST_CHECK_EQUAL(tool->start_at(), 0.0);
+  std::vector<run_request> reqs;
+  auto t = target(100);
+  auto req = tool->command(t, std::chrono::seconds(60));
+  for (size_t step = 1;; ++step) {
+    reqs.push_back(req);
+    auto more = tool->next(t, step, good(req));
+    if (!more)
+      break;
+    req = *more;
+  }
+  BOOST_REQUIRE_EQUAL(reqs.size(), 3u);
+  BOOST_CHECK_EQUAL(reqs[0].argv.back(), "-version");
+  // gProfiler reads a JVM's flags through asprof's jcmd.
+  BOOST_CHECK((reqs[1].argv
+               == std::vector<std::string>{"/opt/ap/bin/asprof", "jcmd", "100",
+                                           "VM.flags -all"}));
+  BOOST_CHECK((reqs[2].argv
+               == std::vector<std::string>{"/opt/ap/bin/asprof",
+                                           "collect",
+                                           "-d",
+                                           "58",
+                                           "-e",
+                                           "cpu",
+                                           "-i",
+                                           "20000000",
+                                           "--fdtransfer",
+                                           "-o",
+                                           "collapsed",
+                                           "-a",
+                                           "-g",
+                                           "-t",
+                                           "-F",
+                                           "probesp,vtable",
+                                           "--safe-mode",
+                                           "3",
+                                           "--cstack",
+                                           "no",
+                                           "100"}));
+  BOOST_CHECK(reqs[2].out_mode == stdout_mode::file);
+  BOOST_CHECK_EQUAL(reqs[2].out_file.find('/'), std::string::npos);
+  BOOST_CHECK(reqs[2].timeout > std::chrono::seconds(58));
+  BOOST_CHECK_NE(describe_of(*tool).find("asprof"), std::string::npos);
+
+  // Without perf events, auto is itimer (and no fdtransfer); an explicit
+  // mode is kept.
+  perf_events = false;
+  check_parse = false;
+  make();
+  jvm(101, 5000);
+  auto argv = window(101, good).back();
+  BOOST_CHECK_EQUAL(argv[5], "itimer");
+  BOOST_CHECK(std::find(argv.begin(), argv.end(), "--fdtransfer")
+              == argv.end());
+  BOOST_CHECK_EQUAL(argv[3], "8");
+  cfg.compat.java_async_profiler_mode = "cpu";
+  make();
+  jvm(102, 5000);
+  BOOST_CHECK_EQUAL(window(102, good).back()[5], "cpu");
+}
+
+BOOST_FIXTURE_TEST_CASE(ap_output_replaces_perfs_stacks, fixture) {
+  cfg.runtimes.java_mode = "ap";
+  cfg.runtimes.java_async_profiler_path = "asprof";
+  cfg.extras = nullptr;
+  cfg.compat.java_no_version_check = true;
+  auto dir = std::filesystem::temp_directory_path()
+             / ("gpa-java-tool-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  cfg.temp_dir = dir.string();
+  jvm(100, 5000);
+  make();
+  auto t = target(100);
+  auto req = tool->command(t, std::chrono::seconds(10));
+  BOOST_REQUIRE_EQUAL(req.argv[1], "collect"); // nothing before it
+  auto file = dir / req.out_file;
+  std::ofstream(file) << "Hot.main([Ljava/lang/String|)V_[j];Hot.fib(I)J_[j] "
+                         "7\nHot.main([Ljava/lang/String|)V_[j] 3\n";
+  auto r = ok();
+  r.out_path = file.string();
+  BOOST_CHECK(!tool->next(t, 1, r));
+  auto stacks = tool->parse(t, r);
+  BOOST_REQUIRE(stacks);
+  BOOST_CHECK_EQUAL(stacks->pid, 100);
+  BOOST_REQUIRE_EQUAL(stacks->stacks.size(), 2u);
+  BOOST_CHECK_EQUAL(stacks->stacks[0].stack,
+                    "java;Hot.main([Ljava/lang/String|)V_[j]");
+  BOOST_CHECK_EQUAL(stacks->stacks[1].stack,
+                    "java;Hot.main([Ljava/lang/String|)V_[j];Hot.fib(I)J_[j]");
+  BOOST_CHECK_EQUAL(stacks->stacks[1].count, 7u);
+  // Read once, then removed.
+  BOOST_CHECK(!std::filesystem::exists(file));
+
+  // A failed asprof is an error stack with its message; garbage too.
+  req = tool->command(t, std::chrono::seconds(10));
+  auto bad = ok({}, "Target JVM failed to load /opt/ap/lib/x.so\n");
+  bad.exit_code = 255;
+  auto failed = tool->parse(t, bad);
+  BOOST_REQUIRE(!failed);
+  BOOST_CHECK_NE(message_of(failed.error())
+                     .find("async-profiler failed (exit 255): Target JVM "
+                           "failed to load"),
+                 std::string::npos);
+  req = tool->command(t, std::chrono::seconds(10));
+  file = dir / req.out_file;
+  std::ofstream(file) << "no count here\n";
+  r.out_path = file.string();
+  BOOST_CHECK(!tool->parse(t, r));
+  BOOST_CHECK(!std::filesystem::exists(file));
+  std::filesystem::remove_all(dir);
+}
+
+BOOST_FIXTURE_TEST_CASE(ap_checks_the_jvm_version_first, fixture) {
+  cfg.runtimes.java_mode = "ap";
+  cfg.runtimes.java_async_profiler_path = "asprof";
+  cfg.extras = nullptr;
+  jvm(100, 5000, "/opt/jdk6/bin/java", "jdk6");
+  make();
+  auto old = [](const run_request& req) -> caf::expected<run_result> {
+    if (req.argv.back() == "-version")
+      return ok({}, "java version \"1.6.0_45\"\n"
+                    "Java(TM) SE Runtime Environment (build 1.6.0_45-b06)\n"
+                    "Java HotSpot(TM) 64-Bit Server VM (build 20.45-b01, mixed "
+                    "mode)\n");
+    return ok();
+  };
+  // The version first; a HotSpot 6 is left out, as gProfiler does.
+  auto t = target(100);
+  BOOST_CHECK_EQUAL(tool->refuse(t), "");
+  auto req = tool->command(t, std::chrono::seconds(10));
+  BOOST_REQUIRE_EQUAL(req.argv.back(), "-version");
+  auto r = old(req);
+  BOOST_CHECK(!tool->next(t, 1, r));
+  auto skipped = tool->parse(t, *r);
+  BOOST_REQUIRE(!skipped);
+  BOOST_CHECK(skipped.error() == ec::skipped);
+  BOOST_CHECK_NE(message_of(skipped.error())
+                     .find("profiling this JVM is not supported (unsupported "
+                           "HotSpot version)"),
+                 std::string::npos);
+  // Known now: refused before any child.
+  BOOST_CHECK_NE(tool->refuse(t).find("unsupported HotSpot version"),
+                 std::string::npos);
+  // A JDK 17 of another java passes.
+  check_parse = false;
+  jvm(101, 5000);
+  BOOST_CHECK_EQUAL(tool->refuse(target(101)), "");
+  auto runs = window(101, good);
+  BOOST_REQUIRE_EQUAL(runs.size(), 2u);
+  BOOST_CHECK_EQUAL(runs[1][1], "collect");
+
+  // --java-no-version-check: no version read, asprof at once.
+  cfg.compat.java_no_version_check = true;
+  make();
+  BOOST_CHECK_EQUAL(tool->refuse(t), "");
+  BOOST_CHECK_EQUAL(tool->command(t, std::chrono::seconds(10)).argv[1],
+                    "collect");
+}
+
+BOOST_FIXTURE_TEST_CASE(ap_without_asprof_is_perf_map, fixture) {
+  cfg.runtimes.java_mode = "ap";
+  jvm(100, 5000);
+  make(); // no --java-async-profiler-path
+  BOOST_CHECK_EQUAL(tool->start_at(), 0.8);
+  BOOST_CHECK_NE(describe_of(*tool).find("needs --java-async-profiler-path"),
+                 std::string::npos);
+  BOOST_CHECK_EQUAL(window(100, good).back().back(), "Compiler.perfmap");
+  // A path that is not an executable: perf-map too.
+  cfg.runtimes.java_async_profiler_path = "/nonexistent/asprof";
+  make();
+  BOOST_CHECK_EQUAL(tool->start_at(), 0.8);
+  jvm(101, 5000);
+  BOOST_CHECK_EQUAL(window(101, good).back().back(), "Compiler.perfmap");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -35,6 +35,8 @@ public:
   size_t extra_steps = 0;
   /// What next() saw: (step, exit code) of each finished child.
   std::vector<std::pair<size_t, int32_t>> seen;
+  /// pid -> why refuse() leaves it out.
+  std::map<int32_t, std::string> refused;
 
   std::string name() const override {
     return "java";
@@ -53,6 +55,10 @@ public:
     req.argv = {"tool", std::to_string(t.pid)};
     return req;
   }
+  std::string refuse(const rt::runtime_target& t) override {
+    auto i = refused.find(t.pid);
+    return i == refused.end() ? std::string{} : i->second;
+  }
   std::optional<run_request> next(const rt::runtime_target& t, size_t step,
                                   const caf::expected<run_result>& r) override {
     seen.emplace_back(step, r ? r->exit_code : -1);
@@ -69,6 +75,8 @@ public:
     auto& o = outcome[t.pid];
     if (o.rfind("error:", 0) == 0)
       return make_gpa_error(ec::tool_failed, o.substr(6));
+    if (o.rfind("skipped:", 0) == 0)
+      return make_gpa_error(ec::skipped, o.substr(8));
     process_stacks p;
     p.pid = t.pid;
     p.comm = t.comm;
@@ -234,6 +242,24 @@ BOOST_FIXTURE_TEST_CASE(several_children_per_target_keep_its_slot, fixture) {
   BOOST_CHECK_EQUAL(replies[0].processes.size(), 3u);
   BOOST_CHECK(replies[0].errors.empty());
   BOOST_CHECK_EQUAL(tool->seen.size(), 9u);
+}
+
+BOOST_FIXTURE_TEST_CASE(skipped_targets_say_why, fixture) {
+  init(1);
+  fx->found = {{gone_pid + 1, "java", 100, 0}, {alive_pid, "java", 100, 0}};
+  tool->refused[gone_pid + 1] = "unsupported JVM";
+  tool->outcome[alive_pid] = "skipped:found out while running";
+  start(1);
+  // The refused target runs nothing and takes no slot.
+  BOOST_REQUIRE_EQUAL(fx->runs.size(), 1u);
+  BOOST_CHECK_EQUAL(fx->runs[0].first.argv[1], std::to_string(alive_pid));
+  fx->finish(0);
+  snapshot(1);
+  BOOST_REQUIRE_EQUAL(replies.size(), 1u);
+  BOOST_CHECK_EQUAL(errors_of(replies[0]),
+                    std::to_string(gone_pid + 1) + ":skipped:unsupported JVM|"
+                        + std::to_string(alive_pid)
+                        + ":skipped:found out while running|");
 }
 
 BOOST_FIXTURE_TEST_CASE(a_hung_target_is_a_timeout_at_the_deadline, fixture) {

@@ -650,7 +650,7 @@ class GprofilerFlags(unittest.TestCase):
         for name in sorted(expected):
             self.assertEqual(text.count(name + " is not supported yet: it has no effect"),
                              1, name)
-        self.assertGreater(len(expected), 50)
+        self.assertGreater(len(expected), 40)
         text = start(["--mode", "allocation", "--alloc-interval", "1kb",
                       "--spark-sample-period", "60", "--collect-spark-metrics",
                       "--databricks-job-name-as-service-name"])

@@ -11,6 +11,11 @@
   its deadline: the profile comes on time, with one timeout error stack for
   that target, and the hung tool is stopped.
 - A missing tool gives one clear line and the agent still profiles the rest.
+- --java-mode ap with --java-async-profiler-path: a stand-in asprof
+  (test/support/asprof_standin.py, which checks its arguments as asprof
+  does) runs for a real JVM over the window with gProfiler's settings as
+  asprof's options, and its stacks replace perf's for that JVM; without the
+  path, ap is perf-map mode, said at start.
 
 Usage: runtime_test.py /path/to/gprofiler-agent
 """
@@ -29,6 +34,8 @@ import unittest
 from common import parse_col, read_text, start_agent, wait_for
 
 AGENT = None
+HERE = os.path.dirname(os.path.abspath(__file__))
+ASPROF = os.path.join(HERE, "..", "..", "support", "asprof_standin.py")
 HOT_JAVA = """
 public class Hot {
     static long fib(int n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }
@@ -223,6 +230,66 @@ class Runtime(unittest.TestCase):
         self.assertEqual(leftover, [])
         text = read_text(log)
         self.assertIn("stopping the java children still running", text)
+
+    def test_async_profiler_through_asprof(self):
+        with open(os.path.join(self.work, "Hot.java"), "w") as f:
+            f.write(HOT_JAVA)
+        subprocess.run(["javac", "-d", self.work, os.path.join(self.work, "Hot.java")],
+                       check=True)
+        java = self.spawn(["java", "-cp", self.work, "Hot", "90"])
+        time.sleep(2)
+        calls = os.path.join(self.work, "asprof.calls")
+        os.environ["GPA_ASPROF_LOG"] = calls
+        self.addCleanup(os.environ.pop, "GPA_ASPROF_LOG", None)
+        out = os.path.join(self.work, "out")
+        log = os.path.join(self.work, "agent.log")
+        agent = start_agent(self, AGENT, [
+            "-o", out, "-d", "6", "-f", "50", "--pids", str(java.pid),
+            "--java-mode", "ap", "--java-async-profiler-path", ASPROF,
+            "--java-async-profiler-mode", "itimer",
+            "--java-async-profiler-safemode", "3",
+            "--java-async-profiler-features", "probesp,comptask",
+            "--java-async-profiler-args", "cstack=no,jstackdepth=512,mcache=7",
+            "--java-collect-thread-names"], log)
+        self.assertEqual(agent.wait(timeout=120), 0, read_text(log))
+        text = read_text(log)
+        self.assertIn("java: async-profiler " + ASPROF, text)
+        self.assertIn("--java-async-profiler-args 'mcache=7' has no asprof", text)
+        with open(calls) as f:
+            called = [json.loads(line) for line in f]
+        pid = str(java.pid)
+        # The JVM's flags through asprof's jcmd, then the window.
+        self.assertIn(["jcmd", pid, "VM.flags -all"], called)
+        self.assertIn(["collect", "-d", "4", "-e", "itimer", "-i", "20000000",
+                       "-o", "collapsed", "-a", "-g", "-t",
+                       "-F", "probesp,comptask", "--safe-mode", "3",
+                       "--cstack", "no", "-j", "512", pid], called)
+        header, stacks = parse_col(profiles(out)[-1])
+        mine = [s for s in stacks if s[2] == "java"]
+        self.assertTrue(mine, stacks)
+        # asprof's stacks replace perf's for the JVM (scaled to perf's
+        # count): every stack is the stand-in's, under its thread frame.
+        for s in mine:
+            self.assertEqual(s[3][:4], ["appid: java: Hot", f"[main tid={pid}]",
+                                        "Hot.main([Ljava/lang/String|)V_[j]",
+                                        f"StandIn.pid{pid}()V_[j]"], s)
+        self.assertTrue(any(s[3][-1] == "__vdso_clock_gettime_[k]" for s in mine))
+        self.assertFalse(any("long Hot.fib(int)" in f for s in stacks for f in s[3]))
+        md = java_metadata(header, stacks)
+        self.assertEqual(len(md), 1, md)
+        self.assertTrue(md[0]["java_version"].startswith('openjdk version "17'), md)
+        self.assertTrue(md[0]["jvm_flags"], md)
+        self.assertIsNone(java.poll())
+
+        # Without the path: perf-map mode, said at start.
+        out2 = os.path.join(self.work, "out2")
+        agent = start_agent(self, AGENT, ["-o", out2, "-d", "4", "--pids", pid,
+                                          "--java-mode", "ap"], log)
+        self.assertEqual(agent.wait(timeout=120), 0, read_text(log))
+        self.assertIn("async-profiler (--java-mode ap) needs --java-async-profiler-path",
+                      read_text(log))
+        header, stacks = parse_col(profiles(out2)[-1])
+        self.assertTrue(any("long Hot.fib(int)_[j]" in s[3] for s in stacks), stacks[:5])
 
     def test_a_missing_tool_is_one_line_and_the_rest_goes_on(self):
         out = os.path.join(self.work, "out")
