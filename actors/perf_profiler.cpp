@@ -22,26 +22,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-/// First line of a tool's stderr, for error messages.
-std::string first_line(const std::string& text) {
-  auto start = text.find_first_not_of(" \t\n");
-  // perf's notice that it rounded -m up says nothing about a failure.
-  static constexpr std::string_view notice = "rounding mmap pages size";
-  while (start != std::string::npos
-         && text.compare(start, notice.size(), notice) == 0) {
-    auto nl = text.find('\n', start);
-    start = nl == std::string::npos ? nl : text.find_first_not_of(" \t\n", nl);
-  }
-  if (start == std::string::npos)
-    return {};
-  auto end = text.find('\n', start);
-  auto line = text.substr(start, end == std::string::npos ? std::string::npos
-                                                          : end - start);
-  if (line.size() > 200)
-    line = line.substr(0, 200) + "...";
-  return line;
-}
-
 std::string describe_exit(const run_result& r) {
   std::string result;
   if (r.timed_out)
@@ -52,7 +32,8 @@ std::string describe_exit(const run_result& r) {
     result = "exit status " + std::to_string(r.exit_code);
   else
     result = std::string{"killed by "} + strsignal(r.term_signal);
-  if (auto line = first_line(r.err); !line.empty())
+  if (auto line = first_message_line(r.err, {"rounding mmap pages size"});
+      !line.empty())
     result += ": " + line;
   return result;
 }
@@ -783,9 +764,11 @@ public:
   actor_effects(perf_profiler_impl::pointer self, reaper_actor reaper,
                 std::shared_ptr<rt::work_queue> work,
                 std::shared_ptr<rt::file_system> fs, std::string name,
-                std::shared_ptr<spdlog::logger> log)
+                std::shared_ptr<spdlog::logger> log,
+                std::function<bool(int32_t)> java_process)
       : self_(self), reaper_(std::move(reaper)), work_(std::move(work)),
-        fs_(std::move(fs)), name_(std::move(name)), log_(std::move(log)) {}
+        fs_(std::move(fs)), name_(std::move(name)), log_(std::move(log)),
+        java_process_(std::move(java_process)) {}
 
   void run(run_request req,
            std::function<void(caf::expected<run_result>)> done) override {
@@ -849,7 +832,8 @@ public:
     auto files = fs_;
     auto weak = caf::actor_cast<caf::weak_actor_ptr>(self_);
     auto name = name_;
-    work_->post([files, path, window, weak, name] {
+    auto is_jvm = java_process_;
+    work_->post([files, path, window, weak, name, is_jvm] {
       profile_part part;
       part.snapshot_id = window;
       part.profiler = name;
@@ -862,7 +846,7 @@ public:
       if (err)
         part.errors.push_back({0, name, "failed", describe(err)});
       else
-        part.processes = collapser.per_process();
+        part.processes = collapser.per_process(is_jvm);
       if (auto bad = collapser.stats().malformed; bad > 0)
         part.errors.push_back(
             {0, name, "warning",
@@ -880,6 +864,7 @@ private:
   std::shared_ptr<rt::file_system> fs_;
   std::string name_;
   std::shared_ptr<spdlog::logger> log_;
+  std::function<bool(int32_t)> java_process_;
 };
 
 } // namespace
@@ -894,7 +879,8 @@ perf_profiler(perf_profiler_impl::stateful_pointer<perf_state> self,
   auto name = cfg.name;
   st.log = log::get(name);
   auto fx = std::make_shared<actor_effects>(self, std::move(reaper),
-                                            std::move(work), fs, name, st.log);
+                                            std::move(work), fs, name, st.log,
+                                            cfg.java_process);
   st.init(std::move(cfg), std::move(fx), std::move(fs), std::move(metrics));
   return {
       [self](prepare_atom) {

@@ -104,6 +104,10 @@ struct perf_config {
   std::function<int64_t(int32_t pid)> rss_kb;
   /// Whether a process exists; unset: every --pids process is taken to.
   std::function<bool(int64_t pid)> alive;
+  /// Whether a process is a JVM, whose Java frames from its perf map get
+  /// `_[j]` (format/collapse.hpp; asked from the work queue's thread, only
+  /// for processes with such frames); unset: no frame is marked.
+  std::function<bool(int32_t pid)> java_process;
   /// First delay before restarting a perf record that exited; it doubles
   /// with every exit in a row before perf got ready, up to the maximum.
   caf::timespan restart_delay{intervals::perf_restart_delay};

@@ -18,23 +18,6 @@
 
 namespace gpa {
 
-namespace {
-
-/// The first line of a tool's message, bounded (it goes into a frame).
-std::string first_line(const std::string& text) {
-  auto begin = text.find_first_not_of(" \t\r\n");
-  if (begin == std::string::npos)
-    return {};
-  auto end = text.find_first_of("\r\n", begin);
-  auto line = text.substr(begin, end == std::string::npos ? std::string::npos
-                                                          : end - begin);
-  if (line.size() > 200)
-    line = line.substr(0, 200) + "...";
-  return line;
-}
-
-} // namespace
-
 // -- runtime_state
 // ---------------------------------------------------------------
 
@@ -179,23 +162,37 @@ void runtime_state::pump() {
     if (i == windows_.end())
       continue;
     auto& j = i->second.jobs[index];
+    auto& first = j.targets.front();
+    if (auto why = tool_->refuse(first); !why.empty()) {
+      log_->debug("pid {} ({}): skipped: {}", first.pid, first.comm, why);
+      j.done = true;
+      for (auto& t : j.targets)
+        i->second.part.errors.push_back({t.pid, t.comm, "skipped", why});
+      complete_if_done(id);
+      continue;
+    }
     j.started = true;
-    auto req = tool_->one_child_for_all()
-                   ? tool_->command_for_all(j.targets, j.duration)
-                   : tool_->command(j.targets.front(), j.duration);
-    req.tag = tag(id);
-    j.req = req;
-    ++running_;
-    fx_->run(std::move(req),
-             [this, id, index, sent = j.req](caf::expected<run_result> result) {
-               --running_;
-               finished(id, index, std::move(result));
-               // Whether or not its window still waits for it (after a deadline
-               // it does not), the child left its files.
-               tool_->ended(sent);
-               pump();
-             });
+    launch(id, index,
+           tool_->one_child_for_all()
+               ? tool_->command_for_all(j.targets, j.duration)
+               : tool_->command(j.targets.front(), j.duration));
   }
+}
+
+void runtime_state::launch(uint64_t id, size_t index, run_request req) {
+  req.tag = tag(id);
+  if (auto i = windows_.find(id); i != windows_.end())
+    i->second.jobs[index].req = req;
+  ++running_;
+  fx_->run(std::move(req),
+           [this, id, index, sent = req](caf::expected<run_result> result) {
+             --running_;
+             finished(id, index, std::move(result));
+             // Whether or not its window still waits for it (after a
+             // deadline it does not), the child left its files.
+             tool_->ended(sent);
+             pump();
+           });
 }
 
 void runtime_state::finished(uint64_t id, size_t index,
@@ -207,6 +204,11 @@ void runtime_state::finished(uint64_t id, size_t index,
   auto& j = w.jobs[index];
   if (j.done)
     return;
+  // A further child of the same target (it keeps the target's slot).
+  if (auto more = tool_->next(j.targets.front(), ++j.steps, result)) {
+    launch(id, index, std::move(*more));
+    return;
+  }
   j.done = true;
   // One error for every target of the child.
   auto error = [&](const std::string& reason) {
@@ -225,7 +227,13 @@ void runtime_state::finished(uint64_t id, size_t index,
     // gProfiler's phpspy profiler: its stacks, if any, stand.)
     error("process went down during profiling");
   } else if (auto stacks = tool_->read(j.targets, j.req, *result); !stacks) {
-    error(message_of(stacks.error()));
+    if (stacks.error() == ec::skipped) {
+      for (auto& t : j.targets)
+        w.part.errors.push_back(
+            {t.pid, t.comm, "skipped", message_of(stacks.error())});
+    } else {
+      error(message_of(stacks.error()));
+    }
   } else {
     for (auto& p : *stacks)
       if (!p.stacks.empty())
@@ -303,7 +311,7 @@ void runtime_state::on_deadline(uint64_t id) {
   complete_if_done(id);
 }
 
-// -- the Java tool
+// -- finding tools
 // ---------------------------------------------------------------
 
 std::string find_program(const std::string& name) {
@@ -328,118 +336,6 @@ std::string find_program(const std::string& name) {
     start = end + 1;
   }
   return {};
-}
-
-namespace {
-
-/// perf-map mode: each window, late in it, the JVM writes its JIT symbols
-/// to /tmp/perf-<pid>.map (JDK 17+'s Compiler.perfmap diagnostic command),
-/// which perf reads when it turns the window's samples into stacks, so
-/// that Java frames have their names. Asked through jattach (which joins
-/// the JVM's user and namespaces, so it works for JVMs of any user and in
-/// containers) or, without it, through the JDK's jcmd.
-class java_perf_map_tool : public runtime_tool {
-public:
-  java_perf_map_tool(std::string mode, std::string jcmd,
-                     int64_t attach_timeout_s, program_finder which)
-      : mode_(std::move(mode)), jcmd_option_(std::move(jcmd)),
-        timeout_s_(attach_timeout_s), which_(std::move(which)) {}
-
-  std::string name() const override {
-    return "java";
-  }
-
-  rt::runtime_kind kind() const override {
-    return rt::runtime_kind::java;
-  }
-
-  std::string check() override {
-    // A --jcmd-path the user gave wins; else jattach, else the JDK's jcmd.
-    bool given = jcmd_option_ != runtime_options{}.jcmd_path;
-    if (!given)
-      jattach_ = which_("jattach");
-    if (jattach_.empty())
-      jcmd_ = which_(jcmd_option_);
-    if (jattach_.empty() && jcmd_.empty())
-      return "neither jattach nor jcmd ('" + jcmd_option_
-             + "', --jcmd-path) was found: Java frames are not named "
-               "(install Debian's jattach or a JDK 17+)";
-    return {};
-  }
-
-  double start_at() const override {
-    // Late in the window, so that code compiled during it is named too.
-    return 0.8;
-  }
-
-  std::string describe() const override {
-    std::string ap = mode_ == "ap" ? "async-profiler (--java-mode ap) is not "
-                                     "supported yet; "
-                                   : "";
-    return "java: " + ap + "JIT symbols through "
-           + (jattach_.empty() ? jcmd_ : jattach_)
-           + " Compiler.perfmap late in each window (JDK 17+), so that perf "
-             "names Java frames; run Java with -XX:+PreserveFramePointer for "
-             "whole Java stacks";
-  }
-
-  run_request command(const rt::runtime_target& t, caf::timespan) override {
-    run_request req;
-    if (!jattach_.empty())
-      req.argv = {jattach_, std::to_string(t.pid), "jcmd", "Compiler.perfmap"};
-    else
-      req.argv = {jcmd_, std::to_string(t.pid), "Compiler.perfmap"};
-    req.timeout = std::chrono::seconds(timeout_s_);
-    req.kill_grace = std::chrono::seconds(1);
-    req.out_cap = 16 << 10;
-    req.err_cap = 16 << 10;
-    return req;
-  }
-
-  caf::expected<process_stacks> parse(const rt::runtime_target& t,
-                                      run_result& r) override {
-    // jcmd prints "<pid>:" then the command's output; an unknown command
-    // (a JDK before 17) or a failed attach is said on stdout or stderr.
-    auto said = first_line(r.err.empty() ? r.out : r.err);
-    auto out = r.out;
-    bool unknown = out.find("Unknown diagnostic command") != std::string::npos
-                   || out.find("Invalid command") != std::string::npos;
-    if (unknown)
-      return make_gpa_error(
-          ec::tool_failed,
-          "perfmap not supported by this JVM (JDK 17+ needed)");
-    if (!r.success())
-      return make_gpa_error(
-          ec::tool_failed,
-          "attach failed (exit "
-              + std::to_string(r.exited ? r.exit_code : -r.term_signal) + ")"
-              + (said.empty() ? std::string{} : ": " + said));
-    process_stacks none;
-    none.pid = t.pid;
-    none.comm = t.comm;
-    return none;
-  }
-
-private:
-  std::string mode_;
-  std::string jcmd_option_;
-  int64_t timeout_s_;
-  program_finder which_;
-  std::string jattach_;
-  std::string jcmd_;
-};
-
-} // namespace
-
-std::unique_ptr<runtime_tool> make_java_tool(const runtime_options& opts,
-                                             const compat_options& compat,
-                                             program_finder which) {
-  if (opts.java_mode == "disabled")
-    return nullptr;
-  return std::make_unique<java_perf_map_tool>(
-      opts.java_mode, opts.jcmd_path,
-      std::max<int64_t>(compat.java_jattach_timeout, 1),
-      which ? std::move(which) : program_finder{find_program});
 }
 
 // -- the Node.js tool
@@ -526,7 +422,7 @@ public:
   caf::expected<process_stacks> parse(const rt::runtime_target& t,
                                       run_result& r) override {
     if (!r.success()) {
-      auto said = first_line(r.err);
+      auto said = first_message_line(r.err);
       return make_gpa_error(
           ec::tool_failed,
           "attach-maps: " + (said.empty() ? std::string{"failed"} : said));

@@ -70,11 +70,34 @@ public:
     return true;
   }
 
+  /// Whether to leave `target` out this window: "" (the default) profiles
+  /// it, else why not (its entry is gProfiler's `[Profiling skipped:
+  /// <why>]`; parse() says the same with an ec::skipped error).
+  virtual std::string refuse(const rt::runtime_target& target) {
+    (void)target;
+    return {};
+  }
+
   /// The tool's command for one target in a window of `window` length
   /// (argv, timeout, output mode; the tag is set by the caller).
   virtual run_request command(const rt::runtime_target& target,
                               caf::timespan window)
       = 0;
+
+  /// A target's work in a window may take several children in a row (a
+  /// JVM's version and flags once, then the window's command): after each
+  /// child, next() gives the one to run after it, or nullopt (the default)
+  /// when `result` is the last, which parse() then reads. `step` counts the
+  /// children of the target finished in this window (1 after command()'s).
+  /// A child stopped at the deadline is not seen here.
+  virtual std::optional<run_request>
+  next(const rt::runtime_target& target, size_t step,
+       const caf::expected<run_result>& result) {
+    (void)target;
+    (void)step;
+    (void)result;
+    return std::nullopt;
+  }
 
   /// What the finished child means for the target: its stacks (empty:
   /// nothing replaces perf's stacks), or an error reason. Not called for a
@@ -139,12 +162,6 @@ using program_finder = std::function<std::string(const std::string& name)>;
 
 /// The real program_finder (access(X_OK) on `name` or each PATH entry).
 std::string find_program(const std::string& name);
-
-/// Makes the Java tool of `opts` (perf-map: JIT symbols for perf through
-/// jattach or jcmd, found by `which`); null if `java_mode` is disabled.
-std::unique_ptr<runtime_tool> make_java_tool(const runtime_options& opts,
-                                             const compat_options& compat,
-                                             program_finder which);
 
 /// Makes the Node.js tool of `opts` for attach-maps: once per Node process,
 /// `agent_exe node-attach` loads the perf-map addon found in `addon_dir`
@@ -233,6 +250,8 @@ private:
     /// What the tool records for: the window's length, or for a process
     /// that started during the window, the time left.
     caf::timespan duration{0};
+    /// Children of this job finished so far (runtime_tool::next).
+    size_t steps = 0;
   };
 
   struct window {
@@ -248,6 +267,7 @@ private:
   void add_job(uint64_t id, std::vector<rt::runtime_target> targets,
                caf::timespan duration);
   void pump();
+  void launch(uint64_t id, size_t index, run_request req);
   void finished(uint64_t id, size_t index, caf::expected<run_result> result);
   void complete_if_done(uint64_t id);
   std::string tag(uint64_t id) const;

@@ -69,31 +69,6 @@ std::string dir_of(const std::string& path) {
   return slash == 0 ? "/" : path.substr(0, slash);
 }
 
-/// The first line of a tool's message that none of `noise` is in, bounded
-/// (it goes into a frame).
-std::string first_line(const std::string& text,
-                       const std::vector<std::string>& noise = {}) {
-  size_t pos = 0;
-  while (pos < text.size()) {
-    auto eol = text.find_first_of("\r\n", pos);
-    auto line = text.substr(pos, eol == std::string::npos ? std::string::npos
-                                                          : eol - pos);
-    pos = eol == std::string::npos ? text.size() : eol + 1;
-    auto begin = line.find_first_not_of(" \t");
-    if (begin == std::string::npos)
-      continue;
-    line = line.substr(begin);
-    if (std::any_of(noise.begin(), noise.end(), [&](const std::string& n) {
-          return line.find(n) != std::string::npos;
-        }))
-      continue;
-    if (line.size() > 200)
-      line = line.substr(0, 200) + "...";
-    return line;
-  }
-  return {};
-}
-
 /// What the Ruby, PHP and .NET tools share: finding the tool, naming and
 /// reading their output files.
 class file_tool : public runtime_tool {
@@ -131,7 +106,7 @@ protected:
   /// Why a child that did not succeed failed.
   std::string failure(const run_result& r,
                       const std::vector<std::string>& noise = {}) const {
-    auto said = first_line(r.err.empty() ? r.out : r.err, noise);
+    auto said = first_message_line(r.err.empty() ? r.out : r.err, noise);
     auto how = r.exited
                    ? "exited with status " + std::to_string(r.exit_code)
                    : "was killed by signal " + std::to_string(r.term_signal);

@@ -28,6 +28,7 @@
 #include "actors/output_writer.hpp"
 #include "actors/perf_profiler.hpp"
 #include "actors/process_reaper.hpp"
+#include "actors/runtime_java.hpp"
 #include "actors/runtime_profiler.hpp"
 #include "actors/runtime_tools.hpp"
 #include "actors/scheduler.hpp"
@@ -344,6 +345,10 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
     pcfg.kill_grace = opts.reaper.kill_grace;
     pcfg.rss_kb = rt.rss_kb;
     pcfg.alive = rt.pid_alive;
+    // Java frames of JVMs marked as gProfiler marks them, when the Java
+    // profiler runs (it makes the JVMs write the maps perf reads).
+    if (opts.runtimes.java_mode != "disabled")
+      pcfg.java_process = rt.java_process;
     auto perf
         = sys.spawn(perf_profiler, pcfg, a.reaper, rt.fs, rt.work, rt.metrics);
     add(perf);
@@ -380,7 +385,15 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
     slot.handle = caf::actor_cast<profiler_actor>(actor);
     a.profilers.push_back(std::move(slot));
   };
-  add_runtime(make_java_tool(opts.runtimes, opts.compat, rt.find_program));
+  java_tool_config java;
+  java.runtimes = opts.runtimes;
+  java.compat = opts.compat;
+  java.which = rt.find_program;
+  java.extras = rt.metadata_extras;
+  java.frequency = opts.scheduler.frequency;
+  java.temp_dir = rt.temp_dir;
+  java.fs = rt.fs;
+  add_runtime(make_java_tool(std::move(java)));
   add_runtime(make_nodejs_tool(opts.runtimes, rt.agent_exe,
                                find_node_addon_dir(rt.agent_exe)));
   // Ruby, PHP and .NET: rbspy, phpspy and dotnet-trace, writing their output
@@ -475,7 +488,9 @@ void start_agent(caf::actor_system& sys, agent_actors& actors,
 namespace {
 
 /// The lookups the merger's enricher makes, as the options turn them on.
-rt::enricher_parts enricher_parts_of(const agent_options& opts) {
+rt::enricher_parts
+enricher_parts_of(const agent_options& opts,
+                  std::shared_ptr<rt::app_metadata_extras> extras) {
   rt::enricher_parts parts;
   // Container names from the runtimes' sockets, as gProfiler's
   // ContainerNamesClient (unless --disable-container-names).
@@ -491,7 +506,7 @@ rt::enricher_parts enricher_parts_of(const agent_options& opts) {
   // App ids and application metadata for the processes gProfiler gives
   // them to (Python, Java, Ruby, Node.js; see runtime/app_id.hpp). The
   // metadata holds gProfiler's common fields (exe, execfn, arch); the
-  // runtimes' own fields come with the runtime profilers.
+  // runtimes' own fields come from their runtime profilers (extras).
   rt::app_id_options ids;
   ids.args_filter = opts.compat.app_id_args_filter;
   ids.java_spark_app_name = opts.compat.java_collect_spark_app_name_as_appid;
@@ -506,10 +521,13 @@ rt::enricher_parts enricher_parts_of(const agent_options& opts) {
     parts.app_id = [ids](int32_t pid) {
       return rt::app_id_of(pid, ids);
     };
-  if (!opts.compat.disable_application_metadata)
+  if (!opts.compat.disable_application_metadata) {
     parts.app_metadata_json = [ids](int32_t pid) {
       return rt::application_metadata_of(pid, ids);
     };
+    // A JVM's version and flags, from the Java profiler.
+    parts.extras = std::move(extras);
+  }
   return parts;
 }
 
@@ -645,8 +663,13 @@ int run_agent(const agent_options& given) {
       return rt::select_targets(std::move(found[kind]), limits);
     };
   };
-  rt.enricher = rt::make_process_enricher(enricher_parts_of(opts),
-                                          rt::make_proc_source());
+  if (!opts.compat.disable_application_metadata)
+    rt.metadata_extras = std::make_shared<rt::app_metadata_extras>();
+  rt.java_process = [](int32_t pid) {
+    return rt::process_maps_match(rt::runtime_kind::java, pid);
+  };
+  rt.enricher = rt::make_process_enricher(
+      enricher_parts_of(opts, rt.metadata_extras), rt::make_proc_source());
   std::vector<std::string> enabled;
   for (auto& profiler : perf_profilers(opts.perf.mode))
     enabled.push_back(profiler.first);

@@ -74,6 +74,12 @@ struct agent_runtime {
   /// The agent's own executable (its children that are the agent itself,
   /// e.g. node-attach); "" in the simulation.
   std::string agent_exe;
+  /// Runtime-specific application metadata (a JVM's version and flags) that
+  /// the runtime profilers find and the enricher adds; null: none.
+  std::shared_ptr<rt::app_metadata_extras> metadata_extras;
+  /// Whether a process is a JVM (libjvm.so mapped), for the perf
+  /// profilers' Java frames; unset: none is.
+  std::function<bool(int32_t)> java_process;
   /// Looks a tool up by name or path; unset: the real PATH.
   std::function<std::string(const std::string&)> find_program;
   /// A process's pid in its own PID namespace (dotnet-trace); unset:

@@ -403,9 +403,13 @@ std::vector<option_spec> build_table() {
   t.runtime("java", &runtime_options::java_mode, {"perf-map", "ap", "disabled"},
             "Java",
             "perf-map: JIT symbols for perf through jattach or jcmd; ap: "
-            "async-profiler is not supported yet, perf-map is used");
+            "async-profiler, with --java-async-profiler-path, else perf-map");
   t.add("jcmd-path", 0, vk::string, &ao::runtimes, &runtime_options::jcmd_path,
         "jcmd binary, used for Java JIT symbols when jattach is not installed");
+  t.add("java-async-profiler-path", 0, vk::string, &ao::runtimes,
+        &runtime_options::java_async_profiler_path,
+        "async-profiler's asprof (async-profiler 3 or later), for --java-mode "
+        "ap");
   t.integer("runtime-concurrency", 0, &ao::runtimes,
             &runtime_options::concurrency, 1, 256,
             "Target processes a runtime profiler works on at once");
@@ -471,27 +475,39 @@ std::vector<option_spec> build_table() {
       = 0;
   t.compat("java-no-version-check", vk::flag,
            &compat_options::java_no_version_check,
-           "Skip the JDK version check");
-  t.compat("java-async-profiler-mode", vk::choice,
-           &compat_options::java_async_profiler_mode, "async-profiler's mode")
-      .choices
-      = {"cpu", "itimer", "alloc", "auto"};
+           "Skip the JVM version check before async-profiler (ap)")
+      .unsupported
+      = false;
+  {
+    auto& m = t.compat("java-async-profiler-mode", vk::choice,
+                       &compat_options::java_async_profiler_mode,
+                       "async-profiler's event (ap): cpu, itimer, or auto "
+                       "(cpu if perf events can be opened)");
+    m.choices = {"cpu", "itimer", "alloc", "auto"};
+    m.unsupported = false;
+    m.unsupported_choices = {"alloc"};
+  }
   t.compat("java-async-profiler-safemode", vk::integer,
            &compat_options::java_async_profiler_safemode,
-           "async-profiler's safemode bits");
+           "async-profiler's safemode bits (ap)");
   t.specs.back().min = 0;
   t.specs.back().max = 63;
+  t.specs.back().unsupported = false;
   {
     auto& f = t.compat("java-async-profiler-features", vk::string,
                        &compat_options::java_async_profiler_features,
                        "async-profiler's features, comma-separated: probesp, "
-                       "vtable, comptask");
+                       "vtable, comptask (ap)");
     f.rule = text_rule::choice_list;
     f.choices = {"probesp", "vtable", "comptask"};
+    f.unsupported = false;
   }
   t.compat("java-async-profiler-args", vk::string,
            &compat_options::java_async_profiler_args,
-           "Extra arguments of async-profiler");
+           "async-profiler's own options, name[=value],... (ap: passed as "
+           "asprof's options where it has them)")
+      .unsupported
+      = false;
   t.compat("java-safemode", vk::string, &compat_options::java_safemode,
            "Java safemode options, comma-separated (alone: all)")
       .implicit_value
@@ -509,11 +525,14 @@ std::vector<option_spec> build_table() {
   t.compat("java-async-profiler-no-report-meminfo", vk::flag,
            &compat_options::java_async_profiler_no_report_meminfo,
            "Do not collect async-profiler's meminfo");
-  t.compat("java-collect-jvm-flags", vk::string,
-           &compat_options::java_collect_jvm_flags,
-           "JVM flags to record: default, all, none or a comma-separated list")
-      .implicit_value
-      = "";
+  {
+    auto& f = t.compat("java-collect-jvm-flags", vk::string,
+                       &compat_options::java_collect_jvm_flags,
+                       "JVM flags each JVM's application metadata records: "
+                       "default, all, none or a comma-separated list");
+    f.implicit_value = "";
+    f.unsupported = false;
+  }
   t.compat("java-full-hserr", vk::flag, &compat_options::java_full_hserr,
            "Log whole hs_err files of profiled JVMs");
   t.compat("java-include-method-modifiers", vk::flag,
@@ -525,7 +544,9 @@ std::vector<option_spec> build_table() {
       = {"none", "line-of-function"};
   t.compat("java-collect-thread-names", vk::flag,
            &compat_options::java_collect_thread_names,
-           "Record Java thread names per sample");
+           "Record Java thread names per sample (ap)")
+      .unsupported
+      = false;
   t.unsupported = false;
 
   t.group = "Child processes";

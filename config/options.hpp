@@ -79,8 +79,9 @@ struct perf_options {
 
 /// Options shared by the runtime profilers (Java, Python, ...).
 struct runtime_options {
-  /// --java-mode: perf-map (JIT symbols via jcmd Compiler.perfmap) or
-  /// disabled; "ap" is accepted as gProfiler's name and means perf-map.
+  /// --java-mode: perf-map (JIT symbols via jcmd Compiler.perfmap), ap
+  /// (async-profiler through --java-async-profiler-path; perf-map without
+  /// it) or disabled.
   profiler_mode java_mode = "perf-map";
   /// --python-mode: auto, pyspy, py-spy or disabled.
   profiler_mode python_mode = "auto";
@@ -94,6 +95,9 @@ struct runtime_options {
   profiler_mode nodejs_mode = "disabled";
   /// Tool paths (names are looked up in PATH).
   std::string jcmd_path = "jcmd";
+  /// async-profiler's launcher (asprof, async-profiler 3+), for --java-mode
+  /// ap; "" (none: ap falls back to perf-map).
+  std::string java_async_profiler_path;
   std::string py_spy_path = "py-spy";
   std::string rbspy_path = "rbspy";
   std::string phpspy_path = "phpspy";

@@ -381,6 +381,37 @@ constexpr std::string_view unknown = "[unknown]";
 
 } // namespace
 
+bool java_jit_frame(std::string_view symbol, std::string_view dso) {
+  // The dso: ".../perf-<digits>.map".
+  auto base = dso.substr(dso.rfind('/') + 1);
+  constexpr std::string_view prefix = "perf-", suffix = ".map";
+  if (base.size() <= prefix.size() + suffix.size()
+      || base.substr(0, prefix.size()) != prefix
+      || base.substr(base.size() - suffix.size()) != suffix)
+    return false;
+  auto digits
+      = base.substr(prefix.size(), base.size() - prefix.size() - suffix.size());
+  if (digits.find_first_not_of("0123456789") != std::string_view::npos)
+    return false;
+  // The symbol: "R C.M(P)".
+  auto plain = [](std::string_view s) {
+    return !s.empty() && s.find_first_of(" ()") == std::string_view::npos;
+  };
+  auto space = symbol.find(' ');
+  if (space == std::string_view::npos || !plain(symbol.substr(0, space)))
+    return false;
+  auto open = symbol.find('(', space + 1);
+  if (open == std::string_view::npos || symbol.back() != ')'
+      || open + 1 > symbol.size() - 1)
+    return false;
+  auto name = symbol.substr(space + 1, open - space - 1);
+  auto params = symbol.substr(open + 1, symbol.size() - open - 2);
+  auto dot = name.rfind('.');
+  return plain(name) && dot != std::string_view::npos && dot > 0
+         && dot + 1 < name.size()
+         && params.find_first_of("()") == std::string_view::npos;
+}
+
 std::string sanitize_frame(std::string_view name) {
   std::string out;
   out.reserve(name.size());
@@ -1069,10 +1100,44 @@ struct perf_collapser::impl {
     return out;
   }
 
-  std::vector<process_stacks> per_process() const {
+  /// The frames that are Java methods of a JIT map (java_jit_frame).
+  std::vector<bool> java_frames() const {
+    std::vector<bool> out(frames.size(), false);
+    for (uint32_t i = 0; i < frames.size(); ++i) {
+      auto& f = frames[i];
+      std::string_view sym{frame_text.data() + f.off, f.sym_len};
+      std::string_view dso{frame_text.data() + f.off + f.sym_len, f.dso_len};
+      out[i] = java_jit_frame(sym, dso);
+    }
+    return out;
+  }
+
+  std::vector<process_stacks>
+  per_process(const std::function<bool(int32_t)>& is_jvm) const {
     std::vector<std::string> names;
     std::vector<std::string> comm_names;
     render_names(names, comm_names);
+    // The names of a JVM's stacks: its Java frames with "_[j]".
+    std::vector<bool> java;
+    std::vector<std::string> jvm_names;
+    if (is_jvm) {
+      java = java_frames();
+      if (std::find(java.begin(), java.end(), true) != java.end()) {
+        jvm_names = names;
+        for (uint32_t i = 0; i < java.size(); ++i)
+          if (java[i])
+            jvm_names[i] += "_[j]";
+      } else {
+        java.clear();
+      }
+    }
+    auto has_java = [&](uint32_t stack) {
+      const uint32_t* w = stack_words.data() + stacks[stack].off;
+      for (uint32_t k = 0; k < w[2]; ++k)
+        if (java[w[3 + k]])
+          return true;
+      return false;
+    };
     // Stack indices ordered by pid, then by first appearance.
     std::vector<uint32_t> order(stacks.size());
     for (uint32_t i = 0; i < order.size(); ++i)
@@ -1097,10 +1162,19 @@ struct perf_collapser::impl {
         }
       }
       ps.comm = render_comm(comm);
+      bool jvm = false;
+      if (!java.empty()) {
+        for (size_t k = i; k < order.size() && pid_of(order[k]) == p; ++k)
+          if (has_java(order[k])) {
+            jvm = is_jvm(p);
+            break;
+          }
+      }
+      auto& frame_names = jvm ? jvm_names : names;
       for (; i < order.size() && pid_of(order[i]) == p; ++i)
-        ps.stacks.push_back(
-            stack_count{render_stack(stacks[order[i]].off, names, comm_names),
-                        stacks[order[i]].count});
+        ps.stacks.push_back(stack_count{
+            render_stack(stacks[order[i]].off, frame_names, comm_names),
+            stacks[order[i]].count});
       sort_and_merge(ps.stacks);
       out.push_back(std::move(ps));
     }
@@ -1147,7 +1221,12 @@ size_t perf_collapser::unique_stacks() const {
 }
 
 std::vector<process_stacks> perf_collapser::per_process() const {
-  return impl_->per_process();
+  return impl_->per_process({});
+}
+
+std::vector<process_stacks>
+perf_collapser::per_process(const std::function<bool(int32_t)>& is_jvm) const {
+  return impl_->per_process(is_jvm);
 }
 
 std::vector<stack_count> perf_collapser::merged() const {

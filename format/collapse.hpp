@@ -46,7 +46,18 @@
 // - The output stack is the comm, then the frames root first. A record
 //   without frames is just the comm. Every record counts 1, whatever perf's
 //   period says. JIT frames symbolised from /tmp/perf-<pid>.map keep their
-//   symbol (they are ordinary frames).
+//   symbol (they are ordinary frames; see the Java rule below).
+// - Java frames (only when per_process() is given a test of which processes
+//   are JVMs): a frame perf symbolised from a JIT map, whose dso's base name
+//   is `perf-<digits>.map` (`/tmp/perf-<pid>.map`, written by the JDK's
+//   `Compiler.perfmap`), and whose symbol has the shape HotSpot gives a
+//   compiled method in that map (Method::external_name: `<return type>
+//   <class>.<method>(<parameter types>)`, e.g. `long Hot.fib(int)`; see
+//   java_jit_frame()), gets gProfiler's Java suffix `_[j]` in the stacks of
+//   a JVM. The map's other entries (`Interpreter`, `StubRoutines (1)`, `I2C/
+//   C2I adapters`, runtime stubs) are VM code and stay as they are, and so
+//   do the frames of other processes' perf maps (Node.js with
+//   --perf-basic-prof).
 // - Lines starting with '#' between records are perf's comments and are
 //   skipped. A header line that follows a record without a blank line ends
 //   that record and starts the next one.
@@ -65,6 +76,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -142,6 +154,12 @@ public:
   /// of its first sample. Call after finish().
   std::vector<process_stacks> per_process() const;
 
+  /// per_process(), with the Java frames of JVMs marked `_[j]` (see the
+  /// rules): `is_jvm(pid)` is asked once for each process that has frames
+  /// of the Java shape from a perf map, and only for those.
+  std::vector<process_stacks>
+  per_process(const std::function<bool(int32_t pid)>& is_jvm) const;
+
   /// All stacks aggregated across pids, sorted by text, equal texts merged.
   std::vector<stack_count> merged() const;
 
@@ -158,6 +176,13 @@ private:
   struct impl;
   std::unique_ptr<impl> impl_;
 };
+
+/// Whether a frame (its symbol without the `+0x` offset, and its dso) is a
+/// compiled Java method of a JIT map: the dso's base name is
+/// `perf-<digits>.map`, and the symbol is `R C.M(P)`: a return type R and a
+/// qualified name C.M without spaces or parentheses (M without '.'), then
+/// parameter types P without parentheses, nothing after them.
+bool java_jit_frame(std::string_view symbol, std::string_view dso);
 
 /// Makes `name` safe as one frame (or comm) of a folded line: ';' becomes
 /// '_', control characters become spaces. Exposed for the other profilers.

@@ -1639,6 +1639,10 @@ std::string to_json(const application_metadata& m) {
   return out;
 }
 
+void append_python_json_string(std::string& out, std::string_view s) {
+  json_string(out, s);
+}
+
 std::string application_metadata_json(int32_t pid,
                                       const std::string& proc_root) {
   auto m = read_application_metadata(pid, proc_root);

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace gpa::rt {
@@ -167,6 +168,12 @@ read_application_metadata(int32_t pid, const std::string& proc_root = "/proc");
 /// ASCII only: other characters \u-escaped as Python's json.dumps does, a
 /// byte that is not UTF-8 as \udcXX like Python's surrogateescape).
 std::string to_json(const application_metadata& m);
+
+/// Appends `s` to `out` as a JSON string the way Python's json.dumps writes
+/// it (ASCII only: other characters \u-escaped, a byte that is not UTF-8 as
+/// \udcXX like Python's surrogateescape), for metadata that gProfiler
+/// records.
+void append_python_json_string(std::string& out, std::string_view s);
 
 /// read_application_metadata + to_json; "" if the process is gone.
 std::string application_metadata_json(int32_t pid,

@@ -15,6 +15,7 @@ const char* to_string(ec x) {
     case ec::write_failed: return "write_failed";
     case ec::upload_failed: return "upload_failed";
     case ec::tool_failed: return "tool_failed";
+    case ec::skipped: return "skipped";
   }
   return "unknown";
 }
@@ -45,6 +46,30 @@ std::string message_of(const caf::error& err) {
       return ctx.get_as<std::string>(0);
   }
   return describe(err);
+}
+
+std::string first_message_line(const std::string& text,
+                               const std::vector<std::string>& noise) {
+  size_t pos = 0;
+  while (pos < text.size()) {
+    auto eol = text.find_first_of("\r\n", pos);
+    auto line = text.substr(pos, eol == std::string::npos ? std::string::npos
+                                                          : eol - pos);
+    pos = eol == std::string::npos ? text.size() : eol + 1;
+    auto begin = line.find_first_not_of(" \t");
+    if (begin == std::string::npos)
+      continue;
+    line = line.substr(begin);
+    bool is_noise = false;
+    for (auto& n : noise)
+      is_noise = is_noise || line.find(n) != std::string::npos;
+    if (is_noise)
+      continue;
+    if (line.size() > 200)
+      line = line.substr(0, 200) + "...";
+    return line;
+  }
+  return {};
 }
 
 } // namespace gpa

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <caf/error.hpp>
 #include <caf/make_message.hpp>
@@ -29,6 +30,9 @@ enum class ec : uint8_t {
   /// A profiling tool ran but what it gave cannot be used (its own error,
   /// output that does not parse).
   tool_failed,
+  /// A profiler left a target out on purpose (gProfiler's
+  /// `[Profiling skipped: <why>]`).
+  skipped,
 };
 
 /// Returns the name of `x`, e.g. "queue_full".
@@ -41,6 +45,12 @@ std::string describe(const caf::error& err);
 /// The message of `err` for a user: the context of our own errors alone
 /// ("cannot read x: ..."), describe() for others.
 std::string message_of(const caf::error& err);
+
+/// The first line of a tool's message (stderr or stdout) that holds none of
+/// `noise`, trimmed and bounded to 200 bytes (it goes into an error frame
+/// or a log line); "" if there is none.
+std::string first_message_line(const std::string& text,
+                               const std::vector<std::string>& noise = {});
 
 /// Makes a `caf::error` of category "gpa" with a human-readable context.
 caf::error make_gpa_error(ec code, std::string context);

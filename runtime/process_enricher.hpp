@@ -11,7 +11,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace gpa::rt {
@@ -26,12 +29,51 @@ struct process_details {
   std::string app_metadata_json;
 };
 
+/// Application metadata members that a runtime profiler found for a process
+/// (a JVM's version and flags: the runtime-specific part of gProfiler's
+/// application metadata), put in front of the common members of its
+/// metadata object. Thread-safe: profilers put, the merger's enricher reads.
+class app_metadata_extras {
+public:
+  /// Sets the members (JSON object members without braces, e.g.
+  /// `"java_version":"..."`) of the process `pid` started at `start_time`
+  /// (clock ticks after boot); each put gets a new revision.
+  void put(int32_t pid, uint64_t start_time, std::string members);
+
+  /// The members of that process and their revision; {0, ""} if none.
+  std::pair<uint64_t, std::string> get(int32_t pid, uint64_t start_time) const;
+
+  /// Forgets the processes for which `gone(pid, start_time)` is true.
+  void forget_if(const std::function<bool(int32_t, uint64_t)>& gone);
+
+  /// Processes held.
+  size_t size() const;
+
+private:
+  struct entry {
+    uint64_t start_time = 0;
+    uint64_t revision = 0;
+    std::string members;
+  };
+  mutable std::mutex mutex_;
+  std::unordered_map<int32_t, entry> entries_;
+  uint64_t next_revision_ = 1;
+};
+
+/// `base` (a JSON object) with `members` in front of its own; `base` when
+/// either is empty.
+std::string with_members(const std::string& base, const std::string& members);
+
 /// The lookups, each by pid; an empty function is a feature turned off.
 /// Each returns "" when it has nothing for that process.
 struct enricher_parts {
   std::function<std::string(int32_t pid)> container_name;
   std::function<std::string(int32_t pid)> app_id;
   std::function<std::string(int32_t pid)> app_metadata_json;
+  /// Runtime-specific members added to a process's application metadata
+  /// (with app_metadata_json only); null: none. A process whose members
+  /// change after it was looked up gets its metadata again.
+  std::shared_ptr<app_metadata_extras> extras;
 };
 
 /// Used by the merger, from its own thread only.

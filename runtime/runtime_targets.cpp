@@ -192,6 +192,17 @@ int32_t namespace_pid(int32_t pid, const std::string& proc_root) {
   return ns > 0 ? ns : pid;
 }
 
+bool process_maps_match(runtime_kind kind, int32_t pid,
+                        const std::string& proc_root) {
+  bool found = false;
+  for_each_line(proc_root + "/" + std::to_string(pid) + "/maps",
+                [&](std::string_view line) {
+                  found = maps_line_matches(kind, line);
+                  return !found;
+                });
+  return found;
+}
+
 bool node_executable(std::string_view exe) {
   return !exe.empty() && file_name(exe).find("node") != std::string_view::npos;
 }

@@ -42,6 +42,12 @@ const char* to_string(runtime_kind kind);
 /// recognised by its name).
 bool maps_line_matches(runtime_kind kind, std::string_view line);
 
+/// Whether process `pid` maps a file that marks `kind` (a maps kind: java,
+/// python, ruby, dotnet), by maps_line_matches on /proc/<pid>/maps read in
+/// bounded chunks up to the first match. False if it cannot be read.
+bool process_maps_match(runtime_kind kind, int32_t pid,
+                        const std::string& proc_root = "/proc");
+
 /// Whether the path of a process's executable marks a Node.js process.
 bool node_executable(std::string_view exe);
 

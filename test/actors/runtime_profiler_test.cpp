@@ -50,6 +50,12 @@ public:
   double at = 0;
   /// pid -> what parse() gives: "" nothing, "error:<why>", else one stack.
   std::map<int32_t, std::string> outcome;
+  /// Children after the first, per target and window (next()).
+  size_t extra_steps = 0;
+  /// What next() saw: (step, exit code) of each finished child.
+  std::vector<std::pair<size_t, int32_t>> seen;
+  /// pid -> why refuse() leaves it out.
+  std::map<int32_t, std::string> refused;
 
   std::string name() const override {
     return "java";
@@ -73,11 +79,28 @@ public:
     req.argv = {"tool", std::to_string(t.pid)};
     return req;
   }
+  std::string refuse(const rt::runtime_target& t) override {
+    auto i = refused.find(t.pid);
+    return i == refused.end() ? std::string{} : i->second;
+  }
+  std::optional<run_request> next(const rt::runtime_target& t, size_t step,
+                                  const caf::expected<run_result>& r) override {
+    seen.emplace_back(step, r ? r->exit_code : -1);
+    if (step > extra_steps)
+      return std::nullopt;
+    run_request req;
+    req.argv = {"step" + std::to_string(step), std::to_string(t.pid)};
+    return req;
+  }
   caf::expected<process_stacks> parse(const rt::runtime_target& t,
-                                      run_result&) override {
+                                      run_result& last) override {
+    if (extra_steps > 0)
+      BOOST_CHECK_EQUAL(last.exit_code, static_cast<int32_t>(extra_steps));
     auto& o = outcome[t.pid];
     if (o.rfind("error:", 0) == 0)
       return make_gpa_error(ec::tool_failed, o.substr(6));
+    if (o.rfind("skipped:", 0) == 0)
+      return make_gpa_error(ec::skipped, o.substr(8));
     process_stacks p;
     p.pid = t.pid;
     p.comm = t.comm;
@@ -127,10 +150,11 @@ public:
     return pid != gone_pid;
   }
 
-  /// Finishes run `i` (exit 0).
-  void finish(size_t i) {
+  /// Finishes run `i` (exit `code`).
+  void finish(size_t i, int32_t code = 0) {
     run_result r;
     r.exited = true;
+    r.exit_code = code;
     auto done = runs.at(i).second;
     done(std::move(r));
   }
@@ -254,6 +278,65 @@ BOOST_FIXTURE_TEST_CASE(without_the_flag_no_process_is_added_mid_window,
   fx->found.push_back({alive_pid + 1, "ruby", 0.2, 0, 222});
   st.on_spawn_poll(1); // a stray poll changes nothing
   BOOST_CHECK_EQUAL(fx->runs.size(), 1u);
+}
+
+BOOST_FIXTURE_TEST_CASE(several_children_per_target_keep_its_slot, fixture) {
+  tool->extra_steps = 2;
+  tool->outcome[alive_pid] = "Main.run_[j]";
+  init(2);
+  targets(3, alive_pid);
+  start(1);
+  BOOST_REQUIRE_EQUAL(fx->runs.size(), 2u);
+  // Each finished child of a target starts its next one in the same slot;
+  // the third target waits until a chain is done.
+  fx->finish(0, 0);
+  BOOST_REQUIRE_EQUAL(fx->runs.size(), 3u);
+  BOOST_CHECK_EQUAL(fx->runs[2].first.argv[0], "step1");
+  BOOST_CHECK_EQUAL(fx->runs[2].first.tag, "snap-1/java");
+  BOOST_CHECK_EQUAL(st.running(), 2u);
+  fx->finish(2, 1);
+  BOOST_CHECK_EQUAL(fx->runs[3].first.argv[0], "step2");
+  fx->finish(3, 2); // the last child of the first target: parsed
+  BOOST_REQUIRE_EQUAL(fx->runs.size(), 5u);
+  BOOST_CHECK_EQUAL(fx->runs[4].first.argv[0], "tool"); // the third target
+  BOOST_CHECK_EQUAL(st.running(), 2u);
+  // The rest, in order: each child exits with its step number, so that
+  // parse() sees the last child's result.
+  std::vector<bool> finished(fx->runs.size(), false);
+  finished[0] = finished[2] = finished[3] = true;
+  for (size_t i = 1; i < fx->runs.size(); ++i) {
+    finished.resize(fx->runs.size(), false);
+    if (finished[i])
+      continue;
+    finished[i] = true;
+    auto& argv0 = fx->runs[i].first.argv[0];
+    fx->finish(i, argv0 == "step1" ? 1 : argv0 == "step2" ? 2 : 0);
+  }
+  BOOST_CHECK_EQUAL(fx->runs.size(), 9u);
+  BOOST_CHECK_EQUAL(st.running(), 0u);
+  snapshot(1);
+  BOOST_REQUIRE_EQUAL(replies.size(), 1u);
+  BOOST_CHECK_EQUAL(replies[0].processes.size(), 3u);
+  BOOST_CHECK(replies[0].errors.empty());
+  BOOST_CHECK_EQUAL(tool->seen.size(), 9u);
+}
+
+BOOST_FIXTURE_TEST_CASE(skipped_targets_say_why, fixture) {
+  init(1);
+  fx->found = {{gone_pid + 1, "java", 100, 0}, {alive_pid, "java", 100, 0}};
+  tool->refused[gone_pid + 1] = "unsupported JVM";
+  tool->outcome[alive_pid] = "skipped:found out while running";
+  start(1);
+  // The refused target runs nothing and takes no slot.
+  BOOST_REQUIRE_EQUAL(fx->runs.size(), 1u);
+  BOOST_CHECK_EQUAL(fx->runs[0].first.argv[1], std::to_string(alive_pid));
+  fx->finish(0);
+  snapshot(1);
+  BOOST_REQUIRE_EQUAL(replies.size(), 1u);
+  BOOST_CHECK_EQUAL(errors_of(replies[0]),
+                    std::to_string(gone_pid + 1) + ":skipped:unsupported JVM|"
+                        + std::to_string(alive_pid)
+                        + ":skipped:found out while running|");
 }
 
 BOOST_FIXTURE_TEST_CASE(a_hung_target_is_a_timeout_at_the_deadline, fixture) {

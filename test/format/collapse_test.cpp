@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <random>
 #include <regex>
@@ -102,7 +103,14 @@ struct reference {
     return s;
   }
 
-  static std::string frame(const std::string& line) {
+  /// The Java rule of collapse.hpp, as regular expressions.
+  static bool java_frame(const std::string& sym, const std::string& dso) {
+    static const std::regex map(R"((^|/)perf-[0-9]+\.map$)");
+    static const std::regex method(R"(^[^ ()]+ [^ ()]+\.[^ ().]+\([^()]*\)$)");
+    return std::regex_search(dso, map) && std::regex_match(sym, method);
+  }
+
+  static std::string frame(const std::string& line, bool jvm = false) {
     static const std::regex addr(R"(^[ \t]*[0-9a-fA-F]+ (.*)$)");
     std::smatch m;
     if (!std::regex_match(line, m, addr))
@@ -142,10 +150,13 @@ struct reference {
     if (dso.find("kernel") != std::string::npos
         || dso.find("vmlinux") != std::string::npos)
       out += "_[k]";
+    if (jvm && java_frame(sym, dso))
+      out += "_[j]";
     return out;
   }
 
-  explicit reference(const std::string& text) {
+  explicit reference(const std::string& text,
+                     const std::function<bool(int)>& is_jvm = {}) {
     static const std::regex header(
         // From the right: a greedy comm leaves the last pid, [cpu], time.
         R"(^[ \t]*(?:(.*[^ \t])[ \t]+)?(-?\d+)(?:/(-?\d+))?(?:[ \t]+\[\d+\])?[ \t]+\d+\.\d+:(?:[ \t].*)?$)");
@@ -162,9 +173,11 @@ struct reference {
       if (comm.empty())
         comm = "[unknown]";
       std::string stack = sanitize(comm);
+      int pid = std::stoi(m[2]);
+      bool jvm = is_jvm && is_jvm(pid);
       for (size_t i = record.size(); i-- > 1;)
-        stack += ";" + frame(record[i]);
-      per_pid[std::stoi(m[2])][stack] += 1;
+        stack += ";" + frame(record[i], jvm);
+      per_pid[pid][stack] += 1;
       ++samples;
       record.clear();
     };
@@ -235,6 +248,66 @@ int run_agent(const std::vector<std::string>& args, std::string& out,
 // -----------------------------------------
 
 BOOST_AUTO_TEST_SUITE(collapse_rules)
+
+BOOST_AUTO_TEST_CASE(java_jit_frames_by_their_map_and_shape) {
+  using gpa::format::java_jit_frame;
+  const std::string_view map = "/tmp/perf-1234.map";
+  for (auto sym :
+       {"long Hot.fib(int)", "void Hot.main(java.lang.String[])",
+        "java.lang.Object jdk.internal.misc.Unsafe.getReferenceVolatile("
+        "java.lang.Object, long)",
+        "void Hot$$Lambda$14/0x0000000800c03000.run()",
+        "void java.lang.Object.<init>()", "int[] a.b.C$D.e_f$1(int[][], T)"})
+    BOOST_TEST(java_jit_frame(sym, map), sym);
+  // VM code in the same map, and shapes that are not a method.
+  for (auto sym : {"Interpreter", "StubRoutines (1)", "I2C/C2I adapters",
+                   "throw_div0_exception Runtime1 stub", "SafepointBlob",
+                   "native method entry point (kind = native)", "long fib(int)",
+                   "long Hot.(int)", "long .fib(int)", "long Hot.fib",
+                   "long Hot.fib(int) x", "long  Hot.fib(int)",
+                   "long Hot.fib((int))", "Hot.fib(int)", "[unknown]", ""})
+    BOOST_TEST(!java_jit_frame(sym, map), sym);
+  // Only frames of a perf map.
+  BOOST_TEST(java_jit_frame("long Hot.fib(int)", "perf-1.map"));
+  for (auto dso : {"/tmp/perf-.map", "/tmp/perf-12a.map", "/tmp/perf-12.mapx",
+                   "/usr/lib/libjvm.so", "/tmp/jit-12.dump", "[unknown]", ""})
+    BOOST_TEST(!java_jit_frame("long Hot.fib(int)", dso), dso);
+}
+
+BOOST_AUTO_TEST_CASE(java_frames_are_marked_in_jvms_only) {
+  perf_collapser c;
+  c.feed("java 10/11 1.000001: 1 cpu-clock:\n"
+         "\t7f00 long Hot.fib(int)+0x44 (/tmp/perf-10.map)\n"
+         "\t7f01 Interpreter+0x10 (/tmp/perf-10.map)\n"
+         "\t7f02 [unknown] (/tmp/perf-10.map)\n"
+         "\t7f03 JavaCalls::call_helper+0x302 (/opt/jdk/lib/server/libjvm.so)\n"
+         "\n"
+         "node 20/20 1.000002: 1 cpu-clock:\n"
+         "\t7f00 long Hot.fib(int)+0x44 (/tmp/perf-20.map)\n"
+         "\t7f01 LazyCompile:*fib /app/x.js:3+0x1 (/tmp/perf-20.map)\n"
+         "\n"
+         "bash 30/30 1.000003: 1 cpu-clock:\n"
+         "\t7f00 main+0x1 (/usr/bin/bash)\n"
+         "\n");
+  c.finish();
+  std::map<int32_t, int> asked;
+  auto ps = c.per_process([&asked](int32_t pid) {
+    ++asked[pid];
+    return pid == 10;
+  });
+  BOOST_TEST(describe(ps)
+             == "pid 10 comm 'java'\n"
+                "  java;JavaCalls::call_helper;(perf-10.map);Interpreter;long "
+                "Hot.fib(int)_[j] 1\n"
+                "pid 20 comm 'node'\n"
+                "  node;LazyCompile:*fib /app/x.js:3;long Hot.fib(int) 1\n"
+                "pid 30 comm 'bash'\n"
+                "  bash;main 1\n");
+  // Asked once, and only for processes with frames of the Java shape.
+  BOOST_TEST((asked == std::map<int32_t, int>{{10, 1}, {20, 1}}));
+  // Without the test, nothing is marked and nothing is asked.
+  BOOST_TEST(describe(c.per_process()).find("_[j]") == std::string::npos);
+}
 
 BOOST_AUTO_TEST_CASE(frames_root_first_offsets_stripped_each_sample_one) {
   auto in = "bash  1234/1234 [001]  100.000001:    1001001 cpu-clock: \n"
@@ -567,6 +640,46 @@ BOOST_AUTO_TEST_CASE(samples_show_what_they_were_recorded_for) {
   // JIT frames named from the JDK's perf map.
   auto java = fold_map(sample("java_jit"));
   BOOST_TEST(has(java, "long Spin.g(long);long Spin.f(long)"));
+}
+
+BOOST_AUTO_TEST_CASE(java_frames_of_a_real_jvm) {
+  // java_jit.txt: a real JVM's JIT frames from its /tmp/perf-PID.map.
+  auto text = sample("java_jit");
+  perf_collapser c;
+  c.feed(text);
+  c.finish();
+  std::vector<int32_t> asked;
+  auto ps = c.per_process([&asked](int32_t pid) {
+    asked.push_back(pid);
+    return true;
+  });
+  BOOST_REQUIRE_EQUAL(ps.size(), 1u);
+  BOOST_TEST((asked == std::vector<int32_t>{ps[0].pid}));
+  std::string folded;
+  for (auto& s : ps[0].stacks)
+    folded += s.stack + " " + std::to_string(s.count) + "\n";
+  BOOST_TEST(folded == read_file(data_dir + "/java_jit.jvm.expected"));
+  // The naive reference with the rule as regular expressions agrees.
+  reference ref(text, [](int) {
+    return true;
+  });
+  std::map<std::string, uint64_t> got;
+  for (auto& s : ps[0].stacks)
+    got[s.stack] += s.count;
+  BOOST_TEST((got == ref.per_pid[ps[0].pid]));
+  // Java methods marked, VM stubs and native frames not.
+  BOOST_TEST(folded.find("long Spin.g(long)_[j];long Spin.f(long)_[j]")
+             != std::string::npos);
+  BOOST_TEST(folded.find("StubRoutines (1);") != std::string::npos);
+  BOOST_TEST(folded.find("StubRoutines (1)_[j]") == std::string::npos);
+  BOOST_TEST(folded.find("JavaCalls::call_helper;") != std::string::npos);
+  // Not a JVM: nothing marked, same stacks otherwise.
+  auto plain = c.per_process([](int32_t) {
+    return false;
+  });
+  BOOST_REQUIRE_EQUAL(plain.size(), 1u);
+  BOOST_TEST(describe(plain) == describe(c.per_process()));
+  BOOST_TEST(describe(plain).find("_[j]") == std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(truncated_sample_keeps_its_complete_frames) {

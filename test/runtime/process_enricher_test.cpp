@@ -175,4 +175,55 @@ BOOST_AUTO_TEST_CASE(turned_off_parts_are_not_called) {
   BOOST_CHECK(!with->application_metadata_enabled());
 }
 
+BOOST_AUTO_TEST_CASE(runtime_members_go_in_front_and_arrive_late) {
+  counted_parts c;
+  auto proc = std::make_unique<gpa::test::fake_proc>();
+  auto* host = proc.get();
+  host->add(10, 1, 100, "java", 500);
+  host->add(11, 1, 100, "java", 600);
+  auto parts = c.parts();
+  int metadata_calls = 0;
+  parts.app_metadata_json = [&metadata_calls](int32_t pid) {
+    ++metadata_calls;
+    return pid == 11 ? std::string{} : "{\"exe\":\"/j\"}";
+  };
+  auto extras = std::make_shared<gpa::rt::app_metadata_extras>();
+  parts.extras = extras;
+  auto e = make_process_enricher(std::move(parts), std::move(proc));
+  // Nothing from the Java profiler yet: the common members.
+  BOOST_CHECK_EQUAL(e->details(10).app_metadata_json, "{\"exe\":\"/j\"}");
+  e->end_snapshot();
+  // The profiler's members arrive: the cached process gets them, without
+  // reading its common metadata again.
+  extras->put(10, 500, "\"java_version\":\"17\"");
+  BOOST_CHECK_EQUAL(e->details(10).app_metadata_json,
+                    "{\"java_version\":\"17\",\"exe\":\"/j\"}");
+  BOOST_CHECK_EQUAL(e->details(10).app_metadata_json,
+                    "{\"java_version\":\"17\",\"exe\":\"/j\"}");
+  extras->put(10, 500, "\"java_version\":\"18\"");
+  BOOST_CHECK_EQUAL(e->details(10).app_metadata_json,
+                    "{\"java_version\":\"18\",\"exe\":\"/j\"}");
+  BOOST_CHECK_EQUAL(metadata_calls, 1);
+  // Members of another process with the same pid are not this one's.
+  extras->put(10, 499, "\"java_version\":\"old\"");
+  BOOST_CHECK_EQUAL(extras->get(10, 500).first, 0u);
+  BOOST_CHECK_EQUAL(e->details(10).app_metadata_json, "{\"exe\":\"/j\"}");
+  // A process without common metadata gets none.
+  extras->put(11, 600, "\"java_version\":\"17\"");
+  BOOST_CHECK_EQUAL(e->details(11).app_metadata_json, "");
+  // Gone processes leave the extras.
+  extras->forget_if([](int32_t pid, uint64_t) {
+    return pid == 11;
+  });
+  BOOST_CHECK_EQUAL(extras->size(), 1u);
+}
+
+BOOST_AUTO_TEST_CASE(members_join_any_object) {
+  using gpa::rt::with_members;
+  BOOST_CHECK_EQUAL(with_members("{}", "\"a\":1"), "{\"a\":1}");
+  BOOST_CHECK_EQUAL(with_members("{\"b\":2}", "\"a\":1"), "{\"a\":1,\"b\":2}");
+  BOOST_CHECK_EQUAL(with_members("{\"b\":2}", ""), "{\"b\":2}");
+  BOOST_CHECK_EQUAL(with_members("", "\"a\":1"), "");
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -188,6 +188,23 @@ BOOST_AUTO_TEST_CASE(a_scan_reads_each_process_maps_once) {
   BOOST_CHECK(found[runtime_kind::python].empty());
 }
 
+BOOST_AUTO_TEST_CASE(one_process_is_checked_by_its_maps) {
+  fake_proc_dir p;
+  std::vector<std::string> maps(5000, maps_line("/usr/lib/libc.so.6"));
+  maps.push_back(maps_line("/opt/jdk/lib/server/libjvm.so (deleted)"));
+  p.add(P + 300, "java", 1000, 10, "/opt/jdk/bin/java", maps);
+  p.add(P + 301, "node", 1000, 10, "/usr/bin/node",
+        {maps_line("/usr/bin/node"), maps_line("/tmp/perf-7.map")});
+  BOOST_CHECK(
+      rt::process_maps_match(runtime_kind::java, P + 300, p.temp.path()));
+  BOOST_CHECK(
+      !rt::process_maps_match(runtime_kind::python, P + 300, p.temp.path()));
+  BOOST_CHECK(
+      !rt::process_maps_match(runtime_kind::java, P + 301, p.temp.path()));
+  BOOST_CHECK(
+      !rt::process_maps_match(runtime_kind::java, P + 302, p.temp.path()));
+}
+
 BOOST_AUTO_TEST_CASE(a_library_loaded_late_is_found_at_the_recheck) {
   fake_proc_dir p;
   p.add(P + 200, "app", 1000, 10, "/usr/bin/app", {maps_line("/usr/bin/app")});

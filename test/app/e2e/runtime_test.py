@@ -3,7 +3,10 @@
 
 - A Java program run with no special flags shows its own method names in the
   profile (perf names JIT frames from the map that jcmd/jattach
-  Compiler.perfmap makes the JVM write).
+  Compiler.perfmap makes the JVM write), marked `_[j]` as gProfiler marks
+  Java frames, and its application metadata holds
+  gProfiler's Java fields: the `java -version` text of its java, the build id
+  of its libjvm.so and the flags --java-collect-jvm-flags chooses.
 - A tool that hangs on one of 50 targets does not delay the snapshot past
   its deadline: the profile comes on time, with one timeout error stack for
   that target, and the hung tool is stopped.
@@ -12,11 +15,19 @@
   flags under --nodejs-mode attach-maps (the agent loads its perf-map addon
   through the inspector), show their own function names, with their appid
   frames and application metadata.
+- --java-mode ap with --java-async-profiler-path: a stand-in asprof
+  (test/support/asprof_standin.py, which checks its arguments as asprof
+  does) runs for a real JVM over the window with gProfiler's settings as
+  asprof's options, and its stacks replace perf's for that JVM; without the
+  path, ap is perf-map mode, said at start.
 
 Usage: runtime_test.py /path/to/gprofiler-agent
 """
 import glob
+import json
 import os
+import re
+import struct
 import shutil
 import subprocess
 import sys
@@ -27,6 +38,8 @@ import unittest
 from common import parse_col, read_text, start_agent, wait_for
 
 AGENT = None
+HERE = os.path.dirname(os.path.abspath(__file__))
+ASPROF = os.path.join(HERE, "..", "..", "support", "asprof_standin.py")
 HOT_JAVA = """
 public class Hot {
     static long fib(int n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }
@@ -52,10 +65,11 @@ FAKE_JVM = ("import mmap, sys, time\n"
             "end = time.time() + 120\n"
             "while len(sys.argv) > 2 and time.time() < end: pass\n"
             "time.sleep(max(0, end - time.time()))\n")
-# The stand-in jcmd: records each call, hangs (ignoring SIGTERM) on one pid.
+# The stand-in jcmd: records each call (pid and command), hangs (ignoring
+# SIGTERM) on the perf map of one pid.
 STAND_IN = """#!/bin/sh
-echo "$1" >> {calls}
-if [ "$1" = "{hang}" ]; then trap '' TERM; exec sleep 1000; fi
+echo "$1 $2" >> {calls}
+if [ "$1 $2" = "{hang} Compiler.perfmap" ]; then trap '' TERM; exec sleep 1000; fi
 echo "$1:"
 exit 0
 """
@@ -63,6 +77,34 @@ exit 0
 
 def profiles(out):
     return sorted(glob.glob(os.path.join(out, "profile_*.col")))
+
+
+def build_id(path):
+    """The GNU build id of an ELF64 little-endian file, read here with
+    struct, independently of the agent."""
+    with open(path, "rb") as f:
+        data = f.read()
+    assert data[:4] == b"\x7fELF" and data[4] == 2 and data[5] == 1
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3a)
+    def section(i):
+        name, type_, _, _, off, size = struct.unpack_from("<IIQQQQ", data, shoff + i * shentsize)
+        return name, type_, off, size
+    _, _, str_off, _ = section(shstrndx)
+    for i in range(shnum):
+        name, type_, off, size = section(i)
+        if data[str_off + name:].split(b"\0", 1)[0] == b".note.gnu.build-id":
+            namesz, descsz, ntype = struct.unpack_from("<III", data, off)
+            desc = off + 12 + (namesz + 3) // 4 * 4
+            return data[desc:desc + descsz].hex()
+    return None
+
+
+def java_metadata(header, stacks):
+    """The application metadata entries of the JVM's stacks (the profile of
+    one JVM, with --pids)."""
+    entries = {s[0] for s in stacks if s[2] == "java"}
+    return [header["application_metadata"][i] for i in sorted(entries)]
 
 
 class Runtime(unittest.TestCase):
@@ -91,11 +133,12 @@ class Runtime(unittest.TestCase):
             f.write(HOT_JAVA)
         subprocess.run(["javac", "-d", self.work, os.path.join(self.work, "Hot.java")],
                        check=True)
-        java = self.spawn(["java", "-cp", self.work, "Hot", "60"])
+        java = self.spawn(["java", "-Xmx256m", "-cp", self.work, "Hot", "90"])
         time.sleep(2)  # the JVM starts and compiles fib
         out = os.path.join(self.work, "out")
         log = os.path.join(self.work, "agent.log")
-        agent = start_agent(self, AGENT, ["-o", out, "-d", "8"], log)
+        # --pids: other JVMs of the host stay out of this test.
+        agent = start_agent(self, AGENT, ["-o", out, "-d", "8", "--pids", str(java.pid)], log)
         self.assertEqual(agent.wait(timeout=120), 0, read_text(log))
         text = read_text(log)
         self.assertIn("java: JIT symbols through", text)
@@ -103,6 +146,50 @@ class Runtime(unittest.TestCase):
         named = [s for s in stacks if any("Hot.fib" in f for f in s[3])]
         self.assertTrue(named, "no Hot.fib frame in the profile")
         self.assertTrue(all(s[2] == "java" for s in named), named[:3])
+        self.assertIsNone(java.poll())
+        # Java frames marked as gProfiler marks them: the JIT-compiled
+        # methods of the JVM's perf map, not its VM stubs nor native code.
+        frames = {f for s in stacks for f in s[3]}
+        self.assertIn("long Hot.fib(int)_[j]", frames)
+        self.assertNotIn("long Hot.fib(int)", frames)
+        marked = {f for f in frames if f.endswith("_[j]")}
+        method = re.compile(r"^[^ ()]+ [^ ()]+\.[^ ().]+\([^()]*\)_\[j\]$")
+        self.assertTrue(all(method.match(f) for f in marked), marked)
+        self.assertTrue(all(s[2] == "java" for s in stacks if set(s[3]) & marked))
+
+        # gProfiler's Java metadata, each field checked against the JVM.
+        entries = java_metadata(header, stacks)
+        self.assertEqual(len(entries), 1, entries)
+        md = entries[0]
+        self.assertEqual(list(md)[:3], ["java_version", "libjvm_elfid", "jvm_flags"])
+        exe = os.readlink(f"/proc/{java.pid}/exe")
+        self.assertEqual(md["exe"], exe)
+        version = subprocess.run([exe, "-version"], capture_output=True, text=True).stderr
+        self.assertEqual(md["java_version"], version.strip())
+        self.assertTrue(md["java_version"].startswith('openjdk version "17'), md)
+        with open(f"/proc/{java.pid}/maps") as f:
+            libjvm = next(line.split()[-1] for line in f if "/libjvm.so" in line)
+        self.assertEqual(md["libjvm_elfid"], "buildid:" + build_id(libjvm))
+        flags = {f["name"]: f for f in md["jvm_flags"]}
+        self.assertEqual(flags["MaxHeapSize"], {
+            "name": "MaxHeapSize", "type": "size_t", "value": str(256 << 20),
+            "origin": "command line", "kind": ["product"]})
+        self.assertEqual([f["name"] for f in md["jvm_flags"]], sorted(flags))
+        for f in md["jvm_flags"]:
+            self.assertNotEqual(f["origin"], "default", f)
+            self.assertFalse({"pd", "manageable", "notproduct", "develop"} & set(f["kind"]), f)
+
+        # A list of flags: those only, and the missing one is said.
+        out2 = os.path.join(self.work, "out2")
+        agent = start_agent(self, AGENT, ["-o", out2, "-d", "4", "--pids", str(java.pid),
+                                          "--java-collect-jvm-flags",
+                                          "MaxHeapSize,NoSuchFlag"], log)
+        self.assertEqual(agent.wait(timeout=120), 0, read_text(log))
+        header, stacks = parse_col(profiles(out2)[-1])
+        entries = java_metadata(header, stacks)
+        self.assertEqual(len(entries), 1, entries)
+        self.assertEqual(entries[0]["jvm_flags"], [flags["MaxHeapSize"]])
+        self.assertIn("missing requested JVM flags: NoSuchFlag", read_text(log))
         self.assertIsNone(java.poll())
 
     def test_node_frames_are_named(self):
@@ -238,10 +325,12 @@ class Runtime(unittest.TestCase):
         print(f"one-shot run with a hung tool: {took:.1f} s "
               f"(window {duration} s, grace {grace} s)")
         with open(calls) as f:
-            called = [int(x) for x in f.read().split()]
-        # Every fake was asked once (other JVMs of the host may be too).
+            called = [line.split() for line in f.read().splitlines()]
+        # Each fake: its flags once (its metadata), its perf map once (other
+        # JVMs of the host may be asked too).
         for p in fakes:
-            self.assertEqual(called.count(p.pid), 1, called)
+            asked = [c[1] for c in called if int(c[0]) == p.pid]
+            self.assertEqual(sorted(asked), ["Compiler.perfmap", "VM.flags"], called)
         header, stacks = parse_col(profiles(out)[-1])
         # The error is on perf's stacks of that process, as the frame after
         # the comm (and its app id, if any), as gProfiler merges it; only
@@ -259,6 +348,66 @@ class Runtime(unittest.TestCase):
         self.assertEqual(leftover, [])
         text = read_text(log)
         self.assertIn("stopping the java children still running", text)
+
+    def test_async_profiler_through_asprof(self):
+        with open(os.path.join(self.work, "Hot.java"), "w") as f:
+            f.write(HOT_JAVA)
+        subprocess.run(["javac", "-d", self.work, os.path.join(self.work, "Hot.java")],
+                       check=True)
+        java = self.spawn(["java", "-cp", self.work, "Hot", "90"])
+        time.sleep(2)
+        calls = os.path.join(self.work, "asprof.calls")
+        os.environ["GPA_ASPROF_LOG"] = calls
+        self.addCleanup(os.environ.pop, "GPA_ASPROF_LOG", None)
+        out = os.path.join(self.work, "out")
+        log = os.path.join(self.work, "agent.log")
+        agent = start_agent(self, AGENT, [
+            "-o", out, "-d", "6", "-f", "50", "--pids", str(java.pid),
+            "--java-mode", "ap", "--java-async-profiler-path", ASPROF,
+            "--java-async-profiler-mode", "itimer",
+            "--java-async-profiler-safemode", "3",
+            "--java-async-profiler-features", "probesp,comptask",
+            "--java-async-profiler-args", "cstack=no,jstackdepth=512,mcache=7",
+            "--java-collect-thread-names"], log)
+        self.assertEqual(agent.wait(timeout=120), 0, read_text(log))
+        text = read_text(log)
+        self.assertIn("java: async-profiler " + ASPROF, text)
+        self.assertIn("--java-async-profiler-args 'mcache=7' has no asprof", text)
+        with open(calls) as f:
+            called = [json.loads(line) for line in f]
+        pid = str(java.pid)
+        # The JVM's flags through asprof's jcmd, then the window.
+        self.assertIn(["jcmd", pid, "VM.flags -all"], called)
+        self.assertIn(["collect", "-d", "4", "-e", "itimer", "-i", "20000000",
+                       "-o", "collapsed", "-a", "-g", "-t",
+                       "-F", "probesp,comptask", "--safe-mode", "3",
+                       "--cstack", "no", "-j", "512", pid], called)
+        header, stacks = parse_col(profiles(out)[-1])
+        mine = [s for s in stacks if s[2] == "java"]
+        self.assertTrue(mine, stacks)
+        # asprof's stacks replace perf's for the JVM (scaled to perf's
+        # count): every stack is the stand-in's, under its thread frame.
+        for s in mine:
+            self.assertEqual(s[3][:4], ["appid: java: Hot", f"[main tid={pid}]",
+                                        "Hot.main([Ljava/lang/String|)V_[j]",
+                                        f"StandIn.pid{pid}()V_[j]"], s)
+        self.assertTrue(any(s[3][-1] == "__vdso_clock_gettime_[k]" for s in mine))
+        self.assertFalse(any("long Hot.fib(int)" in f for s in stacks for f in s[3]))
+        md = java_metadata(header, stacks)
+        self.assertEqual(len(md), 1, md)
+        self.assertTrue(md[0]["java_version"].startswith('openjdk version "17'), md)
+        self.assertTrue(md[0]["jvm_flags"], md)
+        self.assertIsNone(java.poll())
+
+        # Without the path: perf-map mode, said at start.
+        out2 = os.path.join(self.work, "out2")
+        agent = start_agent(self, AGENT, ["-o", out2, "-d", "4", "--pids", pid,
+                                          "--java-mode", "ap"], log)
+        self.assertEqual(agent.wait(timeout=120), 0, read_text(log))
+        self.assertIn("async-profiler (--java-mode ap) needs --java-async-profiler-path",
+                      read_text(log))
+        header, stacks = parse_col(profiles(out2)[-1])
+        self.assertTrue(any("long Hot.fib(int)_[j]" in s[3] for s in stacks), stacks[:5])
 
     def test_a_missing_tool_is_one_line_and_the_rest_goes_on(self):
         out = os.path.join(self.work, "out")
