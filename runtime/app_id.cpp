@@ -1,4 +1,5 @@
 #include "runtime/app_id.hpp"
+#include "runtime/files.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -28,18 +29,6 @@ namespace {
 
 // -- bounded reads
 // ---------------------------------------------------------------
-
-/// Closes a descriptor on scope exit.
-struct fd_guard {
-  int fd = -1;
-  explicit fd_guard(int f) : fd(f) {}
-  ~fd_guard() {
-    if (fd >= 0)
-      ::close(fd);
-  }
-  fd_guard(const fd_guard&) = delete;
-  fd_guard& operator=(const fd_guard&) = delete;
-};
 
 /// Reads at most `limit` bytes of an open descriptor into `out`; sets
 /// `truncated` if there was more. Returns false (errno set) on a read error.

@@ -16,6 +16,15 @@
 
 namespace gpa::rt {
 
+/// Closes a file descriptor on scope exit (-1: none).
+struct fd_guard {
+  int fd = -1;
+  explicit fd_guard(int f) : fd(f) {}
+  ~fd_guard();
+  fd_guard(const fd_guard&) = delete;
+  fd_guard& operator=(const fd_guard&) = delete;
+};
+
 /// One directory entry.
 struct dir_entry {
   std::string name;

@@ -162,17 +162,6 @@ std::optional<jvm_flag> flag_at(std::string_view line, size_t at) {
 // -- files of a process
 // ---------------------------------------------------------------
 
-struct fd_guard {
-  int fd = -1;
-  explicit fd_guard(int f) : fd(f) {}
-  ~fd_guard() {
-    if (fd >= 0)
-      ::close(fd);
-  }
-  fd_guard(const fd_guard&) = delete;
-  fd_guard& operator=(const fd_guard&) = delete;
-};
-
 /// Opens `path` (as the process sees it) inside `root` as if it were "/":
 /// no symlink or ".." leaves it (openat2 RESOLVE_IN_ROOT; before Linux 5.6
 /// no symlink is followed at all). -1 on failure.

@@ -36,18 +36,6 @@ using clock_type = std::chrono::steady_clock;
 /// The most the agent reads of any answer (the inspector's are small).
 constexpr size_t answer_cap = 1 << 20;
 
-/// A file descriptor closed on scope exit.
-struct fd_guard {
-  int fd = -1;
-  explicit fd_guard(int f) : fd(f) {}
-  fd_guard(const fd_guard&) = delete;
-  fd_guard& operator=(const fd_guard&) = delete;
-  ~fd_guard() {
-    if (fd >= 0)
-      ::close(fd);
-  }
-};
-
 int64_t ms_left(clock_type::time_point deadline) {
   return std::max<int64_t>(
       0, std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -16,6 +16,11 @@
 
 namespace gpa::rt {
 
+fd_guard::~fd_guard() {
+  if (fd >= 0)
+    ::close(fd);
+}
+
 namespace {
 
 caf::error sys_error(const std::string& what, const std::string& path,

@@ -1,4 +1,5 @@
 #include "runtime/python_reader.hpp"
+#include "runtime/files.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -61,14 +62,6 @@ int open_regular(const std::string& path) {
   }
   return fd;
 }
-
-struct fd_guard {
-  int fd;
-  ~fd_guard() {
-    if (fd >= 0)
-      ::close(fd);
-  }
-};
 
 /// Reads a /proc file (size 0 in stat) up to `max` bytes.
 bool read_proc_file(const std::string& path, size_t max, std::string& out) {
