@@ -111,25 +111,7 @@ std::string psutil_link(std::string path) {
 /// bytes of a regular file. On failure returns false and sets `why`.
 bool read_in_root(const std::string& root, const std::string& path,
                   size_t limit, std::string& out, std::string& why) {
-  int dfd = ::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) {
-    why = root + ": " + std::strerror(errno);
-    return false;
-  }
-  fd_guard dguard{dfd};
-  struct open_how how;
-  std::memset(&how, 0, sizeof how);
-  how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
-  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-  long fd = ::syscall(SYS_openat2, dfd, path.c_str(), &how, sizeof how);
-  if (fd < 0 && errno == ENOSYS) {
-    // Kernels before 5.6: no symlink may be followed at all.
-    std::string rel = path;
-    while (!rel.empty() && rel.front() == '/')
-      rel.erase(0, 1);
-    fd = ::openat(dfd, rel.c_str(),
-                  O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
-  }
+  int fd = open_in_root(root, path, O_RDONLY | O_NONBLOCK);
   if (fd < 0) {
     why = path + ": " + std::strerror(errno);
     return false;

@@ -16,6 +16,12 @@
 
 namespace gpa::rt {
 
+/// Opens `path` (as a process sees it) inside the directory `root` as if it
+/// were "/": no symlink or ".." leaves it (openat2 RESOLVE_IN_ROOT; before
+/// Linux 5.6 no symlink is followed at all). O_CLOEXEC is added (and
+/// O_NOCTTY unless O_PATH). -1 on failure, errno set.
+int open_in_root(const std::string& root, const std::string& path, int flags);
+
 /// Closes a file descriptor on scope exit (-1: none).
 struct fd_guard {
   int fd = -1;

@@ -162,31 +162,6 @@ std::optional<jvm_flag> flag_at(std::string_view line, size_t at) {
 // -- files of a process
 // ---------------------------------------------------------------
 
-/// Opens `path` (as the process sees it) inside `root` as if it were "/":
-/// no symlink or ".." leaves it (openat2 RESOLVE_IN_ROOT; before Linux 5.6
-/// no symlink is followed at all). -1 on failure.
-int open_in_root(const std::string& root, const std::string& path, int flags) {
-  int dfd = ::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0)
-    return -1;
-  fd_guard dguard{dfd};
-  struct open_how how;
-  std::memset(&how, 0, sizeof how);
-  // O_PATH takes no other flags in openat2 (EINVAL).
-  if (!(flags & O_PATH))
-    flags |= O_NOCTTY;
-  how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
-  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-  long fd = ::syscall(SYS_openat2, dfd, path.c_str(), &how, sizeof how);
-  if (fd < 0 && errno == ENOSYS) {
-    std::string rel = path;
-    while (!rel.empty() && rel.front() == '/')
-      rel.erase(0, 1);
-    fd = ::openat(dfd, rel.c_str(), flags | O_CLOEXEC | O_NOFOLLOW);
-  }
-  return static_cast<int>(fd);
-}
-
 /// pread of exactly `n` bytes at `off`.
 bool read_at(int fd, uint64_t off, void* buf, size_t n) {
   auto* p = static_cast<char*>(buf);

@@ -7,14 +7,38 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "runtime/error.hpp"
 #include "runtime/written_file.hpp"
 
 namespace gpa::rt {
+
+int open_in_root(const std::string& root, const std::string& path, int flags) {
+  int dfd = ::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0)
+    return -1;
+  fd_guard dguard{dfd};
+  struct open_how how;
+  std::memset(&how, 0, sizeof how);
+  // O_PATH takes no other flags in openat2 (EINVAL).
+  if (!(flags & O_PATH))
+    flags |= O_NOCTTY;
+  how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  long fd = ::syscall(SYS_openat2, dfd, path.c_str(), &how, sizeof how);
+  if (fd < 0 && errno == ENOSYS) {
+    std::string rel = path;
+    while (!rel.empty() && rel.front() == '/')
+      rel.erase(0, 1);
+    fd = ::openat(dfd, rel.c_str(), flags | O_CLOEXEC | O_NOFOLLOW);
+  }
+  return static_cast<int>(fd);
+}
 
 fd_guard::~fd_guard() {
   if (fd >= 0)
