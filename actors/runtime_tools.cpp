@@ -14,6 +14,7 @@
 #include "runtime/error.hpp"
 #include "runtime/files.hpp"
 #include "runtime/log.hpp"
+#include "runtime/proc.hpp"
 #include "runtime/runtime_targets.hpp"
 
 namespace gpa {
@@ -69,8 +70,8 @@ std::string dir_of(const std::string& path) {
   return slash == 0 ? "/" : path.substr(0, slash);
 }
 
-/// What the Ruby, PHP and .NET tools share: finding the tool, naming and
-/// reading their output files.
+/// What the Ruby, Python, PHP and .NET tools share: finding the tool, naming
+/// and reading their output files.
 class file_tool : public runtime_tool {
 public:
   file_tool(std::string name, std::string tool, std::string option,
@@ -248,6 +249,105 @@ public:
   void ended(const run_request& req) override {
     remove(arg_after(req.argv, "--file"));
   }
+};
+
+// -- Python: py-spy
+// --------------------------------------------------------------
+
+class pyspy_tool : public file_tool {
+public:
+  pyspy_tool(std::string configured, tool_context ctx,
+             std::function<void(process_stacks&)> add_versions)
+      : file_tool("python", "py-spy", "--py-spy-path", std::move(configured),
+                  std::move(ctx)),
+        add_versions_(std::move(add_versions)) {
+    if (!ctx_.alive)
+      ctx_.alive = [](int32_t pid) {
+        return rt::process_exists(pid);
+      };
+  }
+
+  rt::runtime_kind kind() const override {
+    return rt::runtime_kind::python;
+  }
+
+  int64_t frequency() const {
+    return std::clamp<int64_t>(ctx_.frequency, 1, pyspy_max_frequency);
+  }
+
+  std::string describe() const override {
+    std::string limited;
+    if (ctx_.frequency > pyspy_max_frequency)
+      limited = " (-f " + std::to_string(ctx_.frequency)
+                + " is above py-spy's limit, as in gProfiler)";
+    return "python: " + path_
+           + " records each Python process for the window at "
+           + std::to_string(frequency()) + " Hz" + limited;
+  }
+
+  run_request command(const rt::runtime_target& t,
+                      caf::timespan window) override {
+    auto secs = seconds_of(window);
+    run_request req;
+    // gProfiler's PySpyProfiler._make_command (--gil: on Linux).
+    req.argv = {path_,
+                "record",
+                "-r",
+                std::to_string(frequency()),
+                "-d",
+                std::to_string(secs),
+                "--nonblocking",
+                "--format",
+                "raw",
+                "-F",
+                "--output",
+                fresh_path("pyspy.", "." + std::to_string(t.pid) + ".col"),
+                "-p",
+                std::to_string(t.pid),
+                "--full-filenames",
+                "--gil"};
+    // gProfiler: duration + _EXTRA_TIMEOUT (10 s), then SIGKILL.
+    req.timeout = std::chrono::seconds(secs + 10);
+    req.kill_grace = caf::timespan{0};
+    req.out_cap = 16 << 10;
+    req.err_cap = 16 << 10;
+    return req;
+  }
+
+  caf::expected<std::vector<process_stacks>>
+  read(const std::vector<rt::runtime_target>& targets, const run_request& req,
+       run_result& r) override {
+    auto& t = targets.front();
+    if (!r.success()) {
+      // gProfiler's words when py-spy could not find the process because it
+      // exited before py-spy attached.
+      static const std::string gone
+          = "Error: Failed to get process executable name. Check that the "
+            "process is running.\n";
+      if (r.err.find(gone) != std::string::npos && !ctx_.alive(t.pid))
+        return make_gpa_error(ec::tool_failed,
+                              "process exited before py-spy started");
+      return make_gpa_error(ec::tool_failed, failure(r));
+    }
+    auto text = read_output(arg_after(req.argv, "--output"));
+    if (!text)
+      return std::move(text.error());
+    auto s = format::parse_pyspy(*text, t.pid, t.comm);
+    if (!s.ok())
+      return make_gpa_error(ec::tool_failed, s.error);
+    log_skipped(s, t.pid);
+    if (add_versions_)
+      for (auto& p : s.processes)
+        add_versions_(p);
+    return std::move(s.processes);
+  }
+
+  void ended(const run_request& req) override {
+    remove(arg_after(req.argv, "--output"));
+  }
+
+private:
+  std::function<void(process_stacks&)> add_versions_;
 };
 
 // -- PHP: phpspy
@@ -469,6 +569,13 @@ std::unique_ptr<runtime_tool> make_ruby_tool(const runtime_options& opts,
   if (opts.ruby_mode == "disabled")
     return nullptr;
   return std::make_unique<rbspy_tool>(opts.rbspy_path, std::move(ctx));
+}
+
+std::unique_ptr<runtime_tool>
+make_pyspy_tool(const std::string& py_spy_path, tool_context ctx,
+                std::function<void(process_stacks&)> add_versions) {
+  return std::make_unique<pyspy_tool>(py_spy_path, std::move(ctx),
+                                      std::move(add_versions));
 }
 
 std::unique_ptr<runtime_tool> make_php_tool(const runtime_options& opts,

@@ -1,15 +1,19 @@
 #pragma once
 
-// The Ruby, PHP and .NET tools of the runtime profiler
-// (actors/runtime_profiler.hpp): rbspy, phpspy and dotnet-trace, run with
-// gProfiler's arguments (gprofiler/profilers/ruby.py, php.py, dotnet.py),
-// their output files read back from the agent's private temporary
-// directory and turned into collapsed stacks by the parsers of
-// format/runtime_stacks.hpp, with gProfiler's frame suffixes (_[rb],
+// The Ruby, Python (py-spy), PHP and .NET tools of the runtime profiler
+// (actors/runtime_profiler.hpp): rbspy, py-spy, phpspy and dotnet-trace, run
+// with gProfiler's arguments (gprofiler/profilers/ruby.py, python.py, php.py,
+// dotnet.py), their output files read back from the agent's private
+// temporary directory and turned into collapsed stacks by the parsers of
+// format/runtime_stacks.hpp, with gProfiler's frame suffixes (_[rb], _[p],
 // _[php], _[net]).
 //
 // - rbspy: one child per Ruby process, recording it for the whole window
 //   (`rbspy record ... -d DURATION -p PID`), killed at DURATION + 10 s.
+// - py-spy: likewise one child per Python process (`py-spy record ... -d
+//   DURATION ... -p PID`), killed at DURATION + 10 s: gProfiler's
+//   PySpyProfiler, used when the user gives `--py-spy-path` (py-spy is not
+//   in Debian).
 // - phpspy: one child per window for all PHP processes: phpspy finds them
 //   itself with `pgrep PATTERN` (--php-proc-filter), as gProfiler runs it;
 //   gProfiler keeps one phpspy for its whole life and rotates its output
@@ -38,7 +42,8 @@ namespace rt {
 class file_system;
 } // namespace rt
 
-/// What the Ruby, PHP and .NET tools need besides their options.
+/// What the Ruby, Python (py-spy), PHP and .NET tools need besides their
+/// options.
 struct tool_context {
   /// Finds the tool (find_program() if null).
   program_finder which;
@@ -57,16 +62,28 @@ struct tool_context {
   std::string dotnet_root;
   /// Largest output file read, in bytes (a larger one is an error).
   uint64_t max_output = uint64_t{64} << 20;
+  /// Whether a process still runs, for py-spy's "process exited" case
+  /// (rt::process_exists() if null).
+  std::function<bool(int32_t)> alive;
 };
 
 /// rbspy's frequency limit (gProfiler's RbSpyProfiler.MAX_FREQUENCY).
 inline constexpr int64_t rbspy_max_frequency = 100;
+/// py-spy's frequency limit (gProfiler's PySpyProfiler.MAX_FREQUENCY).
+inline constexpr int64_t pyspy_max_frequency = 50;
 /// phpspy's frequency limit (gProfiler's PHPSpyProfiler.MAX_FREQUENCY).
 inline constexpr int64_t phpspy_max_frequency = 999;
 
 /// The Ruby tool (rbspy, `--rbspy-path`); null if `ruby_mode` is disabled.
 std::unique_ptr<runtime_tool> make_ruby_tool(const runtime_options& opts,
                                              tool_context ctx);
+
+/// The Python tool for py-spy (`py_spy_path`, looked up like rbspy's path);
+/// `add_versions` (may be empty) rewrites each parsed process's stacks
+/// (gProfiler's package versions, supplied by the caller).
+std::unique_ptr<runtime_tool>
+make_pyspy_tool(const std::string& py_spy_path, tool_context ctx,
+                std::function<void(process_stacks&)> add_versions);
 
 /// The PHP tool (phpspy, `--phpspy-path`, `--php-proc-filter`); null if
 /// `php_mode` is disabled.

@@ -150,9 +150,9 @@ std::string nothing_valid(std::string_view tool, const runtime_stacks& r,
          + r.first_skipped + ")";
 }
 
-// -- collapsed text (rbspy, async-profiler) ---------------------------------
+// -- collapsed text (rbspy, py-spy, async-profiler) -------------------------
 
-enum class frame_rule { keep, rbspy };
+enum class frame_rule { keep, rbspy, pyspy };
 
 void append_frame(std::string& out, std::string_view frame, frame_rule rule) {
   size_t start = out.size();
@@ -162,6 +162,10 @@ void append_frame(std::string& out, std::string_view frame, frame_rule rule) {
     if (!ends_with(rendered, ruby_frame_suffix)
         && rendered.find("[c function]") == std::string_view::npos)
       out += ruby_frame_suffix;
+  } else if (rule == frame_rule::pyspy) {
+    std::string_view rendered{out.data() + start, out.size() - start};
+    if (!ends_with(rendered, python_frame_suffix))
+      out += python_frame_suffix;
   }
 }
 
@@ -262,6 +266,12 @@ runtime_stacks parse_rbspy(std::string_view text, int32_t pid,
                            std::string_view comm,
                            const runtime_parse_limits& limits) {
   return parse_collapsed(text, pid, comm, frame_rule::rbspy, "rbspy", limits);
+}
+
+runtime_stacks parse_pyspy(std::string_view text, int32_t pid,
+                           std::string_view comm,
+                           const runtime_parse_limits& limits) {
+  return parse_collapsed(text, pid, comm, frame_rule::pyspy, "py-spy", limits);
 }
 
 runtime_stacks parse_async_profiler(std::string_view text, int32_t pid,

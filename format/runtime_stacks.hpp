@@ -1,9 +1,9 @@
 #pragma once
 
 // Turns the output of the runtime profilers that gProfiler runs as separate
-// tools (rbspy for Ruby, phpspy for PHP, dotnet-trace for .NET, and
-// async-profiler's collapsed output for Java) into collapsed stacks per
-// process, with gProfiler's frame names and suffixes. Pure functions: the
+// tools (rbspy for Ruby, py-spy for Python, phpspy for PHP, dotnet-trace for
+// .NET, and async-profiler's collapsed output for Java) into collapsed stacks
+// per process, with gProfiler's frame names and suffixes. Pure functions: the
 // caller runs the tool, reads its output with a bounded read and passes the
 // text here.
 //
@@ -18,6 +18,14 @@
 //   name does not contain "[c function]"; upstream rbspy appends nothing. The
 //   parser makes both look like the fork's: it appends `_[rb]` to every frame
 //   that has no `_[rb]` suffix yet and does not contain "[c function]".
+// - py-spy: `py-spy record -r F -d D --nonblocking --format raw -F --output
+//   OUT -p PID --full-filenames --gil`. The same line format as rbspy's, one
+//   line per distinct stack, root frame first; a frame is "NAME (PATH:LINE)"
+//   (-F: LINE is the function's first line), "NAME (PATH)" when py-spy knows
+//   no line, or "NAME" alone. gProfiler's py-spy (Granulate's fork) ends
+//   every frame with `_[p]`; upstream py-spy appends nothing. The parser
+//   makes both look like the fork's: it appends `_[p]` to every frame that
+//   does not end with it.
 // - phpspy: `phpspy --verbose-fields=p -P FILTER -H F -b 16384 -T 16
 //   --output OUT` (Granulate's fork). One trace per sample, frames leaf
 //   first, "DEPTH CLASS::FUNCTION FILE:LINE" with DEPTH counting from 0, then
@@ -68,6 +76,7 @@ namespace gpa::format {
 
 /// The frame suffixes gProfiler uses for the runtimes' own frames.
 inline constexpr std::string_view ruby_frame_suffix = "_[rb]";
+inline constexpr std::string_view python_frame_suffix = "_[p]";
 inline constexpr std::string_view php_frame_suffix = "_[php]";
 inline constexpr std::string_view dotnet_frame_suffix = "_[net]";
 
@@ -115,6 +124,12 @@ struct runtime_stacks {
 /// whose last space-separated token is not a positive decimal count, or
 /// whose stack is empty, is skipped.
 runtime_stacks parse_rbspy(std::string_view text, int32_t pid,
+                           std::string_view comm,
+                           const runtime_parse_limits& limits = {});
+
+/// py-spy's `--format raw` output of process `pid`, whose comm is `comm`
+/// (same line rules as parse_rbspy(); every frame ends with `_[p]`).
+runtime_stacks parse_pyspy(std::string_view text, int32_t pid,
                            std::string_view comm,
                            const runtime_parse_limits& limits = {});
 

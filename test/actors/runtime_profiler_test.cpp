@@ -3,7 +3,9 @@
 // that hangs on one target answered at the deadline with a timeout error
 // and stopped, targets that exit, tool errors as error stacks, a missing
 // tool turning the runtime off, and windows skipped under memory pressure;
-// the Ruby, PHP and .NET tools' commands and outputs (suite runtime_tools).
+// the Ruby, Python (py-spy), PHP and .NET tools' commands and outputs (suite
+// runtime_tools); py-spy and dotnet-trace stand-ins through the real reaper
+// (suite runtime_tools_real).
 
 #include <boost/test/unit_test.hpp>
 
@@ -443,7 +445,7 @@ BOOST_FIXTURE_TEST_CASE(skipped_windows_and_late_work, fixture) {
 
 BOOST_AUTO_TEST_SUITE_END()
 
-// -- the Ruby, PHP and .NET tools (actors/runtime_tools.*) --------------------
+// -- the Ruby, Python, PHP and .NET tools (actors/runtime_tools.*) ------------
 //
 // Their command lines are gProfiler's, argument for argument; their output
 // files (written here as the tools write them, from the parsers' golden
@@ -618,6 +620,215 @@ BOOST_FIXTURE_TEST_CASE(rbspy_failures_are_errors, tools_fixture) {
   std::string big(65, 'x');
   BOOST_CHECK_EQUAL(reason(exited(0), &big),
                     "rbspy's output is 65 bytes, more than the limit of 64");
+}
+
+BOOST_FIXTURE_TEST_CASE(pyspy_runs_as_gprofiler_runs_it, tools_fixture) {
+  ctx.frequency = 11;
+  auto tool = make_pyspy_tool("/opt/py-spy/py-spy", ctx, nullptr);
+  BOOST_REQUIRE(tool);
+  BOOST_CHECK_EQUAL(tool->name(), "python");
+  BOOST_CHECK(tool->kind() == rt::runtime_kind::python);
+  BOOST_CHECK_EQUAL(tool->check(), "");
+  BOOST_CHECK(!tool->one_child_for_all());
+  auto req = tool->command({4242, "python3", 100, 0}, 3s);
+  auto out = arg(req, "--output");
+  // A fresh file of the temporary directory: pyspy.<n>.<pid>.col.
+  BOOST_CHECK_EQUAL(out, temp.path() + "/pyspy.1.4242.col");
+  // gProfiler's PySpyProfiler._make_command, argument for argument.
+  BOOST_CHECK((req.argv
+               == strings{"/opt/py-spy/py-spy", "record", "-r", "11", "-d", "3",
+                          "--nonblocking", "--format", "raw", "-F", "--output",
+                          out, "-p", "4242", "--full-filenames", "--gil"}));
+  // gProfiler: the duration plus 10 s, then SIGKILL.
+  BOOST_CHECK(req.timeout == 13s);
+  BOOST_CHECK(req.kill_grace == caf::timespan{0});
+  BOOST_CHECK(req.out_cap > 0 && req.out_cap <= (64u << 10));
+  BOOST_CHECK(req.err_cap > 0 && req.err_cap <= (64u << 10));
+  // Each command has its own file.
+  BOOST_CHECK_EQUAL(
+      arg(tool->command({4242, "python3", 100, 0}, 3s), "--output"),
+      temp.path() + "/pyspy.2.4242.col");
+  // Whole seconds of the window, at least one.
+  BOOST_CHECK_EQUAL(arg(tool->command({1, "p", 100, 0}, 2600ms), "-d"), "3");
+  BOOST_CHECK_EQUAL(arg(tool->command({1, "p", 100, 0}, 100ms), "-d"), "1");
+  // Not found: the option to set.
+  BOOST_CHECK_EQUAL(make_pyspy_tool("py-spy", ctx, nullptr)->check(),
+                    "py-spy ('py-spy', --py-spy-path) was not found: it is "
+                    "not in Debian, see docs/runtime-profilers.md to install "
+                    "it");
+}
+
+BOOST_FIXTURE_TEST_CASE(pyspy_frequency_is_capped_at_50, tools_fixture) {
+  ctx.frequency = 500;
+  auto tool = make_pyspy_tool("/opt/py-spy/py-spy", ctx, nullptr);
+  BOOST_REQUIRE_EQUAL(tool->check(), "");
+  auto req = tool->command({1, "python", 100, 0}, 60s);
+  BOOST_CHECK_EQUAL(arg(req, "-r"), "50");
+  BOOST_CHECK_EQUAL(arg(req, "-d"), "60");
+  BOOST_CHECK(req.timeout == 70s);
+  BOOST_CHECK_NE(tool->describe().find("50 Hz (-f 500 is above py-spy's "
+                                       "limit, as in gProfiler)"),
+                 std::string::npos);
+  // At the limit and below it: as given, nothing said.
+  for (int64_t f : {50, 49, 1}) {
+    ctx.frequency = f;
+    auto at = make_pyspy_tool("/opt/py-spy/py-spy", ctx, nullptr);
+    BOOST_REQUIRE_EQUAL(at->check(), "");
+    BOOST_CHECK_EQUAL(arg(at->command({1, "python", 100, 0}, 5s), "-r"),
+                      std::to_string(f));
+    BOOST_CHECK_EQUAL(at->describe().find("above"), std::string::npos);
+  }
+}
+
+BOOST_FIXTURE_TEST_CASE(pyspy_output_becomes_python_stacks, tools_fixture) {
+  auto tool = make_pyspy_tool("/opt/py-spy/py-spy", ctx, nullptr);
+  BOOST_REQUIRE_EQUAL(tool->check(), "");
+  rt::runtime_target t{5353, "python", 100, 0};
+  // Upstream py-spy's output and the fork's give the same stacks: the comm
+  // first, _[p] once on every frame.
+  for (auto name : {"pyspy_upstream.raw", "pyspy_fork.raw"}) {
+    BOOST_TEST_CONTEXT(name) {
+      auto req = tool->command(t, 3s);
+      auto out = arg(req, "--output");
+      write_file(out, data_file(name));
+      auto r = exited(0);
+      auto got = tool->read({t}, req, r);
+      BOOST_REQUIRE_MESSAGE(got, (got ? "" : describe(got.error())));
+      BOOST_REQUIRE_EQUAL(got->size(), 1u);
+      BOOST_CHECK_EQUAL((*got)[0].pid, 5353);
+      BOOST_CHECK_EQUAL((*got)[0].comm, "python");
+      BOOST_CHECK_EQUAL(stacks_text(*got), expected_text("pyspy.expected"));
+      BOOST_CHECK(exists(out));
+      tool->ended(req);
+      BOOST_CHECK(!exists(out));
+    }
+  }
+  // The process's own comm, made safe; counts add up; blank and '#' lines
+  // are ignored; bad lines are skipped, the others kept.
+  rt::runtime_target odd{77, "my;app", 100, 0};
+  auto req = tool->command(odd, 3s);
+  write_file(arg(req, "--output"),
+             "# py-spy\n\nmain (/a.py:1);f (/a.py:3) 2\n"
+             "main (/a.py:1)_[p];f (/a.py:3)_[p] 3\n"
+             "no count here\nmain (/a.py:1) x\nmain (/a.py:1) 4\n");
+  auto r = exited(0);
+  auto got = tool->read({odd}, req, r);
+  BOOST_REQUIRE_MESSAGE(got, (got ? "" : describe(got.error())));
+  BOOST_CHECK_EQUAL(stacks_text(*got),
+                    "my_app;main (/a.py:1)_[p] 4\n"
+                    "my_app;main (/a.py:1)_[p];f (/a.py:3)_[p] 5\n");
+  tool->ended(req);
+  // Nothing sampled (--gil on a process that never holds the GIL): an empty
+  // file, no stacks, no error.
+  req = tool->command(t, 3s);
+  write_file(arg(req, "--output"), "");
+  got = tool->read({t}, req, r);
+  BOOST_REQUIRE(got);
+  BOOST_CHECK(got->empty());
+  tool->ended(req);
+}
+
+BOOST_FIXTURE_TEST_CASE(pyspy_failures_are_errors, tools_fixture) {
+  ctx.max_output = 64;
+  bool running = true;
+  std::vector<int32_t> asked;
+  ctx.alive = [&](int32_t pid) {
+    asked.push_back(pid);
+    return running;
+  };
+  auto tool = make_pyspy_tool("/opt/py-spy/py-spy", ctx, nullptr);
+  BOOST_REQUIRE_EQUAL(tool->check(), "");
+  rt::runtime_target t{7, "python3", 100, 0};
+  auto reason = [&](run_result r, const std::string* text) {
+    auto req = tool->command(t, 3s);
+    if (text)
+      write_file(arg(req, "--output"), *text);
+    auto got = tool->read({t}, req, r);
+    tool->ended(req);
+    BOOST_REQUIRE(!got);
+    return message_of(got.error());
+  };
+  std::string garbage = "not py-spy\n\x01\x02\n";
+  BOOST_CHECK_EQUAL(reason(exited(0), nullptr), "py-spy wrote no output file");
+  BOOST_CHECK_NE(reason(exited(0), &garbage).find("py-spy output has no valid"),
+                 std::string::npos);
+  BOOST_CHECK_EQUAL(
+      reason(exited(1, "\nError: Permission denied (os error 13)\nmore\n"),
+             &garbage),
+      "py-spy exited with status 1: Error: Permission denied (os error 13)");
+  run_result killed;
+  killed.term_signal = 9;
+  BOOST_CHECK_EQUAL(reason(killed, nullptr), "py-spy was killed by signal 9");
+  std::string big(65, 'x');
+  BOOST_CHECK_EQUAL(reason(exited(0), &big),
+                    "py-spy's output is 65 bytes, more than the limit of 64");
+  BOOST_CHECK(asked.empty());
+  // gProfiler's special case: py-spy could not find the process, and the
+  // process is gone.
+  const std::string gone = "Error: Failed to get process executable name. "
+                           "Check that the process is running.\n";
+  running = false;
+  BOOST_CHECK_EQUAL(reason(exited(1, gone), nullptr),
+                    "process exited before py-spy started");
+  BOOST_CHECK((asked == std::vector<int32_t>{7}));
+  // The same words while the process runs: py-spy's failure.
+  running = true;
+  BOOST_CHECK_EQUAL(reason(exited(1, gone), nullptr),
+                    "py-spy exited with status 1: "
+                        + gone.substr(0, gone.size() - 1));
+  // Another failure of a process that is gone: py-spy's own words.
+  running = false;
+  BOOST_CHECK_EQUAL(
+      reason(exited(1, "Error: No such file or directory\n"), nullptr),
+      "py-spy exited with status 1: Error: No such file or "
+      "directory");
+}
+
+BOOST_FIXTURE_TEST_CASE(pyspy_add_versions_rewrites_each_process,
+                        tools_fixture) {
+  // What gProfiler's _add_versions_to_process_stacks does to a frame of a
+  // package: "(PATH.py:N)" becomes "(PATH.py:N [PACKAGE==VERSION])".
+  std::vector<int32_t> seen;
+  auto add_versions = [&](process_stacks& p) {
+    seen.push_back(p.pid);
+    const std::string file = "/yaml/__init__.py:34)";
+    for (auto& s : p.stacks)
+      for (auto at = s.stack.find(file); at != std::string::npos;
+           at = s.stack.find(file, at + 1))
+        s.stack.insert(at + file.size() - 1, " [PyYAML==6.0.1]");
+  };
+  auto tool = make_pyspy_tool("/opt/py-spy/py-spy", ctx, add_versions);
+  BOOST_REQUIRE_EQUAL(tool->check(), "");
+  rt::runtime_target t{5353, "python", 100, 0};
+  auto req = tool->command(t, 3s);
+  write_file(arg(req, "--output"), data_file("pyspy_upstream.raw"));
+  auto r = exited(0);
+  auto got = tool->read({t}, req, r);
+  BOOST_REQUIRE_MESSAGE(got, (got ? "" : describe(got.error())));
+  tool->ended(req);
+  BOOST_CHECK((seen == std::vector<int32_t>{5353}));
+  // The expected stacks with the version after the yaml frames, the others
+  // as they were.
+  auto expected = expected_text("pyspy.expected");
+  size_t rewritten = 0;
+  for (auto at = expected.find("/yaml/__init__.py:34)");
+       at != std::string::npos;
+       at = expected.find("/yaml/__init__.py:34)", at + 1), ++rewritten)
+    expected.insert(at + 20, " [PyYAML==6.0.1]");
+  BOOST_CHECK_EQUAL(rewritten, 2u);
+  BOOST_CHECK_EQUAL(stacks_text(*got), expected);
+  // No stacks, no call; an error, no call.
+  req = tool->command(t, 3s);
+  write_file(arg(req, "--output"), "");
+  got = tool->read({t}, req, r);
+  tool->ended(req);
+  BOOST_REQUIRE(got);
+  req = tool->command(t, 3s);
+  write_file(arg(req, "--output"), "garbage\n");
+  got = tool->read({t}, req, r);
+  tool->ended(req);
+  BOOST_REQUIRE(!got);
+  BOOST_CHECK_EQUAL(seen.size(), 1u);
 }
 
 BOOST_FIXTURE_TEST_CASE(missing_tools_say_which_option, tools_fixture) {
@@ -924,14 +1135,14 @@ BOOST_FIXTURE_TEST_CASE(spawned_processes_join_the_child_for_all,
 
 BOOST_AUTO_TEST_SUITE_END()
 
-// -- .NET through the real reaper, with a stand-in dotnet-trace
-// ----------------
+// -- py-spy and .NET through the real reaper, with stand-ins
+// -------------------
 //
-// There is no .NET runtime on this machine (and dotnet-trace is not in
-// Debian): test/support/dotnet_trace_standin.py checks gProfiler's command
-// line and environment and writes dotnet-trace's files for a real process
-// (a sleep). The runtime profiler actor runs it through the real reaper and
-// launcher for a 1 s window.
+// Neither py-spy nor dotnet-trace is in Debian (nor a .NET runtime on this
+// machine): test/support/pyspy_standin.py and dotnet_trace_standin.py check
+// gProfiler's command line (and environment) and write the tool's output for
+// a real process (a sleep). The runtime profiler actor runs them through the
+// real reaper and launcher for a 1 s window.
 
 namespace {
 
@@ -941,7 +1152,9 @@ caf::actor_system_config& real_config(caf::actor_system_config& cfg) {
   return cfg;
 }
 
-struct dotnet_real_fixture {
+/// An actor system with a real reaper, a target process (a sleep) and a
+/// folder for the stand-ins' wrappers and logs.
+struct real_tool_fixture {
   caf::actor_system_config cfg;
   caf::actor_system sys{real_config(cfg)};
   rt::private_temp_dir temp{"/tmp"};
@@ -950,7 +1163,7 @@ struct dotnet_real_fixture {
   caf::scoped_actor self{sys};
   pid_t target = 0;
 
-  dotnet_real_fixture() {
+  real_tool_fixture() {
     reaper_config rc;
     rc.temp_dir = temp.path();
     reaper = caf::actor_cast<reaper_actor>(
@@ -963,32 +1176,37 @@ struct dotnet_real_fixture {
     BOOST_REQUIRE(target > 0);
   }
 
-  ~dotnet_real_fixture() {
+  ~real_tool_fixture() {
     ::kill(target, SIGKILL);
     ::waitpid(target, nullptr, 0);
     self->send_exit(reaper, caf::exit_reason::user_shutdown);
   }
 
-  /// A wrapper that runs the stand-in with `options`.
-  std::string standin(const std::string& options) {
-    auto path = work.path() + "/dotnet-trace";
+  /// A wrapper named `name` that runs the stand-in `script` (in
+  /// test/support/) with `options` before the tool's arguments.
+  std::string wrapper(const std::string& name, const std::string& script,
+                      const std::string& options) {
+    auto path = work.path() + "/" + name;
     write_file(path, "#!/bin/sh\nexec " + std::string{GPA_TEST_DATA_DIR}
-                         + "/../support/dotnet_trace_standin.py " + options
+                         + "/../support/" + script + " " + options
                          + " \"$@\"\n");
     ::chmod(path.c_str(), 0755);
     return path;
   }
 
-  /// One 1 s window of a .NET profiler whose dotnet-trace is `tool`.
-  profile_part window(const std::string& tool) {
-    runtime_options opts;
-    opts.dotnet_mode = "dotnet-trace";
-    opts.dotnet_trace_path = tool;
+  /// The context of a tool that writes into `temp`, at 11 Hz.
+  tool_context context() {
     tool_context ctx;
     ctx.temp_dir = temp.path();
     ctx.fs = rt::make_posix_file_system();
     ctx.frequency = 11;
-    std::shared_ptr<runtime_tool> dotnet = make_dotnet_tool(opts, ctx);
+    return ctx;
+  }
+
+  /// One 1 s window of a runtime profiler with `tool` whose target is the
+  /// sleep, its snapshot given `budget`.
+  profile_part window(std::shared_ptr<runtime_tool> tool,
+                      caf::timespan budget = 20s) {
     runtime_target_source source;
     auto pid = static_cast<int32_t>(target);
     source.find = [pid] {
@@ -997,8 +1215,8 @@ struct dotnet_real_fixture {
     source.alive = [](int64_t p) {
       return rt::process_exists(p);
     };
-    auto actor = sys.spawn(gpa::runtime_profiler, runtime_config{}, dotnet,
-                           source, reaper);
+    auto actor = sys.spawn(gpa::runtime_profiler, runtime_config{},
+                           std::move(tool), source, reaper);
     self->request(actor, caf::infinite, prepare_atom_v)
         .receive(
             [](std::string& status) {
@@ -1014,7 +1232,7 @@ struct dotnet_real_fixture {
     std::this_thread::sleep_for(1s);
     snapshot_request req;
     req.snapshot_id = 1;
-    req.budget = 20s;
+    req.budget = budget;
     profile_part part;
     self->request(actor, caf::infinite, snapshot_atom_v, req)
         .receive(
@@ -1028,11 +1246,12 @@ struct dotnet_real_fixture {
     return part;
   }
 
-  /// The stand-in's files are removed once it has ended.
-  bool no_files_left() {
+  /// The files named PREFIX... in `temp` are removed once the tool has
+  /// ended.
+  bool no_files_left(const std::string& prefix) {
     for (int i = 0; i < 50; ++i) {
       auto fs = rt::make_posix_file_system();
-      auto left = fs->list(temp.path(), "dotnet-trace-");
+      auto left = fs->list(temp.path(), prefix);
       if (left && left->empty())
         return true;
       std::this_thread::sleep_for(100ms);
@@ -1041,9 +1260,162 @@ struct dotnet_real_fixture {
   }
 };
 
+struct dotnet_real_fixture : real_tool_fixture {
+  /// A dotnet-trace that runs the stand-in with `options`.
+  std::string standin(const std::string& options) {
+    return wrapper("dotnet-trace", "dotnet_trace_standin.py", options);
+  }
+
+  /// One 1 s window of a .NET profiler whose dotnet-trace is `tool`.
+  profile_part window(const std::string& tool) {
+    runtime_options opts;
+    opts.dotnet_mode = "dotnet-trace";
+    opts.dotnet_trace_path = tool;
+    return real_tool_fixture::window(make_dotnet_tool(opts, context()));
+  }
+
+  bool no_files_left() {
+    return real_tool_fixture::no_files_left("dotnet-trace-");
+  }
+};
+
+struct pyspy_real_fixture : real_tool_fixture {
+  std::string calls = work.path() + "/calls";
+
+  /// A py-spy that runs the stand-in with `options`, its calls logged.
+  std::string standin(const std::string& options = {}) {
+    return wrapper("py-spy", "pyspy_standin.py",
+                   "--standin-log=" + calls + " " + options);
+  }
+
+  /// The stand-in's calls: each one's JSON line.
+  std::vector<std::string> logged() {
+    std::ifstream in(calls);
+    std::vector<std::string> out;
+    for (std::string line; std::getline(in, line);)
+      out.push_back(line);
+    return out;
+  }
+};
+
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(runtime_tools_real)
+
+BOOST_FIXTURE_TEST_CASE(pyspy_standin_gives_python_frames, pyspy_real_fixture) {
+  std::vector<int32_t> versioned;
+  auto tool = make_pyspy_tool(standin(), context(), [&](process_stacks& p) {
+    versioned.push_back(p.pid);
+  });
+  auto part = window(std::move(tool));
+  BOOST_CHECK_EQUAL(part.profiler, "python");
+  BOOST_CHECK_MESSAGE(part.errors.empty(),
+                      (part.errors.empty() ? "" : part.errors[0].reason));
+  BOOST_REQUIRE_EQUAL(part.processes.size(), 1u);
+  auto& p = part.processes[0];
+  BOOST_CHECK_EQUAL(p.pid, target);
+  BOOST_CHECK_EQUAL(p.comm, "sleep");
+  // 1 s at 11 Hz over the stand-in's two stacks, one written as upstream
+  // py-spy writes it, one as the fork: the same shape, the comm first.
+  BOOST_REQUIRE_EQUAL(p.stacks.size(), 2u);
+  BOOST_CHECK_EQUAL(p.stacks[0].stack,
+                    "sleep;<module> (sleep:1)_[p];idle (sleep:9)_[p]");
+  BOOST_CHECK_EQUAL(p.stacks[0].count, 5u);
+  BOOST_CHECK_EQUAL(p.stacks[1].stack,
+                    "sleep;<module> (sleep:1)_[p];work (sleep:5)_[p]");
+  BOOST_CHECK_EQUAL(p.stacks[1].count, 6u);
+  BOOST_CHECK((versioned == std::vector<int32_t>{target}));
+  // The stand-in saw gProfiler's arguments (it refuses others).
+  auto lines = logged();
+  BOOST_REQUIRE_EQUAL(lines.size(), 1u);
+  auto pid = std::to_string(target);
+  BOOST_CHECK_NE(lines[0].find("[\"record\", \"-r\", \"11\", \"-d\", \"1\", "
+                               "\"--nonblocking\", \"--format\", \"raw\", "
+                               "\"-F\", \"--output\", \""
+                               + temp.path() + "/pyspy.1." + pid
+                               + ".col\", \"-p\", \"" + pid
+                               + "\", \"--full-filenames\", \"--gil\"]"),
+                 std::string::npos);
+  BOOST_CHECK(no_files_left("pyspy."));
+}
+
+BOOST_FIXTURE_TEST_CASE(pyspy_stacks_from_a_file, pyspy_real_fixture) {
+  // Stacks the test chooses, alternately upstream's and the fork's style.
+  auto stacks = work.path() + "/stacks";
+  write_file(stacks, "<module> (/srv/app.py:1);serve (/srv/app.py:40)\n"
+                     "<module> (/srv/app.py:1);serve (/srv/app.py:40);"
+                     "handle (/srv/views.py:12)\n"
+                     "<module> (/srv/app.py:1)\n");
+  auto part = window(make_pyspy_tool(standin("--standin-stacks=" + stacks),
+                                     context(), nullptr));
+  BOOST_CHECK(part.errors.empty());
+  BOOST_REQUIRE_EQUAL(part.processes.size(), 1u);
+  std::string got;
+  for (auto& s : part.processes[0].stacks)
+    got += s.stack + " " + std::to_string(s.count) + "\n";
+  BOOST_CHECK_EQUAL(got, "sleep;<module> (/srv/app.py:1)_[p] 3\n"
+                         "sleep;<module> (/srv/app.py:1)_[p];serve "
+                         "(/srv/app.py:40)_[p] 4\n"
+                         "sleep;<module> (/srv/app.py:1)_[p];serve "
+                         "(/srv/app.py:40)_[p];handle (/srv/views.py:12)_[p] "
+                         "4\n");
+}
+
+BOOST_FIXTURE_TEST_CASE(pyspy_failures_are_error_stacks, pyspy_real_fixture) {
+  // Garbage in the output file.
+  auto part = window(
+      make_pyspy_tool(standin("--standin-mode=garbage"), context(), nullptr));
+  BOOST_CHECK(part.processes.empty());
+  BOOST_REQUIRE_EQUAL(part.errors.size(), 1u);
+  BOOST_CHECK_EQUAL(part.errors[0].pid, target);
+  BOOST_CHECK_EQUAL(part.errors[0].comm, "sleep");
+  BOOST_CHECK_EQUAL(part.errors[0].what, "error");
+  BOOST_CHECK_NE(part.errors[0].reason.find("py-spy output has no valid stack "
+                                            "line"),
+                 std::string::npos);
+  BOOST_CHECK(no_files_left("pyspy."));
+  // py-spy's "process is not running" about a process that runs: its
+  // failure, with its message from stderr.
+  part = window(
+      make_pyspy_tool(standin("--standin-mode=exited"), context(), nullptr));
+  BOOST_REQUIRE_EQUAL(part.errors.size(), 1u);
+  BOOST_CHECK_EQUAL(part.errors[0].reason,
+                    "py-spy exited with status 1: Error: Failed to get "
+                    "process executable name. Check that the process is "
+                    "running.");
+  // Wrong arguments (what the stand-in says of a py-spy run otherwise than
+  // gProfiler runs it) would be a failure too: the stand-in refuses them.
+  auto odd = wrapper("py-spy-odd", "pyspy_standin.py", "record --idle");
+  part = window(make_pyspy_tool(odd, context(), nullptr));
+  BOOST_REQUIRE_EQUAL(part.errors.size(), 1u);
+  BOOST_CHECK_NE(part.errors[0].reason.find("py-spy exited with status 2: "
+                                            "error: unexpected arguments"),
+                 std::string::npos);
+}
+
+BOOST_FIXTURE_TEST_CASE(hung_pyspy_is_killed_at_its_timeout,
+                        pyspy_real_fixture) {
+  // A py-spy that ignores SIGTERM and never ends: killed (SIGKILL) by the
+  // reaper at the window plus 10 s, its target's error "timed out". The
+  // snapshot's budget is longer, so the tool's own timeout acts.
+  auto started = std::chrono::steady_clock::now();
+  auto part = window(
+      make_pyspy_tool(standin("--standin-mode=hang"), context(), nullptr), 30s);
+  auto took = std::chrono::steady_clock::now() - started;
+  BOOST_CHECK(part.processes.empty());
+  BOOST_REQUIRE_EQUAL(part.errors.size(), 1u);
+  BOOST_CHECK_EQUAL(part.errors[0].reason, "timed out");
+  BOOST_CHECK(took >= 11s);
+  BOOST_CHECK(took < 25s);
+  // The stand-in is gone.
+  auto lines = logged();
+  BOOST_REQUIRE_EQUAL(lines.size(), 1u);
+  auto at = lines[0].find("\"pid\": ");
+  BOOST_REQUIRE(at != std::string::npos);
+  auto standin_pid = std::stoi(lines[0].substr(at + 7));
+  BOOST_CHECK(!rt::process_exists(standin_pid));
+  BOOST_CHECK(no_files_left("pyspy."));
+}
 
 BOOST_FIXTURE_TEST_CASE(dotnet_trace_standin_gives_net_frames,
                         dotnet_real_fixture) {

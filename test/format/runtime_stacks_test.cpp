@@ -19,6 +19,7 @@
 using gpa::format::parse_async_profiler;
 using gpa::format::parse_dotnet_speedscope;
 using gpa::format::parse_phpspy;
+using gpa::format::parse_pyspy;
 using gpa::format::parse_rbspy;
 using gpa::format::runtime_parse_limits;
 using gpa::format::runtime_stacks;
@@ -148,6 +149,13 @@ runtime_stacks rbspy(const std::string& text,
   return r;
 }
 
+runtime_stacks pyspy(const std::string& text,
+                     const runtime_parse_limits& limits = {}) {
+  auto r = parse_pyspy(text, 53, "python3", limits);
+  check_invariants(r, "python3", limits);
+  return r;
+}
+
 runtime_stacks phpspy(const std::string& text,
                       const runtime_parse_limits& limits = {}) {
   auto r = parse_phpspy(text, "php", limits);
@@ -174,6 +182,22 @@ BOOST_AUTO_TEST_CASE(rbspy_fork_and_upstream) {
       BOOST_TEST(r.skipped == 0u);
       BOOST_TEST(describe(r) == expected);
       BOOST_TEST(r.samples == 100u);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(pyspy_fork_and_upstream) {
+  // gProfiler's py-spy (Granulate's fork, `_[p]` already there) and
+  // upstream py-spy (no suffix, other line order) give the same profile.
+  auto expected = read_file("pyspy.expected");
+  for (auto name : {"pyspy_fork.raw", "pyspy_upstream.raw"}) {
+    BOOST_TEST_CONTEXT(name) {
+      auto r = parse_pyspy(read_file(name), 5353, "python");
+      check_invariants(r, "python");
+      BOOST_TEST(r.ok());
+      BOOST_TEST(r.skipped == 0u);
+      BOOST_TEST(describe(r) == expected);
+      BOOST_TEST(r.samples == 97u);
     }
   }
 }
@@ -249,6 +273,28 @@ BOOST_AUTO_TEST_CASE(rbspy_suffix_rule) {
   BOOST_TEST(r.processes.at(0).stacks.at(0).stack
              == "ruby;m - a.rb:1_[rb];sleep [c function] - (unknown):0;"
                 "n - a.rb:2_[rb];[c function]x - b:0;m - a.rb_[rb]");
+}
+
+BOOST_AUTO_TEST_CASE(pyspy_suffix_rule) {
+  // `_[p]` ends every frame once: added to upstream's frames, not to the
+  // fork's, and added to a frame that holds it elsewhere than at its end.
+  auto r = pyspy("<module> (/app/x.py:1)_[p];run (/app/x.py:5);"
+                 "f_[p] (/app/y.py:2);g 2\n");
+  BOOST_TEST(r.ok());
+  BOOST_TEST(r.processes.at(0).stacks.at(0).stack
+             == "python3;<module> (/app/x.py:1)_[p];run (/app/x.py:5)_[p];"
+                "f_[p] (/app/y.py:2)_[p];g_[p]");
+  BOOST_TEST(r.samples == 2u);
+  // Bad lines are skipped and counted as in rbspy's output; garbage is an
+  // error naming py-spy.
+  auto bad = pyspy("a (x.py:1) 3\nno-count\nb (x.py:2) -1\n");
+  BOOST_TEST(bad.ok());
+  BOOST_TEST(bad.skipped == 2u);
+  BOOST_TEST(bad.first_skipped.find("line 2: ") == 0, bad.first_skipped);
+  auto garbage = pyspy("this is not py-spy output\n");
+  BOOST_TEST(!garbage.ok());
+  BOOST_TEST(garbage.error.find("py-spy output has no valid") == 0,
+             garbage.error);
 }
 
 BOOST_AUTO_TEST_CASE(collapsed_bad_lines_are_skipped_with_their_line) {
@@ -684,12 +730,16 @@ BOOST_AUTO_TEST_CASE(huge_frames_and_lines) {
 }
 
 BOOST_AUTO_TEST_CASE(truncated_at_every_byte) {
-  // rbspy and phpspy: any prefix parses to a subset of the whole output's
-  // stacks (a cut last line may still parse, with a cut frame or count, so
-  // rbspy's prefix is only checked for safety); speedscope: no crash.
+  // rbspy, py-spy and phpspy: any prefix parses to a subset of the whole
+  // output's stacks (a cut last line may still parse, with a cut frame or
+  // count, so rbspy's and py-spy's prefixes are only checked for safety);
+  // speedscope: no crash.
   auto fork = read_file("rbspy_fork.collapsed");
   for (size_t n = 0; n <= fork.size(); ++n)
     rbspy(fork.substr(0, n));
+  auto py = read_file("pyspy_fork.raw");
+  for (size_t n = 0; n <= py.size(); ++n)
+    pyspy(py.substr(0, n));
   auto php = read_file("phpspy.txt");
   auto whole = stack_map(phpspy(php));
   for (size_t n = 0; n <= php.size(); ++n) {
@@ -720,6 +770,7 @@ BOOST_AUTO_TEST_CASE(random_bytes_and_mutations) {
   for (int i = 0; i < 300; ++i) {
     auto text = random_text(1 + static_cast<size_t>(rng() % 600));
     rbspy(text);
+    pyspy(text);
     phpspy(text);
     dotnet(text);
     auto r = parse_async_profiler(text, 1, "java");
@@ -730,6 +781,10 @@ BOOST_AUTO_TEST_CASE(random_bytes_and_mutations) {
           {read_file("rbspy_fork.collapsed"),
            [](const std::string& t) {
              rbspy(t);
+           }},
+          {read_file("pyspy_fork.raw"),
+           [](const std::string& t) {
+             pyspy(t);
            }},
           {read_file("phpspy.txt"),
            [](const std::string& t) {

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Writes the runtime-profiler fixtures of this folder and their .expected
-files (see README.md). None of rbspy, phpspy or dotnet-trace runs here, so
-each tool's output is produced from its documented output format (and, for
-dotnet-trace, by replaying TraceEvent's speedscope writer on a list of
-samples); each .expected file is computed here, in Python, from the rules in
+files (see README.md). None of rbspy, py-spy, phpspy or dotnet-trace runs
+here, so each tool's output is produced from its documented output format
+(and, for dotnet-trace, by replaying TraceEvent's speedscope writer on a list
+of samples); each .expected file is computed here, in Python, from the rules in
 format/runtime_stacks.hpp, independently of the C++ parser.
 
 Usage: python3 make_fixtures.py  (writes into the folder of this script)
@@ -85,6 +85,58 @@ def ruby_fixtures():
     for s, n in RUBY_STACKS:
         stacks[";".join([RUBY_COMM] + [fork_frame(f) for f in s])] += n
     write("rbspy.expected", expected_text({RUBY_PID: (RUBY_COMM, stacks)}))
+
+
+# -- py-spy ------------------------------------------------------------------
+# Samples of gProfiler's tests/containers/python/lister.py (Python 3.8, run
+# as /app/lister.py) as gProfiler records them: `py-spy record --format raw -F
+# --full-filenames --gil` (src/flamegraph.rs: frames root first, each
+# "NAME (FILENAME:LINE)", "NAME (FILENAME)" without a line, joined by ';',
+# then " COUNT"; -F: LINE is the function's first line; --full-filenames:
+# whole paths; no thread or process frames without --threads and
+# --subprocesses). Granulate's fork (the py-spy gProfiler ships) ends every
+# frame with "_[p]"; upstream py-spy appends nothing, and writes its HashMap
+# in any order (here: reversed).
+
+THREADING = "/usr/local/lib/python3.8/threading.py"
+BOOT = f"_bootstrap ({THREADING}:882)"
+BOOT_INNER = f"_bootstrap_inner ({THREADING}:914)"
+RUN = f"run ({THREADING}:852)"
+MODULE = "<module> (/app/lister.py:17)"
+LISTER = "lister (/app/lister.py:22)"
+BURNER = "burner (/app/lister.py:29)"
+PARSER = "parser (/app/lister.py:35)"
+YAML = "/usr/local/lib/python3.8/site-packages/yaml"
+YAML_PARSE = f"parse ({YAML}/__init__.py:34)"
+YAML_GET = f"get_event ({YAML}/parser.py:94)"
+NO_LINE = "<lambda> (<frozen importlib._bootstrap>)"
+
+PYTHON_STACKS = [
+    ([BOOT, BOOT_INNER, RUN, BURNER], 48),
+    ([MODULE, LISTER], 21),
+    ([MODULE], 3),
+    ([BOOT, BOOT_INNER, RUN, PARSER, YAML_PARSE, YAML_GET], 17),
+    ([BOOT, BOOT_INNER, RUN, PARSER, YAML_PARSE], 6),
+    ([BOOT, BOOT_INNER, RUN, PARSER, NO_LINE], 2),
+]
+PYTHON_PID, PYTHON_COMM = 5353, "python"
+
+
+def python_fixtures():
+    write(
+        "pyspy_fork.raw",
+        "".join(";".join(f + "_[p]" for f in s) + f" {n}\n"
+                for s, n in PYTHON_STACKS),
+    )
+    write(
+        "pyspy_upstream.raw",
+        "".join(";".join(s) + f" {n}\n" for s, n in reversed(PYTHON_STACKS)),
+    )
+    stacks = Counter()
+    for s, n in PYTHON_STACKS:
+        stacks[";".join([PYTHON_COMM] + [f + "_[p]" for f in s])] += n
+    write("pyspy.expected",
+          expected_text({PYTHON_PID: (PYTHON_COMM, stacks)}))
 
 
 # -- phpspy ------------------------------------------------------------------
@@ -350,6 +402,7 @@ def dotnet_fixtures():
 
 if __name__ == "__main__":
     ruby_fixtures()
+    python_fixtures()
     php_fixtures()
     java_fixtures()
     dotnet_fixtures()
