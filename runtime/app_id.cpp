@@ -1644,4 +1644,8 @@ std::string application_metadata_of(int32_t pid, const app_id_options& o,
   return "{" + node_metadata_members(pid, proc_root) + "," + base.substr(1);
 }
 
+bool python_executable_name(std::string_view exe) {
+  return is_python_bin(exe);
+}
+
 } // namespace gpa::rt

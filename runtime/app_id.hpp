@@ -175,6 +175,10 @@ std::string to_json(const application_metadata& m);
 /// records.
 void append_python_json_string(std::string& out, std::string_view s);
 
+/// Whether an executable's base name is a Python interpreter's as gProfiler
+/// tells them (`^python([23](\.\d{1,2})?)?$`: python, python3, python3.11).
+bool python_executable_name(std::string_view exe);
+
 /// read_application_metadata + to_json; "" if the process is gone.
 std::string application_metadata_json(int32_t pid,
                                       const std::string& proc_root = "/proc");

@@ -492,7 +492,8 @@ bool stat_ids(const std::string& path, uint64_t& dev, uint64_t& ino) {
 /// code objects.
 class python_sampler {
 public:
-  explicit python_sampler(python_reader& r) : r_(r), l_(r.layout_) {}
+  python_sampler(python_reader& r, bool gil_holder_only)
+      : r_(r), l_(r.layout_), gil_only_(gil_holder_only) {}
 
   python_result<std::vector<python_thread_stack>> run();
 
@@ -547,6 +548,7 @@ private:
 
   python_reader& r_;
   const python_layout& l_;
+  bool gil_only_ = false;
   std::unordered_set<uint64_t> seen_;
   std::vector<iovec> local_, remote_;
 };
@@ -1014,6 +1016,18 @@ python_result<std::vector<python_thread_stack>> python_sampler::run() {
     }
     interp = get<uint64_t>(ib.data(), l_.interp_next);
   }
+  if (gil_only_ && gil_known) {
+    // Only the holder's frames are read (py-spy's --gil).
+    size_t kept = 0;
+    for (size_t i = 0; i < result.size(); ++i)
+      if (result[i].gil == 1) {
+        result[kept] = std::move(result[i]);
+        walks[kept] = std::move(walks[i]);
+        ++kept;
+      }
+    result.resize(kept);
+    walks.resize(kept);
+  }
   if (l_.tstate_native_thread_id == python_layout::none)
     native_tids(result);
   // 3.11-3.12: tstate->cframe->current_frame, for all threads in one read.
@@ -1047,8 +1061,9 @@ python_result<std::vector<python_thread_stack>> python_sampler::run() {
   return result;
 }
 
-python_result<std::vector<python_thread_stack>> python_reader::sample() {
-  return python_sampler(*this).run();
+python_result<std::vector<python_thread_stack>>
+python_reader::sample(bool gil_holder_only) {
+  return python_sampler(*this, gil_holder_only).run();
 }
 
 python_result<std::unique_ptr<python_reader>>

@@ -178,8 +178,11 @@ public:
   }
 
   /// The stacks of every thread of every interpreter, in the interpreters'
-  /// order. A failed read drops the whole sample.
-  python_result<std::vector<python_thread_stack>> sample();
+  /// order. A failed read drops the whole sample. With `gil_holder_only`
+  /// (py-spy's --gil), only the thread that holds the GIL is walked (none
+  /// when no thread holds it); where the holder is not known, every thread.
+  python_result<std::vector<python_thread_stack>> sample(bool gil_holder_only
+                                                         = false);
 
   /// process_vm_readv calls made by sample() so far (the cost of a sample
   /// is mostly these system calls).

@@ -23,7 +23,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <future>
+#include <mutex>
+
+#include <spdlog/spdlog.h>
+
 #include "format/json.hpp"
+#include "runtime/log.hpp"
+#include "runtime/process_enricher.hpp"
+#include "runtime/python_collector.hpp"
 #include "runtime/python_reader.hpp"
 
 using namespace gpa;
@@ -534,6 +542,349 @@ BOOST_AUTO_TEST_CASE(fake_images_are_read_or_refused_never_misread) {
   BOOST_TEST(errors > 0);
   BOOST_TEST_MESSAGE("random images: " << errors << " errors, " << empty
                                        << " frameless samples");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// -- the collector (runtime/python_collector) --------------------------------
+
+namespace {
+
+/// The line of `def name(` in the target script (py-spy -F's line).
+int32_t def_line(const std::string& name) {
+  std::istringstream in(slurp(target_py));
+  std::string line;
+  for (int32_t n = 1; std::getline(in, line); ++n)
+    if (line.find("def " + name + "(") != std::string::npos)
+      return n;
+  return -1;
+}
+
+/// The target of process `pid`, as the agent's scan gives it.
+runtime_target target_of(pid_t pid) {
+  runtime_target t;
+  t.pid = pid;
+  auto stat = slurp("/proc/" + std::to_string(pid) + "/stat");
+  auto open = stat.find('(');
+  auto close = stat.rfind(')');
+  t.comm = stat.substr(open + 1, close - open - 1);
+  std::istringstream rest(stat.substr(close + 2));
+  std::string field;
+  // Fields 3..22 after the comm: the 20th of them is the start time.
+  for (int i = 3; i <= 22 && rest >> field; ++i)
+    if (i == 22)
+      t.start_time = std::stoull(field);
+  return t;
+}
+
+/// Runs window `id` of `ms` milliseconds and returns what it gave.
+python_window run_window(python_collector& c, uint64_t id, int ms) {
+  c.begin(id, std::chrono::milliseconds(ms));
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms + 50));
+  std::promise<python_window> got;
+  auto f = got.get_future();
+  c.finish(id, [&got](python_window w) {
+    got.set_value(std::move(w));
+  });
+  BOOST_REQUIRE(f.wait_for(std::chrono::seconds(30))
+                == std::future_status::ready);
+  return f.get();
+}
+
+const process_stacks* stacks_of(const python_window& w, pid_t pid) {
+  for (auto& p : w.processes)
+    if (p.pid == pid)
+      return &p;
+  return nullptr;
+}
+
+bool has_frame_run(const process_stacks& p, const std::string& run) {
+  return std::any_of(p.stacks.begin(), p.stacks.end(), [&](auto& s) {
+    return s.stack.find(run) != std::string::npos;
+  });
+}
+
+std::string show(const process_stacks* p) {
+  std::string out;
+  if (p)
+    for (auto& s : p->stacks)
+      out += s.stack + " " + std::to_string(s.count) + "\n";
+  return out;
+}
+
+std::shared_ptr<spdlog::logger> test_log() {
+  return gpa::log::get("python-test");
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(python_frames)
+
+BOOST_AUTO_TEST_CASE(frames_as_gprofiler_writes_py_spy_frames) {
+  BOOST_TEST(python_frame_text("leaf", "/srv/app.py", 12)
+             == "leaf (/srv/app.py:12)_[p]");
+  BOOST_TEST(python_frame_text("leaf", "/srv/app.py", 12, "pip==23.1")
+             == "leaf (/srv/app.py:12 [pip==23.1])_[p]");
+  // Versions go with a line only (gProfiler's "(FILE.py:LINE)" pattern).
+  BOOST_TEST(python_frame_text("leaf", "/srv/app.py", 0, "pip==23.1")
+             == "leaf (/srv/app.py)_[p]");
+  BOOST_TEST(python_frame_text("<module>", "", 3) == "<module>_[p]");
+  // What the process named its code is hostile: no ';', no newline.
+  BOOST_TEST(python_frame_text("a;b\nc", "/x;y.py", 1)
+             == "a_b c (/x_y.py:1)_[p]");
+}
+
+BOOST_AUTO_TEST_CASE(metadata_fields_as_gprofilers_python_metadata) {
+  BOOST_TEST(
+      python_metadata_fields("/usr/bin/python3.11", "3.11.2", "buildid:ab12",
+                             "")
+      == R"("python_version":"Python 3.11.2","exe_elfid":"buildid:ab12",)"
+         R"("libpython_elfid":null,"sys_maxunicode":null)");
+  BOOST_TEST(
+      python_metadata_fields("/opt/venv/bin/uwsgi", "3.9.18", "", "sha1:ff")
+      == R"("python_version":"Python 3.9.18","exe_elfid":null,)"
+         R"("libpython_elfid":"sha1:ff","sys_maxunicode":null)");
+  // gProfiler gives other executables (an embedding program) no version.
+  BOOST_TEST(python_metadata_fields("/usr/bin/myapp", "3.11.2", "", "")
+                 .rfind(R"("python_version":null,)", 0)
+             == 0);
+  BOOST_TEST(python_metadata_fields("/usr/bin/python3", "", "", "")
+                 .rfind(R"("python_version":null,)", 0)
+             == 0);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(python_collector_real)
+
+BOOST_AUTO_TEST_CASE(the_gil_holders_stacks_of_every_interpreter) {
+  auto pythons = interpreters();
+  BOOST_REQUIRE(!pythons.empty());
+  std::vector<std::unique_ptr<child>> kids;
+  std::vector<runtime_target> targets;
+  for (auto& py : pythons) {
+    kids.push_back(
+        std::make_unique<child>(std::vector<std::string>{py.path, target_py}));
+    targets.push_back(target_of(kids.back()->pid));
+  }
+  auto extras = std::make_shared<app_metadata_extras>();
+  python_collector_config cfg;
+  cfg.frequency = 100;
+  python_collector c(
+      cfg,
+      [&] {
+        return targets;
+      },
+      extras, test_log());
+  auto w = run_window(c, 1, 1500);
+  BOOST_TEST(w.id == 1u);
+  BOOST_TEST(w.targets == pythons.size());
+  BOOST_TEST(w.errors.empty());
+  const std::string script = target_py;
+  auto frame = [&](const std::string& name) {
+    return name + " (" + script + ":" + std::to_string(def_line(name))
+           + ")_[p]";
+  };
+  for (size_t i = 0; i < pythons.size(); ++i) {
+    BOOST_TEST_CONTEXT(pythons[i].path) {
+      auto* p = stacks_of(w, kids[i]->pid);
+      BOOST_REQUIRE(p);
+      BOOST_TEST(p->comm == targets[i].comm);
+      // The busy thread holds the GIL: its whole chain, outermost first,
+      // after the comm; the sleeping threads never hold it.
+      BOOST_TEST(has_frame_run(*p, ";" + frame("outer_a") + ";"
+                                       + frame("middle_a") + ";"
+                                       + frame("leaf_a")),
+                 show(p));
+      BOOST_TEST(!has_frame_run(*p, "leaf_b"), show(p));
+      BOOST_TEST(!has_frame_run(*p, "main_wait"), show(p));
+      for (auto& s : p->stacks) {
+        BOOST_TEST(s.stack.rfind(targets[i].comm + ";", 0) == 0);
+        // The threading module's frames carry the interpreter's version.
+        if (s.stack.find("/threading.py:") != std::string::npos)
+          BOOST_TEST(s.stack.find(" [standard-library==3."
+                                  + std::to_string(pythons[i].minor) + ".")
+                         != std::string::npos,
+                     s.stack);
+      }
+      uint64_t counted = 0;
+      for (auto& s : p->stacks)
+        counted += s.count;
+      // 100 Hz over 1.5 s: most ticks give the holder's stack.
+      BOOST_TEST(counted >= 60u, counted);
+      auto [rev, md] = extras->get(targets[i].pid, targets[i].start_time);
+      BOOST_TEST(rev > 0u);
+      BOOST_TEST(md.find("\"python_version\":\"Python 3."
+                         + std::to_string(pythons[i].minor) + ".")
+                     != std::string::npos,
+                 md);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(what_cannot_be_read_is_an_error_of_its_process) {
+  std::vector<std::unique_ptr<child>> kids;
+  std::vector<runtime_target> targets;
+  std::vector<std::string> versions;
+  // Pythons the reader does not read.
+  for (auto [old, version] :
+       {std::pair{"/root/.pyenv/versions/2.7.18/bin/python2.7", "2.7"},
+        std::pair{"/root/.pyenv/versions/3.6.15/bin/python3.6", "3.6"}})
+    if (::access(old, X_OK) == 0) {
+      versions.push_back(version);
+      kids.push_back(std::make_unique<child>(std::vector<std::string>{
+          old, "-c",
+          "import sys, time; sys.stdout.write('ready\\n'); "
+          "sys.stdout.flush(); time.sleep(60)"}));
+      targets.push_back(target_of(kids.back()->pid));
+    }
+  // Garbage where CPython's structures should be.
+  kids.push_back(std::make_unique<child>(
+      std::vector<std::string>{GPA_FAKE_PYTHON, "cycle"}));
+  auto fake = targets.emplace_back(target_of(kids.back()->pid));
+  // Not Python at all.
+  kids.push_back(std::make_unique<child>(
+      std::vector<std::string>{"/bin/sh", "-c", "echo ready; exec sleep 60"}));
+  auto sleeper = targets.emplace_back(target_of(kids.back()->pid));
+  python_collector_config cfg;
+  cfg.frequency = 50;
+  python_collector c(
+      cfg,
+      [&] {
+        return targets;
+      },
+      nullptr, test_log());
+  auto w = run_window(c, 7, 400);
+  BOOST_TEST(w.processes.empty());
+  auto error_of = [&](int32_t pid) -> std::string {
+    for (auto& e : w.errors)
+      if (e.pid == pid)
+        return e.what + ": " + e.reason;
+    return {};
+  };
+  for (size_t i = 0; i < versions.size(); ++i) {
+    auto why = error_of(targets[i].pid);
+    BOOST_TEST(why.find(versions[i]) != std::string::npos, why);
+  }
+  BOOST_TEST(error_of(fake.pid).find("could be read: ") != std::string::npos,
+             error_of(fake.pid));
+  BOOST_TEST(error_of(fake.pid).find("cycle") != std::string::npos,
+             error_of(fake.pid));
+  BOOST_TEST(!error_of(sleeper.pid).empty());
+  BOOST_TEST(w.torn > 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_target_that_execs_keeps_the_samples_it_gave) {
+  auto py = interpreters().back();
+  // Busy with the GIL for 0.5 s, then another program.
+  child c({py.path, "-c",
+           "import os, time\n"
+           "def spin_then_exec():\n"
+           "    end = time.time() + 0.5\n"
+           "    while time.time() < end: pass\n"
+           "    os.execv('/bin/sleep', ['sleep', '30'])\n"
+           "print('ready', flush=True)\n"
+           "spin_then_exec()\n"});
+  std::vector<runtime_target> targets{target_of(c.pid)};
+  python_collector_config cfg;
+  cfg.frequency = 100;
+  python_collector col(
+      cfg,
+      [&] {
+        return targets;
+      },
+      nullptr, test_log());
+  auto w = run_window(col, 1, 1200);
+  auto* p = stacks_of(w, c.pid);
+  BOOST_REQUIRE_MESSAGE(p, "no stacks of the process before its exec");
+  BOOST_TEST(has_frame_run(*p, "spin_then_exec (<string>:2)_[p]"), show(p));
+  // Now sleep: not Python, said as such the next window.
+  auto w2 = run_window(col, 2, 200);
+  BOOST_TEST(w2.processes.empty());
+  BOOST_REQUIRE_EQUAL(w2.errors.size(), 1u);
+  BOOST_TEST(w2.errors[0].pid == c.pid);
+}
+
+BOOST_AUTO_TEST_CASE(windows_end_and_answer_in_any_order) {
+  auto py = interpreters().back();
+  child a({py.path, target_py});
+  std::vector<runtime_target> targets{target_of(a.pid)};
+  python_collector_config cfg;
+  cfg.frequency = 200;
+  cfg.spawn_poll = std::chrono::milliseconds(100);
+  std::mutex mu;
+  python_collector c(
+      cfg,
+      [&] {
+        std::lock_guard<std::mutex> lk(mu);
+        return targets;
+      },
+      nullptr, test_log());
+  // A window never begun answers, empty.
+  std::promise<python_window> got;
+  c.finish(99, [&](python_window w) {
+    got.set_value(std::move(w));
+  });
+  auto none = got.get_future().get();
+  BOOST_TEST(none.id == 99u);
+  BOOST_TEST(none.processes.empty());
+  // A process that starts during a window joins it (spawn_poll).
+  c.begin(1, std::chrono::milliseconds(1500));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  child b({py.path, target_py});
+  {
+    std::lock_guard<std::mutex> lk(mu);
+    targets.push_back(target_of(b.pid));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  // Window 2 begins before window 1 was asked for: 1 ends there.
+  c.begin(2, std::chrono::milliseconds(300));
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  std::promise<python_window> p2, p1;
+  c.finish(2, [&](python_window w) {
+    p2.set_value(std::move(w));
+  });
+  c.finish(1, [&](python_window w) {
+    p1.set_value(std::move(w));
+  });
+  auto w2 = p2.get_future().get();
+  auto w1 = p1.get_future().get();
+  BOOST_TEST(w1.id == 1u);
+  BOOST_TEST(w2.id == 2u);
+  BOOST_TEST(stacks_of(w1, a.pid) != nullptr);
+  BOOST_TEST(stacks_of(w1, b.pid) != nullptr, "spawned process not sampled");
+  BOOST_TEST(stacks_of(w2, a.pid) != nullptr);
+  BOOST_TEST(stacks_of(w2, b.pid) != nullptr);
+}
+
+BOOST_AUTO_TEST_CASE(fds_and_rss_stay_flat_over_many_windows) {
+  auto py = interpreters().back();
+  child a({py.path, target_py});
+  std::vector<runtime_target> targets{target_of(a.pid)};
+  python_collector_config cfg;
+  cfg.frequency = 1000;
+  auto fds_before = open_fds();
+  long rss_mid = 0;
+  {
+    python_collector c(
+        cfg,
+        [&] {
+          return targets;
+        },
+        nullptr, test_log());
+    // 10,000+ reads: 100 windows of 100 ms at 1000 Hz.
+    uint64_t reads = 0;
+    for (uint64_t id = 1; id <= 100; ++id) {
+      reads += run_window(c, id, 100).reads;
+      if (id == 20)
+        rss_mid = rss_kb();
+    }
+    BOOST_TEST(reads >= 5000u, reads);
+    BOOST_TEST(open_fds() <= fds_before + 1);
+    BOOST_TEST(rss_kb() <= rss_mid + 2048,
+               rss_kb() << " kB after, " << rss_mid << " kB at window 20");
+  }
+  BOOST_TEST(open_fds() == fds_before);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -76,6 +76,8 @@ int main(int argc, char** argv) {
   } else {
     put(off(l.runtime_interpreters_head), addr(interp));
     put(interp + off(l.interp_tstate_head), addr(tstate));
+    // Its one thread holds the GIL (3.11's _PyRuntime.gilstate).
+    put(off(l.runtime_tstate_current), addr(tstate));
     put(tstate + off(l.tstate_interp), addr(interp));
     put(tstate + off(l.tstate_frame), addr(cframe));
     put(cframe + off(l.cframe_current_frame), addr(f1));
