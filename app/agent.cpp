@@ -28,6 +28,7 @@
 #include "actors/output_writer.hpp"
 #include "actors/perf_profiler.hpp"
 #include "actors/process_reaper.hpp"
+#include "actors/python_profiler.hpp"
 #include "actors/runtime_java.hpp"
 #include "actors/runtime_profiler.hpp"
 #include "actors/runtime_tools.hpp"
@@ -51,6 +52,8 @@
 #include "runtime/metrics_server.hpp"
 #include "runtime/proc.hpp"
 #include "runtime/process_env.hpp"
+#include "runtime/python_collector.hpp"
+#include "runtime/python_packages.hpp"
 #include "runtime/work_queue.hpp"
 #include "runtime/written_file.hpp"
 
@@ -238,6 +241,55 @@ bool read_static_external_metadata(const metadata_options& m,
   return true;
 }
 
+/// `find` plus the processes of --python-pyspy-process that run and that
+/// `find` did not give (gProfiler profiles them whatever they look like).
+std::function<std::vector<rt::runtime_target>()>
+with_forced_pids(std::function<std::vector<rt::runtime_target>()> find,
+                 std::vector<int64_t> forced) {
+  if (forced.empty())
+    return find;
+  return [find = std::move(find), forced = std::move(forced)] {
+    auto found = find();
+    auto proc = rt::make_proc_source();
+    for (auto pid : forced) {
+      if (pid <= 0 || pid > INT32_MAX)
+        continue;
+      auto p = static_cast<int32_t>(pid);
+      if (std::any_of(found.begin(), found.end(), [p](auto& t) {
+            return t.pid == p;
+          }))
+        continue;
+      rt::proc_stat st;
+      if (!proc->read_stat(p, st) || st.state == 'Z')
+        continue;
+      rt::runtime_target t;
+      t.pid = p;
+      t.comm = st.comm;
+      t.start_time = st.start_time;
+      found.push_back(std::move(t));
+    }
+    std::sort(found.begin(), found.end(), [](auto& x, auto& y) {
+      return x.pid < y.pid;
+    });
+    return found;
+  };
+}
+
+/// gProfiler's package versions for py-spy's stacks of a process (its
+/// frames' "(FILE.py:LINE)" get " [NAME==VERSION]").
+std::function<void(process_stacks&)> make_python_versions() {
+  auto packages = std::make_shared<rt::python_packages>();
+  return [packages](process_stacks& ps) {
+    auto root = "/proc/" + std::to_string(ps.pid) + "/root";
+    // The interpreter's version for the standard library's frames.
+    auto version = rt::python_full_version(ps.pid);
+    for (auto& s : ps.stacks)
+      s.stack = rt::add_python_versions(s.stack, [&](const std::string& file) {
+        return packages->lookup(root, file, version);
+      });
+  };
+}
+
 } // namespace
 
 agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
@@ -408,6 +460,55 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
   add_runtime(make_ruby_tool(opts.runtimes, tools));
   add_runtime(make_php_tool(opts.runtimes, opts.compat, tools));
   add_runtime(make_dotnet_tool(opts.runtimes, tools));
+  // Python: the built-in CPython reader, or py-spy once per process and
+  // window when --py-spy-path names it (gProfiler's pyspy mode).
+  if (opts.runtimes.python_mode != "disabled" && rt.runtime_targets) {
+    rt::target_limits limits;
+    limits.pids = opts.scheduler.pids;
+    limits.min_age_s = opts.compat.min_duration;
+    limits.max_processes = opts.compat.max_processes_runtime_profiler;
+    auto find
+        = with_forced_pids(rt.runtime_targets(rt::runtime_kind::python, limits),
+                           opts.compat.python_pyspy_process);
+    if (!opts.runtimes.py_spy_path.empty()) {
+      std::function<void(process_stacks&)> versions;
+      if (!opts.compat.no_python_versions)
+        versions = make_python_versions();
+      auto tool = std::shared_ptr<runtime_tool>(make_pyspy_tool(
+          opts.runtimes.py_spy_path, tools, std::move(versions)));
+      runtime_config rcfg;
+      rcfg.concurrency = opts.runtimes.concurrency;
+      rcfg.profile_spawned = opts.compat.profile_spawned_processes;
+      runtime_target_source source;
+      source.find = std::move(find);
+      source.alive = rt.pid_alive;
+      auto actor = sys.spawn(runtime_profiler, rcfg, tool, source, a.reaper);
+      add(actor);
+      profiler_slot slot;
+      slot.name = "python";
+      slot.runtime = true;
+      slot.handle = caf::actor_cast<profiler_actor>(actor);
+      a.profilers.push_back(std::move(slot));
+    } else if (rt.python_reader) {
+      python_profiler_config pcfg;
+      pcfg.collector.frequency = opts.scheduler.frequency;
+      pcfg.collector.add_versions = !opts.compat.no_python_versions;
+      if (opts.compat.profile_spawned_processes)
+        pcfg.collector.spawn_poll = std::chrono::seconds(1);
+      pcfg.find = std::move(find);
+      pcfg.extras = rt.metadata_extras;
+      if (opts.runtimes.python_mode == "pyperf")
+        pcfg.note = "--python-mode pyperf: PyPerf (eBPF) is not built, the "
+                    "built-in reader is used";
+      auto actor = sys.spawn(python_profiler, std::move(pcfg));
+      add(actor);
+      profiler_slot slot;
+      slot.name = "python";
+      slot.runtime = true;
+      slot.handle = caf::actor_cast<profiler_actor>(actor);
+      a.profilers.push_back(std::move(slot));
+    }
+  }
 
   scheduler_config scfg;
   scfg.opts = opts.scheduler;
@@ -513,9 +614,10 @@ enricher_parts_of(const agent_options& opts,
   ids.agent_pid = static_cast<int32_t>(::getpid());
   // gProfiler gives Java and Ruby ids and metadata through their profilers
   // only: --no-java / --java-mode disabled and --no-ruby / --ruby-mode
-  // disabled turn them off. The Python profiler is not built, so its flags
-  // change nothing yet.
+  // disabled turn them off (Python's through its application metadata,
+  // which its profiler gives).
   ids.java = opts.runtimes.java_mode != "disabled";
+  ids.python = opts.runtimes.python_mode != "disabled";
   ids.ruby = opts.runtimes.ruby_mode != "disabled";
   if (!opts.compat.disable_application_identifiers)
     parts.app_id = [ids](int32_t pid) {
@@ -647,6 +749,7 @@ int run_agent(const agent_options& given) {
   rt::limit_malloc_arenas();
   rt.release_memory = rt::release_free_memory;
   rt.proc = rt::make_proc_source();
+  rt.python_reader = true;
   rt.runtime_targets = [php_filter = opts.compat.php_proc_filter](
                            rt::runtime_kind kind, rt::target_limits limits) {
     // One finder per runtime profiler, used from its thread only.

@@ -71,6 +71,9 @@ struct agent_runtime {
   std::function<std::function<std::vector<rt::runtime_target>()>(
       rt::runtime_kind, rt::target_limits)>
       runtime_targets;
+  /// Whether the built-in Python profiler runs: it reads real processes'
+  /// memory on a thread of its own, so not in the simulation (false there).
+  bool python_reader = false;
   /// The agent's own executable (its children that are the agent itself,
   /// e.g. node-attach); "" in the simulation.
   std::string agent_exe;

@@ -397,8 +397,8 @@ std::vector<option_spec> build_table() {
   t.compat("hw-events-file", vk::string, &compat_options::hw_events_file,
            "JSON file of custom PMU events for --perf-event");
 
-  // Java (JIT symbols for perf), Node.js, Ruby, PHP and .NET run; Python
-  // is parsed for gProfiler's command lines and read by nothing yet.
+  // Java (JIT symbols for perf), Node.js, Ruby, PHP, .NET and Python run;
+  // PyPerf's options are accepted and said to be unsupported.
   t.group = "Runtime profilers";
   t.runtime("java", &runtime_options::java_mode, {"perf-map", "ap", "disabled"},
             "Java",
@@ -447,13 +447,20 @@ std::vector<option_spec> build_table() {
     f.unsupported = false;
     f.rule = text_rule::process_pattern;
   }
-  t.unsupported = true;
   t.runtime("python", &runtime_options::python_mode,
-            {"auto", "pyperf", "pyspy", "py-spy", "disabled"}, "Python");
+            {"auto", "pyperf", "pyspy", "py-spy", "disabled"}, "Python",
+            "the built-in CPython 3.7-3.13 reader, or py-spy with "
+            "--py-spy-path; pyperf (PyPerf, eBPF) is not built: the built-in "
+            "reader is used");
   t.add("py-spy-path", 0, vk::string, &ao::runtimes,
-        &runtime_options::py_spy_path, "py-spy binary");
+        &runtime_options::py_spy_path,
+        "py-spy binary: Python processes are profiled with py-spy instead of "
+        "the built-in reader (a name is looked up in PATH)");
   t.compat("no-python-versions", vk::flag, &compat_options::no_python_versions,
-           "Do not add Python versions to frames");
+           "Do not add package versions to Python frames")
+      .unsupported
+      = false;
+  t.unsupported = true;
   t.compat("pyperf-user-stacks-pages", vk::integer,
            &compat_options::pyperf_user_stacks_pages,
            "User stack pages PyPerf copies (0: its default)")
@@ -461,12 +468,15 @@ std::vector<option_spec> build_table() {
       = 0;
   t.compat("python-pyperf-verbose", vk::flag,
            &compat_options::python_pyperf_verbose, "Verbose PyPerf logs");
-  t.compat("python-pyspy-process", vk::int_list,
-           &compat_options::python_pyspy_process,
-           "Profile these processes with py-spy, comma-separated; given again, "
-           "adds to the list")
-      .extend
-      = true;
+  {
+    auto& f = t.compat("python-pyspy-process", vk::int_list,
+                       &compat_options::python_pyspy_process,
+                       "Profile these processes as Python even if they do not "
+                       "look like it, comma-separated; given again, adds to "
+                       "the list");
+    f.extend = true;
+    f.unsupported = false;
+  }
   t.compat("python-skip-pyperf-profiler-above", vk::integer,
            &compat_options::python_skip_pyperf_profiler_above,
            "Do not run PyPerf while the host has more processes than this (0: "

@@ -98,7 +98,8 @@ struct runtime_options {
   /// async-profiler's launcher (asprof, async-profiler 3+), for --java-mode
   /// ap; "" (none: ap falls back to perf-map).
   std::string java_async_profiler_path;
-  std::string py_spy_path = "py-spy";
+  /// --py-spy-path: py-spy instead of the built-in reader ("" for none).
+  std::string py_spy_path;
   std::string rbspy_path = "rbspy";
   std::string phpspy_path = "phpspy";
   std::string dotnet_trace_path = "dotnet-trace";

@@ -429,23 +429,27 @@ class Unsupported(unittest.TestCase):
             return " ".join(re.split(r"\n  (?:    )?-", help_text.split(flag + " ", 1)[1],
                                      1)[0].split())
 
-        for flag in ["--rootless", "--python-mode", "--no-python", "--py-spy-path"]:
+        for flag in ["--rootless", "--pyperf-user-stacks-pages", "--python-pyperf-verbose"]:
             self.assertIn("(not supported yet)", entry(flag), flag)
         for flag in ["--perf-mode", "--java-mode", "--runtime-concurrency", "--nodejs-mode",
                      "--ruby-mode", "--no-php", "--dotnet-mode", "--rbspy-path",
-                     "--phpspy-path", "--dotnet-trace-path", "--php-proc-filter"]:
+                     "--phpspy-path", "--dotnet-trace-path", "--php-proc-filter",
+                     "--python-mode", "--no-python", "--py-spy-path", "--no-python-versions",
+                     "--python-pyspy-process"]:
             self.assertNotIn("(not supported yet)", entry(flag), flag)
         backend = Backend(self, "tok-123456789", "svc")
         log = tempfile.mktemp(prefix="gpa-cli-", suffix=".log")
         r = run(["upload-file", "--file-path", COL, "--token", "tok-123456789",
                  "--service-name", "svc", "--server-host", backend.url,
-                 "--log-file", log, "--rootless", "--no-python", "--no-ruby", "--no-java"])
+                 "--log-file", log, "--rootless", "--python-pyperf-verbose", "--no-python",
+                 "--no-ruby", "--no-java"])
         self.assertEqual(r.returncode, 0, r.stderr)
         with open(log) as f:
             text = f.read()
         os.unlink(log)
         self.assertEqual(text.count("--rootless is not supported yet"), 1, text)
-        self.assertEqual(text.count("--no-python is not supported yet"), 1, text)
+        self.assertEqual(text.count("--python-pyperf-verbose is not supported yet"), 1, text)
+        self.assertNotIn("--no-python is not supported", text)
         self.assertNotIn("--no-java is not supported", text)
         self.assertNotIn("--no-ruby is not supported", text)
 

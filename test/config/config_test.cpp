@@ -441,32 +441,35 @@ BOOST_AUTO_TEST_CASE(spool_bounds_have_minimums) {
 }
 
 BOOST_AUTO_TEST_CASE(unsupported_options_warn_once_and_say_so_in_help) {
-  auto inv = parse({"--rootless", "--no-python-versions", "--python-mode",
-                    "auto", "--no-java", "--no-nodejs", "--no-ruby",
-                    "--php-mode", "phpspy", "--dotnet-mode", "dotnet-trace",
-                    "--rbspy-path", "/x", "--php-proc-filter", "php"},
-                   {{"GPROFILER_PY_SPY_PATH", "/opt/py-spy"}});
+  auto inv = parse(
+      {"--rootless", "--python-pyperf-verbose", "--pyperf-user-stacks-pages",
+       "4", "--no-python-versions", "--python-mode", "auto", "--no-java",
+       "--no-nodejs", "--no-ruby", "--php-mode", "phpspy", "--dotnet-mode",
+       "dotnet-trace", "--rbspy-path", "/x", "--php-proc-filter", "php"},
+      {{"GPROFILER_PYTHON_SKIP_PYPERF_PROFILER_ABOVE", "100"}});
   std::string all;
   for (auto& w : inv.warnings)
     all += w + "\n";
   BOOST_CHECK_EQUAL(inv.warnings.size(), 4u);
   for (auto name :
-       {"--rootless", "--no-python-versions", "--python-mode", "--py-spy-path"})
+       {"--rootless", "--python-pyperf-verbose", "--pyperf-user-stacks-pages",
+        "--python-skip-pyperf-profiler-above"})
     BOOST_CHECK_MESSAGE(
         contains(all, std::string{name} + " is not supported yet"), all);
-  BOOST_CHECK(contains(all, "GPROFILER_PY_SPY_PATH"));
-  // Java, Node.js, Ruby, PHP and .NET run.
+  BOOST_CHECK(contains(all, "GPROFILER_PYTHON_SKIP_PYPERF_PROFILER_ABOVE"));
+  // Java, Node.js, Ruby, PHP, .NET and Python run.
   for (auto name : {"--no-java", "--no-nodejs", "--no-ruby", "--php-mode",
-                    "--dotnet-mode", "--rbspy-path", "--php-proc-filter"})
+                    "--dotnet-mode", "--rbspy-path", "--php-proc-filter",
+                    "--no-python-versions", "--python-mode"})
     BOOST_CHECK_MESSAGE(!contains(all, name), name);
   // In a file only a value other than the default counts as set.
-  temp_file file{R"({"python_mode": "pyspy", "php_mode": "disabled"})"};
+  temp_file file{R"({"python_pyperf_verbose": true, "php_mode": "disabled"})"};
   auto from_file = parse({"--config", file.path});
   BOOST_REQUIRE_EQUAL(from_file.warnings.size(), 1u);
-  BOOST_CHECK(contains(from_file.warnings[0], "--python-mode"));
+  BOOST_CHECK(contains(from_file.warnings[0], "--python-pyperf-verbose"));
   BOOST_CHECK(parse({"-o", "/tmp"}).warnings.empty());
   auto help = gpa::config::help_text();
-  BOOST_CHECK(contains(help, "disabled (not supported yet)"));
+  BOOST_CHECK(contains(help, "Verbose PyPerf logs (not supported yet)"));
 }
 
 // --app-id-args-filter appends; a pattern std::regex cannot use is kept (the

@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""CPU the agent costs per window with 1, 10 and 50 Python processes at 11 Hz
+and 100 Hz: with the Python profiler (the built-in CPython reader) and with
+perf alone (--no-python), in the same run, and the Python profiler alone
+(--perf-mode disabled).
+
+Each Python process (Debian's python3, or PYTHON) runs three threads with
+stacks 12 frames deep, busy about 1 ms in every 25 ms (about 4 % of a CPU
+each), the rest of the time asleep. For each count and frequency the agent
+runs one window of DURATION seconds as root; its CPU is user + system time
+of the agent and every child it started (perf record, perf script), from the
+kernel's rusage of the finished process tree.
+
+Usage: python_cpu.py AGENT WORKDIR [DURATION] [COUNTS] [FREQUENCIES]
+       (defaults: 20 s, "1,10,50", "11,100")
+"""
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+TARGET = """
+import threading, time
+
+def work(depth):
+    if depth > 0:
+        return work(depth - 1)
+    end = time.perf_counter() + 0.001
+    n = 0
+    while time.perf_counter() < end:
+        n += 1
+    return n
+
+def loop():
+    while True:
+        work(10)
+        time.sleep(0.024)
+
+for _ in range(3):
+    threading.Thread(target=loop, daemon=True).start()
+print("ready", flush=True)
+time.sleep(3600)
+"""
+
+
+def agent_cpu(agent, out, duration, extra):
+    """Runs one window; returns cpu seconds of the agent's tree."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GPROFILER_")}
+    env["GPA_DEFAULT_CONFIG"] = ""
+    subprocess.run([agent, "-o", out, "-d", str(duration), "--pid-file", "",
+                    "--log-file", ""] + extra, check=True, env=env,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def main():
+    agent = os.path.abspath(sys.argv[1])
+    work = sys.argv[2]
+    duration = int(sys.argv[3]) if len(sys.argv) > 3 else 20
+    counts = [int(c) for c in (sys.argv[4] if len(sys.argv) > 4 else "1,10,50").split(",")]
+    freqs = [int(c) for c in (sys.argv[5] if len(sys.argv) > 5 else "11,100").split(",")]
+    python = os.environ.get("PYTHON", "/usr/bin/python3")
+    os.makedirs(work, exist_ok=True)
+    script = os.path.join(work, "target.py")
+    with open(script, "w") as f:
+        f.write(TARGET)
+    version = subprocess.run([python, "-V"], capture_output=True, text=True).stdout.strip()
+    print(f"window {duration} s, targets: {version}, 3 threads each, ~4 % CPU each; "
+          f"CPU = user+system of the agent and all its children over one window")
+    print(f"{'procs':>5} {'Hz':>4} {'perf + python':>14} {'perf alone':>11} "
+          f"{'python part':>12} {'python alone':>13}")
+    procs = []
+    try:
+        for n in counts:
+            while len(procs) < n:
+                p = subprocess.Popen([python, script], stdout=subprocess.PIPE)
+                p.stdout.readline()
+                procs.append(p)
+            pids = ",".join(str(p.pid) for p in procs)
+            for hz in freqs:
+                out = tempfile.mkdtemp(dir=work)
+                common = ["-f", str(hz), "--pids", pids]
+                both = agent_cpu(agent, out, duration, common)
+                alone = agent_cpu(agent, out, duration, common + ["--no-python"])
+                python_only = agent_cpu(agent, out, duration,
+                                        common + ["--perf-mode", "disabled"])
+                print(f"{n:>5} {hz:>4} {both:>12.2f} s {alone:>9.2f} s {both - alone:>10.2f} s "
+                      f"{python_only:>11.2f} s", flush=True)
+    finally:
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait()
+
+
+if __name__ == "__main__":
+    main()
