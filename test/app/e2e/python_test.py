@@ -15,6 +15,8 @@ interpreters, real perf and the real agent.
   built-in reader.
 - A target killed in the middle of the window keeps the stacks it gave, and
   the agent goes on.
+- --py-spy-path runs py-spy (a stand-in that checks gProfiler's arguments)
+  instead of the reader; its stacks get the comm, `_[p]` and the versions.
 
 Usage: python_test.py /path/to/gprofiler-agent
 """
@@ -271,6 +273,37 @@ class Python(unittest.TestCase):
                       "reader is used", log)
         frames = [f for s in stacks for f in s[3]]
         self.assertTrue(any(f.startswith("alpha_leaf (%s:" % script) for f in frames))
+
+    def test_py_spy_path(self):
+        # py-spy (a stand-in that checks gProfiler's arguments) instead of
+        # the built-in reader: its stacks under the comm, _[p] on every
+        # frame, the standard library's version added by the agent.
+        exe = "/usr/bin/python3.11" if os.access("/usr/bin/python3.11", os.X_OK) \
+            else interpreters()[-1][1]
+        p, script = self.start_target("pyspy", exe)
+        version = version_of(exe)
+        stdlib = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(exe))),
+                              "lib", "python" + ".".join(version.split(".")[:2]),
+                              "threading.py")
+        if not os.path.exists(stdlib):
+            stdlib = "/usr/lib/python3.11/threading.py"
+        stacks_file = os.path.join(self.work, "stacks.txt")
+        with open(stacks_file, "w") as f:
+            f.write("_bootstrap (%s:990);spied_work (%s:7)\n" % (stdlib, script))
+        os.environ["PYSPY_STANDIN_STACKS"] = stacks_file
+        self.addCleanup(os.environ.pop, "PYSPY_STANDIN_STACKS", None)
+        standin = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                               "support", "pyspy_standin.py")
+        (header, stacks), log = self.run_agent(["--py-spy-path", standin], [p.pid], 4)
+        self.assertIn("records each Python process for the window", log)
+        self.assertNotIn("built-in CPython reader", log)
+        comm = os.path.basename(os.readlink("/proc/%d/exe" % p.pid))[:15]
+        mine = [s for s in stacks if any(f.startswith("spied_work (") for f in s[3])]
+        self.assertTrue(mine, [s[3] for s in stacks][:5])
+        self.assertTrue(all(s[2] == comm for s in mine))
+        self.assertEqual(mine[0][3][-2:], [
+            "_bootstrap (%s:990 [standard-library==%s])_[p]" % (stdlib, version),
+            "spied_work (%s:7)_[p]" % script])
 
     def test_target_killed_mid_window(self):
         exe = "/usr/bin/python3.11" if os.access("/usr/bin/python3.11", os.X_OK) \
