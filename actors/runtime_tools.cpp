@@ -99,6 +99,24 @@ public:
   }
 
 protected:
+  /// The frequency (-f) capped at the tool's limit, as gProfiler caps it.
+  int64_t capped_frequency(int64_t limit) const {
+    return std::clamp<int64_t>(ctx_.frequency, 1, limit);
+  }
+
+  /// The start line of a tool that records each process for the window:
+  /// "<name>: <path> records each <what> process for the window at F Hz",
+  /// saying when -f is above the tool's `limit`.
+  std::string records_each(const std::string& what, int64_t limit) const {
+    std::string limited;
+    if (ctx_.frequency > limit)
+      limited = " (-f " + std::to_string(ctx_.frequency) + " is above " + tool_
+                + "'s limit, as in gProfiler)";
+    return name_ + ": " + path_ + " records each " + what
+           + " process for the window at "
+           + std::to_string(capped_frequency(limit)) + " Hz" + limited;
+  }
+
   /// A fresh file name in the temporary directory: PREFIX<n>SUFFIX.
   std::string fresh_path(const std::string& prefix, const std::string& suffix) {
     return ctx_.temp_dir + "/" + prefix + std::to_string(++seq_) + suffix;
@@ -189,16 +207,11 @@ public:
   }
 
   int64_t frequency() const {
-    return std::clamp<int64_t>(ctx_.frequency, 1, rbspy_max_frequency);
+    return capped_frequency(rbspy_max_frequency);
   }
 
   std::string describe() const override {
-    std::string limited;
-    if (ctx_.frequency > rbspy_max_frequency)
-      limited = " (-f " + std::to_string(ctx_.frequency)
-                + " is above rbspy's limit, as in gProfiler)";
-    return "ruby: " + path_ + " records each Ruby process for the window at "
-           + std::to_string(frequency()) + " Hz" + limited;
+    return records_each("Ruby", rbspy_max_frequency);
   }
 
   run_request command(const rt::runtime_target& t,
@@ -272,17 +285,11 @@ public:
   }
 
   int64_t frequency() const {
-    return std::clamp<int64_t>(ctx_.frequency, 1, pyspy_max_frequency);
+    return capped_frequency(pyspy_max_frequency);
   }
 
   std::string describe() const override {
-    std::string limited;
-    if (ctx_.frequency > pyspy_max_frequency)
-      limited = " (-f " + std::to_string(ctx_.frequency)
-                + " is above py-spy's limit, as in gProfiler)";
-    return "python: " + path_
-           + " records each Python process for the window at "
-           + std::to_string(frequency()) + " Hz" + limited;
+    return records_each("Python", pyspy_max_frequency);
   }
 
   run_request command(const rt::runtime_target& t,
@@ -369,7 +376,7 @@ public:
   }
 
   int64_t frequency() const {
-    return std::clamp<int64_t>(ctx_.frequency, 1, phpspy_max_frequency);
+    return capped_frequency(phpspy_max_frequency);
   }
 
   std::string describe() const override {

@@ -2,7 +2,9 @@
 """CPU the agent costs per window with 1, 10 and 50 Python processes at 11 Hz
 and 100 Hz: with the Python profiler (the built-in CPython reader) and with
 perf alone (--no-python), in the same run, and the Python profiler alone
-(--perf-mode disabled).
+(--perf-mode disabled), with the reads it made in the window and the
+microseconds each took (from its debug log: the time its thread spent
+reading, over the reads).
 
 Each Python process (Debian's python3, or PYTHON) runs three threads with
 stacks 12 frames deep, busy about 1 ms in every 25 ms (about 4 % of a CPU
@@ -15,6 +17,7 @@ Usage: python_cpu.py AGENT WORKDIR [DURATION] [COUNTS] [FREQUENCIES]
        (defaults: 20 s, "1,10,50", "11,100")
 """
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -45,16 +48,23 @@ time.sleep(3600)
 """
 
 
+WINDOW_LINE = re.compile(r"window \d+: (\d+) process\(es\), (\d+) reads, (\d+) stacks "
+                         r"counted, (\d+) torn, (\d+) ticks lost, ([0-9.]+) s reading")
+
+
 def agent_cpu(agent, out, duration, extra):
-    """Runs one window; returns cpu seconds of the agent's tree."""
+    """Runs one window; returns (cpu seconds of the agent's tree, the Python
+    profiler's window line of its debug log as a tuple, or None)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GPROFILER_")}
     env["GPA_DEFAULT_CONFIG"] = ""
-    subprocess.run([agent, "-o", out, "-d", str(duration), "--pid-file", "",
-                    "--log-file", ""] + extra, check=True, env=env,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    r = subprocess.run([agent, "-o", out, "-d", str(duration), "--pid-file", "",
+                        "--log-file", "", "-v"] + extra, check=True, env=env,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    m = WINDOW_LINE.search(r.stdout)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return cpu, (tuple(float(x) for x in m.groups()) if m else None)
 
 
 def main():
@@ -72,7 +82,7 @@ def main():
     print(f"window {duration} s, targets: {version}, 3 threads each, ~4 % CPU each; "
           f"CPU = user+system of the agent and all its children over one window")
     print(f"{'procs':>5} {'Hz':>4} {'perf + python':>14} {'perf alone':>11} "
-          f"{'python part':>12} {'python alone':>13}")
+          f"{'python part':>12} {'python alone':>13} {'reads':>8} {'us/read':>8}")
     procs = []
     try:
         for n in counts:
@@ -84,12 +94,16 @@ def main():
             for hz in freqs:
                 out = tempfile.mkdtemp(dir=work)
                 common = ["-f", str(hz), "--pids", pids]
-                both = agent_cpu(agent, out, duration, common)
-                alone = agent_cpu(agent, out, duration, common + ["--no-python"])
-                python_only = agent_cpu(agent, out, duration,
-                                        common + ["--perf-mode", "disabled"])
+                both, _ = agent_cpu(agent, out, duration, common)
+                alone, _ = agent_cpu(agent, out, duration, common + ["--no-python"])
+                python_only, w = agent_cpu(agent, out, duration,
+                                           common + ["--perf-mode", "disabled"])
+                reads, per_read = "?", "?"
+                if w:
+                    reads = f"{int(w[1])}"
+                    per_read = f"{w[5] / max(w[1], 1) * 1e6:.1f}"
                 print(f"{n:>5} {hz:>4} {both:>12.2f} s {alone:>9.2f} s {both - alone:>10.2f} s "
-                      f"{python_only:>11.2f} s", flush=True)
+                      f"{python_only:>11.2f} s {reads:>8} {per_read:>8}", flush=True)
     finally:
         for p in procs:
             p.kill()

@@ -3,11 +3,13 @@ read and validate .col files."""
 import datetime
 import json
 import os
+import shutil
 import re
 import signal
 import subprocess
 import tempfile
 import time
+import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LINE = re.compile(r"^(\d+);([^;]*);([^;]+)((?:;[^;]*)*) (\d+)$")
@@ -128,3 +130,24 @@ def error_stacks(stacks):
 def ts(text):
     """Seconds since the epoch of a header time ("2026-11-26T03:10:00.123Z")."""
     return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
+
+
+class ProcessTest(unittest.TestCase):
+    """A test with a work directory (self.work, removed at the end) and
+    target processes (self.procs: killed, reaped and their pipes closed at
+    the end, however the test ends). WORK_PREFIX names the directory."""
+    WORK_PREFIX = "gpa-test-"
+
+    def setUp(self):
+        self.work = tempfile.mkdtemp(prefix=self.WORK_PREFIX)
+        self.addCleanup(shutil.rmtree, self.work, True)
+        self.procs = []
+        self.addCleanup(self.stop_procs)
+
+    def stop_procs(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            if p.stdout:
+                p.stdout.close()

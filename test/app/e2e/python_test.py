@@ -23,15 +23,13 @@ Usage: python_test.py /path/to/gprofiler-agent
 import glob
 import os
 import re
-import shutil
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
-from common import parse_col, read_text, start_agent
+from common import ProcessTest, parse_col, read_text, start_agent
 
 AGENT = None
 PYENV = "/root/.pyenv/versions"
@@ -140,24 +138,8 @@ def profiles(out):
     return sorted(glob.glob(os.path.join(out, "profile_*.col")))
 
 
-def contains_run(frames, run):
-    return any(frames[i:i + len(run)] == run for i in range(len(frames) - len(run) + 1))
-
-
-class Python(unittest.TestCase):
-    def setUp(self):
-        self.work = tempfile.mkdtemp(prefix="gpa-python-")
-        self.addCleanup(shutil.rmtree, self.work, True)
-        self.procs = []
-        self.addCleanup(self.stop_procs)
-
-    def stop_procs(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-            if p.stdout:
-                p.stdout.close()
+class Python(ProcessTest):
+    WORK_PREFIX = "gpa-python-"
 
     def start_target(self, tag, exe):
         """Runs TARGET as its own file (its path tells its stacks apart)

@@ -35,7 +35,7 @@ import tempfile
 import time
 import unittest
 
-from common import parse_col, read_text, start_agent, wait_for
+from common import ProcessTest, parse_col, read_text, start_agent, wait_for
 
 AGENT = None
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -107,18 +107,8 @@ def java_metadata(header, stacks):
     return [header["application_metadata"][i] for i in sorted(entries)]
 
 
-class Runtime(unittest.TestCase):
-    def setUp(self):
-        self.work = tempfile.mkdtemp(prefix="gpa-runtime-")
-        self.addCleanup(shutil.rmtree, self.work, True)
-        self.procs = []
-        self.addCleanup(self.stop_procs)
-
-    def stop_procs(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+class Runtime(ProcessTest):
+    WORK_PREFIX = "gpa-runtime-"
 
     def spawn(self, argv):
         # In the test's directory: node --perf-basic-prof writes a V8 log

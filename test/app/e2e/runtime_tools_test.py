@@ -27,7 +27,7 @@ import sys
 import tempfile
 import unittest
 
-from common import parse_col, read_text, start_agent, wait_for
+from common import ProcessTest, parse_col, read_text, start_agent, wait_for
 
 AGENT = None
 SUPPORT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "support")
@@ -55,12 +55,11 @@ def error_frames(stacks):
     return sorted({f for s in stacks for f in s[3] if f.startswith("[Profiling")})
 
 
-class RuntimeTools(unittest.TestCase):
+class RuntimeTools(ProcessTest):
+    WORK_PREFIX = "gpa-rtools-"
+
     def setUp(self):
-        self.work = tempfile.mkdtemp(prefix="gpa-rtools-")
-        self.addCleanup(shutil.rmtree, self.work, True)
-        self.procs = []
-        self.addCleanup(self.stop_procs)
+        super().setUp()
         self.rb = os.path.join(self.work, "fib.rb")
         self.php = os.path.join(self.work, "fib.php")
         with open(self.rb, "w") as f:
@@ -70,12 +69,6 @@ class RuntimeTools(unittest.TestCase):
         self.ruby = self.spawn(["ruby", self.rb])
         self.phpproc = self.spawn(["php", self.php])
         self.assertTrue(wait_for(lambda: self.maps_have(self.ruby.pid, "/ruby"), 30))
-
-    def stop_procs(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
 
     def spawn(self, argv):
         p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
