@@ -18,8 +18,10 @@ Helm is not in Debian, so the chart cannot be rendered here: its structure
 is checked (Chart.yaml's fields, every .Values path the templates read exists
 in values.yaml, every included template is defined, the template actions
 balance, the defaults agree with the manifest). When `helm` is on PATH,
-`helm lint` and `helm template` run too and the rendered objects get the
-manifest's checks; otherwise that part is skipped, and said so.
+`helm lint` and `helm template` run too: the rendered objects get the
+manifest's checks (and the agent's reading, with --agent), a Pyroscope-only
+privileged variant is rendered, and rendering without a token or a service
+name must fail; otherwise that part is skipped, and said so.
 
 Each check is also run against broken copies of the manifest, which it must
 reject, so that a check that cannot fail is found.
@@ -377,9 +379,17 @@ def check_chart(root, manifest_docs):
     return errors
 
 
-def check_with_helm(root, helm):
-    """helm lint and helm template, the rendered objects checked like the
-    manifest."""
+def helm_render(helm, chart_dir, sets):
+    r = subprocess.run([helm, "template", "gpa", chart_dir] + sets,
+                       capture_output=True, text=True, timeout=120)
+    docs = [d for d in yaml.safe_load_all(r.stdout) if d] \
+        if r.returncode == 0 else None
+    return r, docs
+
+
+def check_with_helm(root, helm, agent):
+    """helm lint and helm template; the rendered objects are checked like
+    the manifest, and read by the agent when it is given."""
     errors = []
     chart_dir = os.path.join(root, CHART)
     cases = {
@@ -393,19 +403,58 @@ def check_with_helm(root, helm):
                            capture_output=True, text=True, timeout=120)
         if r.returncode != 0:
             errors.append(f"helm lint ({what}): {r.stdout}{r.stderr}")
-        r = subprocess.run([helm, "template", "gpa", chart_dir] + sets,
-                           capture_output=True, text=True, timeout=120)
-        if r.returncode != 0:
+        r, docs = helm_render(helm, chart_dir, sets)
+        if docs is None:
             errors.append(f"helm template ({what}): {r.stderr}")
             continue
-        docs = [d for d in yaml.safe_load_all(r.stdout) if d]
         errors += check_objects(docs, f"helm template ({what})")
-    # Without a token nor a service name the chart must refuse to render.
-    r = subprocess.run([helm, "template", "gpa", chart_dir],
-                       capture_output=True, text=True, timeout=120)
-    if r.returncode == 0:
-        errors.append("helm template without a token or a service name "
-                      "rendered instead of failing")
+        if agent and not errors:
+            errors += [f"helm template ({what}): {e}"
+                       for e in check_with_agent(agent, docs)]
+
+    # Pyroscope only, privileged, extra arguments and config lines.
+    what = "pyroscope only"
+    r, docs = helm_render(helm, chart_dir, [
+        "--set", "gprofiler.uploadResults=false",
+        "--set", "pyroscope.url=http://pyroscope.monitoring:4040",
+        "--set", "pyroscope.tags=cluster=c1",
+        "--set", "privileged=true",
+        "--set", "gprofiler.extraArgs={--perf-mode=smart}",
+        "--set", "gprofiler.extraConfig=profiling-frequency = 7"])
+    if docs is None:
+        errors.append(f"helm template ({what}): {r.stderr}")
+    else:
+        kinds = [d["kind"] for d in docs]
+        c = next(d for d in docs if d["kind"] == "DaemonSet")[
+            "spec"]["template"]["spec"]["containers"][0]
+        if "Secret" in kinds or any(e["name"] == "GPROFILER_TOKEN"
+                                    for e in c.get("env", [])):
+            errors.append(f"helm template ({what}): a token without uploads")
+        if c["securityContext"].get("privileged") is not True:
+            errors.append(f"helm template ({what}): privileged=true ignored")
+        if agent:
+            cfg = run_agent(agent, docs)
+            expect = {"upload_results": False, "perf_mode": "smart",
+                      "profiling_frequency": 7,
+                      "pyroscope_url": "http://pyroscope.monitoring:4040",
+                      "pyroscope_tags": "cluster=c1"}
+            for k, v in expect.items():
+                if cfg.get(k) != v:
+                    errors.append(f"helm template ({what}): the agent reads "
+                                  f"{k} = {cfg.get(k)!r}, expected {v!r}")
+
+    # Uploads without a token or a service name: the chart refuses.
+    refusals = {
+        "no token": (["--set", "gprofiler.serviceName=svc"],
+                     "set gprofiler.existingSecret"),
+        "no service name": (["--set", "gprofiler.token=t"],
+                            "set gprofiler.serviceName"),
+    }
+    for what, (sets, message) in refusals.items():
+        r, docs = helm_render(helm, chart_dir, sets)
+        if docs is not None or message not in r.stderr:
+            errors.append(f"helm template with {what} did not fail with "
+                          f"{message!r}: {r.stderr.strip()}")
     return errors
 
 
@@ -540,7 +589,7 @@ def main():
     errors += self_check_chart(root, docs)
     helm = shutil.which("helm")
     if helm:
-        errors += check_with_helm(root, helm)
+        errors += check_with_helm(root, helm, agent)
         print(f"chart: helm lint and helm template ({helm}) checked")
     else:
         print("chart: SKIPPED helm lint / helm template: helm is not on PATH "
