@@ -27,6 +27,7 @@ GPA_TEST_PACKAGES=(
   openjdk-17-jdk-headless # the Java runtime profiler's real tests (javac, jcmd)
   ruby    # the Ruby and PHP runtime profilers' real tests: real interpreters
   php-cli # under stand-in rbspy and phpspy
+  python3-yaml # the lint.kubernetes check parses deploy/'s YAML
 )
 
 # Installs the Debian packages among "$@" that are not installed yet.
