@@ -15,6 +15,7 @@ GPA_BUILD_PACKAGES=(
   rapidjson-dev libcurl4-openssl-dev zlib1g-dev
   linux-perf procps
   python3 # configuring needs it (the tests' CMake file)
+  dpkg-dev # the Debian package's Depends (cpack runs dpkg-shlibdeps)
 )
 
 # Further packages the tests need (prometheus for promtool, which checks the metrics endpoint's output: about
@@ -27,6 +28,7 @@ GPA_TEST_PACKAGES=(
   openjdk-17-jdk-headless # the Java runtime profiler's real tests (javac, jcmd)
   ruby    # the Ruby and PHP runtime profilers' real tests: real interpreters
   php-cli # under stand-in rbspy and phpspy
+  systemd # systemd-analyze verify of the service unit (root.deb)
 )
 
 # Installs the Debian packages among "$@" that are not installed yet.
