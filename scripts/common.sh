@@ -15,6 +15,7 @@ GPA_BUILD_PACKAGES=(
   rapidjson-dev libcurl4-openssl-dev zlib1g-dev
   linux-perf procps
   python3 # configuring needs it (the tests' CMake file)
+  dpkg-dev # the Debian package's Depends (cpack runs dpkg-shlibdeps)
 )
 
 # Further packages the tests need (prometheus for promtool, which checks the metrics endpoint's output: about
@@ -28,6 +29,7 @@ GPA_TEST_PACKAGES=(
   ruby    # the Ruby and PHP runtime profilers' real tests: real interpreters
   php-cli # under stand-in rbspy and phpspy
   python3-yaml # the lint.kubernetes check parses deploy/'s YAML
+  systemd # systemd-analyze verify of the service unit (root.deb)
 )
 
 # Installs the Debian packages among "$@" that are not installed yet.
