@@ -121,6 +121,8 @@ void scheduler_state::open_window() {
     rec.participants.push_back(p.name);
     self->send(p.handle, start_atom_v, info);
   }
+  if (cfg.on_window)
+    cfg.on_window(rec.id);
   recording = std::move(rec);
 }
 

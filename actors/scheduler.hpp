@@ -72,6 +72,8 @@ struct scheduler_config {
   std::function<int64_t()> wall_clock_ms;
   /// Called once, after the last snapshot of a one-shot run was merged.
   std::function<void()> on_done;
+  /// Called when each window starts (--heartbeat-file); must not block.
+  std::function<void(uint64_t)> on_window;
 };
 
 /// A profiler that sits a window out, and the error entry it gets.

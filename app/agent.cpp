@@ -514,6 +514,19 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
   scfg.opts = opts.scheduler;
   scfg.wall_clock_ms = rt.wall_clock_ms;
   scfg.on_done = std::move(on_done);
+  if (auto& path = opts.compat.heartbeat_file; !path.empty() && rt.work) {
+    // On the work queue: a file system that hangs never holds the
+    // scheduler. A failure is logged when it changes, not every window.
+    auto last = std::make_shared<std::string>();
+    scfg.on_window = [work = rt.work, path, last](uint64_t) {
+      work->post([path, last] {
+        auto why = rt::touch_file(path);
+        if (why != *last && !why.empty())
+          log::get("agent")->warn("--heartbeat-file: {}", why);
+        *last = std::move(why);
+      });
+    };
+  }
   a.scheduler = caf::actor_cast<scheduler_actor>(
       sys.spawn(scheduler, scfg, a.profilers, a.merger, a.reaper, rt.metrics));
   add(a.scheduler);
@@ -682,6 +695,12 @@ int run_agent(const agent_options& given) {
       lg->warn("--pids: process(es) {} not running; profiling the others",
                rt::join_pids(missing));
   }
+  // So is a heartbeat file that cannot be touched.
+  if (auto& path = opts.compat.heartbeat_file; !path.empty())
+    if (auto why = rt::touch_file(path); !why.empty()) {
+      lg->critical("--heartbeat-file: {}", why);
+      return 2;
+    }
   // An output directory that cannot take files is found now, not when the
   // first window ends.
   if (!opts.output.dir.empty()) {

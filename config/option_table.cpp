@@ -703,7 +703,10 @@ std::vector<option_spec> build_table() {
       .unsupported
       = false;
   t.compat("heartbeat-file", vk::string, &compat_options::heartbeat_file,
-           "File touched after each window");
+           "File touched when each window starts (its modification time is "
+           "the last window's)")
+      .unsupported
+      = false;
   t.compat("enable-heartbeat-server", vk::flag,
            &compat_options::enable_heartbeat_server,
            "Take profiling commands from the server's heartbeats (needs -u)");

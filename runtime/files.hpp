@@ -115,6 +115,12 @@ caf::expected<std::string> read_input_file(const std::string& path,
 /// For small facts of the host (DMI strings, /usr/bin/ldd).
 std::string read_small_file(const std::string& path, size_t max_bytes);
 
+/// Touches the heartbeat file `path` (gProfiler's --heartbeat-file): creates
+/// it (0644) if absent, else sets its modification time to now. Never
+/// follows a symbolic link and touches only a regular file. "" on success,
+/// else why not.
+std::string touch_file(const std::string& path);
+
 /// Whether nothing is at `path` (lstat fails with ENOENT or ENOTDIR): a
 /// dangling link, a directory or an unreadable file is not absent.
 bool path_absent(const std::string& path);

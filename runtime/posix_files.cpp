@@ -305,6 +305,28 @@ std::string read_small_file(const std::string& path, size_t max_bytes) {
   return out;
 }
 
+std::string touch_file(const std::string& path) {
+  struct stat before {};
+  if (::lstat(path.c_str(), &before) == 0 && !S_ISREG(before.st_mode)
+      && !S_ISLNK(before.st_mode))
+    return "cannot touch " + path + ": not a regular file";
+  // O_NONBLOCK: a FIFO put there meanwhile does not hang the agent.
+  fd_guard fd{::open(path.c_str(),
+                     O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC
+                         | O_NOCTTY,
+                     0644)};
+  if (fd.fd < 0)
+    return "cannot touch " + path + ": "
+           + (errno == ELOOP ? std::string{"it is a symbolic link"}
+                             : std::string{std::strerror(errno)});
+  struct stat st {};
+  if (::fstat(fd.fd, &st) != 0 || !S_ISREG(st.st_mode))
+    return "cannot touch " + path + ": not a regular file";
+  if (::futimens(fd.fd, nullptr) != 0)
+    return "cannot touch " + path + ": " + std::strerror(errno);
+  return {};
+}
+
 bool path_absent(const std::string& path) {
   struct stat st;
   if (::lstat(path.c_str(), &st) == 0)

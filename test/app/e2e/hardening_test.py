@@ -8,7 +8,8 @@ directories of agents killed with SIGKILL are removed at the next start, a
 live agent's is kept; an output directory that is a file or read-only is
 refused at start with exit 2; output errors are logged once per episode;
 a process whose name looks like perf script's sample header keeps its
-stacks.
+stacks; --heartbeat-file is touched each window, and refused at start if it
+is a link or not a regular file.
 
 Device nodes are made with mknod in a scratch directory (never /dev).
 
@@ -112,6 +113,36 @@ class Hardening(unittest.TestCase):
         self.assertIn("symbolic link", log())
         self.assertTrue(os.path.islink(link))
         self.assertEqual(read_text(victim), "precious\n")
+
+    # -- the heartbeat file (gProfiler's --heartbeat-file) ---------------------
+
+    def test_heartbeat_file_is_touched_each_window(self):
+        beat = self.path("heartbeat")
+        proc, log = self.start("--heartbeat-file", beat)
+        self.running(proc, log)
+        self.assertTrue(os.path.isfile(beat), log())
+        self.assertEqual(stat.S_IMODE(os.stat(beat).st_mode) & 0o022, 0)
+        first = os.stat(beat).st_mtime_ns
+        # 1 s windows: touched again within a few.
+        self.assertTrue(wait_for(lambda: os.stat(beat).st_mtime_ns > first, timeout=10), log())
+        self.stop(proc, log)
+
+    def test_heartbeat_file_symlink_or_fifo_is_refused(self):
+        victim = self.path("victim")
+        with open(victim, "w") as f:
+            f.write("precious\n")
+        before = os.stat(victim).st_mtime_ns
+        link = self.path("beat-link")
+        os.symlink(victim, link)
+        proc, log = self.start("--heartbeat-file", link)
+        self.expect_exit(proc, log, 2)
+        self.assertIn("--heartbeat-file: cannot touch %s: it is a symbolic link" % link, log())
+        self.assertEqual(os.stat(victim).st_mtime_ns, before)
+        fifo = self.path("beat-fifo")
+        os.mkfifo(fifo)
+        proc, log = self.start("--heartbeat-file", fifo)
+        self.expect_exit(proc, log, 2)
+        self.assertIn("not a regular file", log())
 
     def test_pid_file_directory_is_refused(self):
         d = self.path("piddir")
