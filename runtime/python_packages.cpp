@@ -545,14 +545,12 @@ std::string_view python_packages_dir(std::string_view file) {
   return {};
 }
 
-std::string python_safe_version(std::string_view version) {
-  if (auto v = pep440(version))
-    return *v;
+/// `text` with each run of characters other than ASCII letters, digits and
+/// '.' replaced by one '-' (pkg_resources' safe_name and safe_version).
+static std::string dash_runs(std::string_view text) {
   std::string out;
   bool run = false;
-  for (char c : version) {
-    if (c == ' ')
-      c = '.';
+  for (char c : text) {
     bool keep = digit(c) || (lower(c) >= 'a' && lower(c) <= 'z') || c == '.';
     if (keep) {
       out += c;
@@ -563,6 +561,14 @@ std::string python_safe_version(std::string_view version) {
     }
   }
   return out;
+}
+
+std::string python_safe_version(std::string_view version) {
+  if (auto v = pep440(version))
+    return *v;
+  std::string spaced{version};
+  std::replace(spaced.begin(), spaced.end(), ' ', '.');
+  return dash_runs(spaced);
 }
 
 std::string python_normalize_path(std::string_view p) {
@@ -690,19 +696,7 @@ void name_and_version(std::string_view stem, std::string_view& name,
 
 /// pkg_resources' safe_name.
 std::string safe_name(std::string_view name) {
-  std::string out;
-  bool run = false;
-  for (char c : name) {
-    bool keep = digit(c) || (lower(c) >= 'a' && lower(c) <= 'z') || c == '.';
-    if (keep) {
-      out += c;
-      run = false;
-    } else if (!run) {
-      out += '-';
-      run = true;
-    }
-  }
-  return out;
+  return dash_runs(name);
 }
 
 /// Reads distribution `entry` of packages directory `dir` (as the process

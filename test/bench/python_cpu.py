@@ -7,8 +7,9 @@ microseconds each took (from its debug log: the time its thread spent
 reading, over the reads).
 
 Each Python process (Debian's python3, or PYTHON) runs three threads with
-stacks 12 frames deep, busy about 1 ms in every 25 ms (about 4 % of a CPU
-each), the rest of the time asleep. For each count and frequency the agent
+stacks 12 frames deep, each busy 0.5 ms in every 100 ms (about 1.5 % of a
+CPU per process, so that 50 of them leave this 2-core machine room), the
+rest of the time asleep. For each count and frequency the agent
 runs one window of DURATION seconds as root; its CPU is user + system time
 of the agent and every child it started (perf record, perf script), from the
 kernel's rusage of the finished process tree.
@@ -30,7 +31,7 @@ import threading, time
 def work(depth):
     if depth > 0:
         return work(depth - 1)
-    end = time.perf_counter() + 0.001
+    end = time.perf_counter() + 0.0005
     n = 0
     while time.perf_counter() < end:
         n += 1
@@ -39,7 +40,7 @@ def work(depth):
 def loop():
     while True:
         work(10)
-        time.sleep(0.024)
+        time.sleep(0.1)
 
 for _ in range(3):
     threading.Thread(target=loop, daemon=True).start()
@@ -79,7 +80,7 @@ def main():
     with open(script, "w") as f:
         f.write(TARGET)
     version = subprocess.run([python, "-V"], capture_output=True, text=True).stdout.strip()
-    print(f"window {duration} s, targets: {version}, 3 threads each, ~4 % CPU each; "
+    print(f"window {duration} s, targets: {version}, 3 threads each, ~1.5 % CPU each; "
           f"CPU = user+system of the agent and all its children over one window")
     print(f"{'procs':>5} {'Hz':>4} {'perf + python':>14} {'perf alone':>11} "
           f"{'python part':>12} {'python alone':>13} {'reads':>8} {'us/read':>8}")
