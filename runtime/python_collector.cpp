@@ -326,7 +326,12 @@ struct python_collector::impl {
       }
     }
     if (!p.reader) {
-      if (p.attach_error->code != python_errc::process_gone)
+      // A process that maps Python's files but runs no interpreter (one
+      // that loads a library from site-packages, an interpreter not
+      // initialised yet) is not Python after all: its perf stacks stand,
+      // without an error in every window. Gone: nothing to say.
+      auto code = p.attach_error->code;
+      if (code != python_errc::process_gone && code != python_errc::not_python)
         w.result.errors.push_back(
             {t.pid, t.comm, "error", reason_of(*p.attach_error)});
       return;
@@ -390,7 +395,8 @@ struct python_collector::impl {
         // Gone (exited or exec'd: its samples stand), finalised, or no
         // longer readable: not sampled again in this window; a process
         // that still runs is attached again next window.
-        if (code != python_errc::process_gone)
+        if (code != python_errc::process_gone
+            && code != python_errc::not_python)
           a.error = s.error();
         log->debug("pid {}: stopped sampling: {}", pid, s.error().describe());
         pi->second.reader.reset();

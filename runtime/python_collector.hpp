@@ -22,11 +22,13 @@
 //   outermost first after the process's comm. Unless --no-python-versions,
 //   frames of files of the standard library or of installed packages get
 //   gProfiler's `[package==version]` (runtime/python_packages.hpp).
-// - What cannot be read is data, never a crash: a process that is not
-//   CPython, a version the reader does not read (2.7, 3.6, 3.14+), a
-//   stripped interpreter: the window's errors name it (its perf stacks carry
-//   the error); a torn read drops that sample only (counted); a process that
-//   exits or execs keeps the samples it gave.
+// - What cannot be read is data, never a crash: a version the reader does
+//   not read (2.7, 3.6, 3.14+), a stripped interpreter: the window's errors
+//   name it (its perf stacks carry the error); a process that maps Python's
+//   files but runs no interpreter is not Python after all (its perf stacks
+//   stand, no error); a torn read drops that sample only (counted), every
+//   sample torn is an error; a process that exits or execs keeps the samples
+//   it gave.
 // - Application metadata as gProfiler's PythonMetadata, put in the
 //   enricher's extras once per process: python_version, exe_elfid,
 //   libpython_elfid, sys_maxunicode.

@@ -771,7 +771,8 @@ BOOST_AUTO_TEST_CASE(what_cannot_be_read_is_an_error_of_its_process) {
              error_of(fake.pid));
   BOOST_TEST(error_of(fake.pid).find("cycle") != std::string::npos,
              error_of(fake.pid));
-  BOOST_TEST(!error_of(sleeper.pid).empty());
+  // Not Python after all: no error, its perf stacks stand.
+  BOOST_TEST(error_of(sleeper.pid).empty(), error_of(sleeper.pid));
   BOOST_TEST(w.torn > 0u);
 }
 
@@ -799,11 +800,12 @@ BOOST_AUTO_TEST_CASE(a_target_that_execs_keeps_the_samples_it_gave) {
   auto* p = stacks_of(w, c.pid);
   BOOST_REQUIRE_MESSAGE(p, "no stacks of the process before its exec");
   BOOST_TEST(has_frame_run(*p, "spin_then_exec (<string>:2)_[p]"), show(p));
-  // Now sleep: not Python, said as such the next window.
+  // Now sleep: not Python after all, nothing said the next window (its
+  // perf stacks stand).
   auto w2 = run_window(col, 2, 200);
   BOOST_TEST(w2.processes.empty());
-  BOOST_REQUIRE_EQUAL(w2.errors.size(), 1u);
-  BOOST_TEST(w2.errors[0].pid == c.pid);
+  BOOST_TEST(w2.errors.empty());
+  BOOST_TEST(w2.targets == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(windows_end_and_answer_in_any_order) {
