@@ -153,12 +153,13 @@ class AppIds(unittest.TestCase):
             self.assertGreater(index, 0, frame)
             self.assertLess(index, len(meta), frame)
             got = meta[index]
-            if frame == java_id:
-                # The Java profiler's fields come first (root.runtime checks
-                # their values).
-                java_keys = ["java_version", "libjvm_elfid", "jvm_flags"]
-                self.assertEqual(list(got)[:3], java_keys, got)
-                got = {k: v for k, v in got.items() if k not in java_keys}
+            # The runtime profiler's fields come first (root.runtime and
+            # root.python check their values).
+            runtime_keys = (["java_version", "libjvm_elfid", "jvm_flags"] if frame == java_id
+                            else ["python_version", "exe_elfid", "libpython_elfid",
+                                  "sys_maxunicode"])
+            self.assertEqual(list(got)[:len(runtime_keys)], runtime_keys, got)
+            got = {k: v for k, v in got.items() if k not in runtime_keys}
             self.assertEqual(got, {"exe": exe, "execfn": execfn, "arch": machine}, frame)
         # Every index points into the list; a frame is never an app id but
         # right after the comm.
