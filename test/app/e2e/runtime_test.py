@@ -309,7 +309,11 @@ class Runtime(ProcessTest):
                                           "--jcmd-path", tool,
                                           "--java-jattach-timeout", "600",
                                           "--profiler-grace", str(grace),
-                                          "--runtime-concurrency", "4"], log)
+                                          "--runtime-concurrency", "4",
+                                          # the fake JVMs are Python processes:
+                                          # their perf stacks, not Python's,
+                                          # carry the Java tool's errors
+                                          "--no-python"], log)
         self.assertEqual(agent.wait(timeout=120), 0, read_text(log))
         took = time.time() - began
         print(f"one-shot run with a hung tool: {took:.1f} s "
