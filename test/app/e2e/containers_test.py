@@ -134,11 +134,17 @@ class Containers(unittest.TestCase):
         return header, stacks, hot, text
 
     def check_named(self, name, args, container):
+        # A busy process outside any container, so that the window surely
+        # has stacks without a container name (the agent and perf alone may
+        # go unsampled in a short window).
+        outside = subprocess.Popen(["nice", "-n", "19", "sh", "-c", "while :; do :; done"])
+        self.addCleanup(lambda: (outside.kill(), outside.wait()))
         header, stacks, hot, _ = self.profile(name, args)
         self.assertEqual({s[1] for s in hot}, {container})
         self.assertIn(container, header["containers"])
         self.assertTrue(header["container_names_enabled"])
-        # Processes outside containers (the agent itself, perf) have none.
+        # Processes outside containers (the shell above, the agent, perf)
+        # have none.
         self.assertIn("", {s[1] for s in stacks if s[2] != COMM})
         header, stacks, hot, _ = self.profile(name + "-disabled",
                                               args + ["--disable-container-names"])

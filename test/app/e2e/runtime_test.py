@@ -395,7 +395,9 @@ class Runtime(ProcessTest):
 
         # Without the path: perf-map mode, said at start.
         out2 = os.path.join(self.work, "out2")
-        agent = start_agent(self, AGENT, ["-o", out2, "-d", "4", "--pids", pid,
+        # 6 s: the map is written at 80 % of the window, which must leave a
+        # loaded machine time for jattach before perf script reads it.
+        agent = start_agent(self, AGENT, ["-o", out2, "-d", "6", "--pids", pid,
                                           "--java-mode", "ap"], log)
         self.assertEqual(agent.wait(timeout=120), 0, read_text(log))
         self.assertIn("async-profiler (--java-mode ap) needs --java-async-profiler-path",
