@@ -413,30 +413,37 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
     add_perf(name, mode);
 
   // The runtime profilers, one actor per runtime.
-  auto add_runtime = [&](std::shared_ptr<runtime_tool> tool) {
-    if (!tool || !rt.runtime_targets)
-      return;
-    runtime_config rcfg;
-    rcfg.concurrency = opts.runtimes.concurrency;
-    rcfg.profile_spawned = opts.compat.profile_spawned_processes;
-    rt::target_limits limits;
-    limits.pids = opts.scheduler.pids;
-    limits.min_age_s = opts.compat.min_duration;
-    limits.max_processes = opts.compat.max_processes_runtime_profiler;
-    runtime_target_source source;
-    source.find = rt.runtime_targets(tool->kind(), limits);
-    source.alive = rt.pid_alive;
-    profiler_slot slot;
-    slot.name = tool->name();
-    slot.runtime = true;
-    a.at_exit.emplace_back([tool] {
-      tool->at_exit();
-    });
-    auto actor = sys.spawn(runtime_profiler, rcfg, tool, source, a.reaper);
+  rt::target_limits limits;
+  limits.pids = opts.scheduler.pids;
+  limits.min_age_s = opts.compat.min_duration;
+  limits.max_processes = opts.compat.max_processes_runtime_profiler;
+  auto add_slot = [&](const std::string& name, const auto& actor) {
     add(actor);
+    profiler_slot slot;
+    slot.name = name;
+    slot.runtime = true;
     slot.handle = caf::actor_cast<profiler_actor>(actor);
     a.profilers.push_back(std::move(slot));
   };
+  // `find`: where its targets come from (unset: the runtime's scan).
+  auto add_runtime
+      = [&](std::shared_ptr<runtime_tool> tool,
+            std::function<std::vector<rt::runtime_target>()> find = {}) {
+          if (!tool || !rt.runtime_targets)
+            return;
+          runtime_config rcfg;
+          rcfg.concurrency = opts.runtimes.concurrency;
+          rcfg.profile_spawned = opts.compat.profile_spawned_processes;
+          runtime_target_source source;
+          source.find = find ? std::move(find)
+                             : rt.runtime_targets(tool->kind(), limits);
+          source.alive = rt.pid_alive;
+          a.at_exit.emplace_back([tool] {
+            tool->at_exit();
+          });
+          add_slot(tool->name(),
+                   sys.spawn(runtime_profiler, rcfg, tool, source, a.reaper));
+        };
   java_tool_config java;
   java.runtimes = opts.runtimes;
   java.compat = opts.compat;
@@ -463,10 +470,6 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
   // Python: the built-in CPython reader, or py-spy once per process and
   // window when --py-spy-path names it (gProfiler's pyspy mode).
   if (opts.runtimes.python_mode != "disabled" && rt.runtime_targets) {
-    rt::target_limits limits;
-    limits.pids = opts.scheduler.pids;
-    limits.min_age_s = opts.compat.min_duration;
-    limits.max_processes = opts.compat.max_processes_runtime_profiler;
     auto find
         = with_forced_pids(rt.runtime_targets(rt::runtime_kind::python, limits),
                            opts.compat.python_pyspy_process);
@@ -474,21 +477,9 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
       std::function<void(process_stacks&)> versions;
       if (!opts.compat.no_python_versions)
         versions = make_python_versions();
-      auto tool = std::shared_ptr<runtime_tool>(make_pyspy_tool(
-          opts.runtimes.py_spy_path, tools, std::move(versions)));
-      runtime_config rcfg;
-      rcfg.concurrency = opts.runtimes.concurrency;
-      rcfg.profile_spawned = opts.compat.profile_spawned_processes;
-      runtime_target_source source;
-      source.find = std::move(find);
-      source.alive = rt.pid_alive;
-      auto actor = sys.spawn(runtime_profiler, rcfg, tool, source, a.reaper);
-      add(actor);
-      profiler_slot slot;
-      slot.name = "python";
-      slot.runtime = true;
-      slot.handle = caf::actor_cast<profiler_actor>(actor);
-      a.profilers.push_back(std::move(slot));
+      add_runtime(make_pyspy_tool(opts.runtimes.py_spy_path, tools,
+                                  std::move(versions)),
+                  std::move(find));
     } else if (rt.python_reader) {
       python_profiler_config pcfg;
       pcfg.collector.frequency = opts.scheduler.frequency;
@@ -500,13 +491,7 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
       if (opts.runtimes.python_mode == "pyperf")
         pcfg.note = "--python-mode pyperf: PyPerf (eBPF) is not built, the "
                     "built-in reader is used";
-      auto actor = sys.spawn(python_profiler, std::move(pcfg));
-      add(actor);
-      profiler_slot slot;
-      slot.name = "python";
-      slot.runtime = true;
-      slot.handle = caf::actor_cast<profiler_actor>(actor);
-      a.profilers.push_back(std::move(slot));
+      add_slot("python", sys.spawn(python_profiler, std::move(pcfg)));
     }
   }
 
