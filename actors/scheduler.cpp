@@ -87,7 +87,8 @@ void scheduler_state::count_failure(profiler_slot& p, uint64_t id, bool failed,
 // --------------------------------------------------------------
 
 void scheduler_state::start() {
-  if (started)
+  // A session finished before its profilers were ready never starts.
+  if (started || done)
     return;
   started = true;
   t0 = self->clock().now();
@@ -151,6 +152,10 @@ void scheduler_state::on_tick(uint64_t n) {
     cut("the next window ended");
   }
   close_window();
+  if (closing) {
+    check_finished();
+    return;
+  }
   if (cfg.opts.continuous) {
     open_window();
     schedule_next();
@@ -318,6 +323,10 @@ void scheduler_state::finish_collecting() {
 
 void scheduler_state::merged() {
   --merging;
+  if (closing) {
+    check_finished();
+    return;
+  }
   // One-shot: the agent is done once its only snapshot is merged.
   if (!cfg.opts.continuous && !done) {
     done = true;
@@ -339,6 +348,37 @@ void scheduler_state::on_pressure(const pressure_event& ev) {
               collecting->id, join(collecting->waiting));
     cut("memory emergency");
   }
+}
+
+void scheduler_state::on_finish(bool now,
+                                caf::typed_response_promise<bool> promise) {
+  finish_promises.push_back(std::move(promise));
+  if (!closing)
+    log->info("ending the session {}", now ? "now: the window in progress "
+                                             "closes early and is merged"
+                                           : "at the end of the window in "
+                                             "progress");
+  closing = true;
+  if (now && recording) {
+    if (recording->start_ms >= wall_now()) {
+      // The window opened this very moment: it has nothing to give.
+      recording.reset();
+    } else {
+      if (collecting)
+        cut("the session was stopped");
+      close_window();
+    }
+  }
+  check_finished();
+}
+
+void scheduler_state::check_finished() {
+  if (!closing || recording || collecting || merging > 0)
+    return;
+  done = true;
+  for (auto& p : finish_promises)
+    p.deliver(true);
+  finish_promises.clear();
 }
 
 scheduler_stats scheduler_state::current_stats() const {
@@ -380,6 +420,11 @@ scheduler(scheduler_impl::stateful_pointer<scheduler_state> self,
       },
       [self](deadline_atom, uint64_t id) {
         self->state.on_deadline(id);
+      },
+      [self](finish_atom, bool now) {
+        auto promise = self->make_response_promise<bool>();
+        self->state.on_finish(now, promise);
+        return promise;
       },
   };
 }

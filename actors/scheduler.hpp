@@ -27,6 +27,7 @@
 #include <caf/actor_clock.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
+#include <caf/typed_response_promise.hpp>
 
 #include "config/options.hpp"
 #include "messages/reaper.hpp"
@@ -122,6 +123,10 @@ struct scheduler_state {
   bool done = false;
   /// Memory pressure at or above critical: runtime profilers sit out.
   bool skip_runtime = false;
+  /// finish_atom arrived: no window opens any more; the promises are kept
+  /// once nothing is in flight.
+  bool closing = false;
+  std::vector<caf::typed_response_promise<bool>> finish_promises;
   scheduler_stats stats;
 
   /// Starts the cadence; the first window opens now.
@@ -139,6 +144,9 @@ struct scheduler_state {
   /// Memory pressure changed.
   void on_pressure(const pressure_event& ev);
 
+  /// Ends the session (see finish_atom); `now` closes the open window now.
+  void on_finish(bool now, caf::typed_response_promise<bool> promise);
+
   /// Current counters.
   scheduler_stats current_stats() const;
 
@@ -149,6 +157,8 @@ private:
   void cut(const char* why);
   /// A merge request was answered (either way).
   void merged();
+  /// Keeps the finish promises once nothing is in flight.
+  void check_finished();
   void finish_collecting();
   profiler_slot* find(const std::string& name);
   bool resting(const profiler_slot& p, uint64_t id) const;

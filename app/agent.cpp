@@ -76,6 +76,8 @@ struct shutdown_state {
   std::shared_ptr<rt::http_client> http;
   /// Profiles the writer wrote (a one-shot run that wrote none failed).
   uint64_t written = 0;
+  /// What the sessions' runtime tools undo, to run once the actors stopped.
+  std::vector<std::function<void()>> cleanups;
 
   void run() {
     caf::scoped_actor self{sys};
@@ -85,6 +87,38 @@ struct shutdown_state {
       return std::chrono::duration_cast<std::chrono::milliseconds>(d < 0s ? 0s
                                                                           : d);
     };
+    auto stop = [&](const caf::actor& who) {
+      self->monitor(who);
+      self->send_exit(who, caf::exit_reason::user_shutdown);
+      bool down = false;
+      self->receive(
+          [&](const caf::down_msg&) {
+            down = true;
+          },
+          caf::after(left()) >> [] {});
+      if (!down)
+        log::get("agent")->warn("an actor did not stop in time");
+    };
+    // The controller first, so that no session starts any more; then the
+    // live sessions, newest first, each last-spawned actor first.
+    if (actors.controller)
+      stop(caf::actor_cast<caf::actor>(actors.controller));
+    std::vector<agent_session> live;
+    if (actors.sessions) {
+      std::lock_guard<std::mutex> guard{actors.sessions->mtx};
+      for (auto& entry : actors.sessions->live)
+        live.push_back(std::move(entry.second));
+      actors.sessions->live.clear();
+      for (auto& f : actors.sessions->at_exit)
+        cleanups.push_back(std::move(f));
+      actors.sessions->at_exit.clear();
+    }
+    for (auto s = live.rbegin(); s != live.rend(); ++s) {
+      for (auto i = s->order.rbegin(); i != s->order.rend(); ++i)
+        stop(*i);
+      for (auto& f : s->at_exit)
+        cleanups.push_back(std::move(f));
+    }
     auto writer = caf::actor_cast<caf::actor>(actors.writer);
     auto uploader = caf::actor_cast<caf::actor>(actors.uploader);
     for (auto i = actors.order.rbegin(); i != actors.order.rend(); ++i) {
@@ -131,16 +165,7 @@ struct shutdown_state {
                       describe(err));
                 });
       }
-      self->monitor(*i);
-      self->send_exit(*i, caf::exit_reason::user_shutdown);
-      bool down = false;
-      self->receive(
-          [&](const caf::down_msg&) {
-            down = true;
-          },
-          caf::after(left()) >> [] {});
-      if (!down)
-        log::get("agent")->warn("an actor did not stop in time");
+      stop(*i);
     }
   }
 };
@@ -161,13 +186,14 @@ perf_profilers(const std::string& perf_mode) {
   return {}; // disabled
 }
 
-/// SIGHUP and SIGUSR1/2 do not stop the agent (their default action would,
-/// and a stop by SIGHUP exits 0, so systemd's Restart=on-failure would not
-/// restart it): one line each time.
+/// SIGUSR1/2 do not stop the agent (their default action would, and a stop
+/// by a signal exits 0, so systemd's Restart=on-failure would not restart
+/// it), nor does SIGHUP where it cannot reload (during the shutdown): one
+/// line each time.
 void log_ignored_signal(int sig) {
   if (sig == SIGHUP)
-    log::get("agent")->warn("received SIGHUP: reloading the configuration is "
-                            "not supported yet; ignored, still running");
+    log::get("agent")->warn("received SIGHUP: the configuration cannot be "
+                            "reloaded now; ignored");
   else
     log::get("agent")->warn("received {}: it has no meaning for the agent; "
                             "ignored, still running",
@@ -290,71 +316,65 @@ std::function<void(process_stacks&)> make_python_versions() {
   };
 }
 
-} // namespace
+/// Asks every profiler of a session to get ready, then starts its
+/// scheduler: when all are ready, or after `bound`, whichever comes first.
+caf::actor spawn_starter(caf::actor_system& sys,
+                         std::vector<profiler_slot> profilers,
+                         scheduler_actor sched, caf::timespan bound) {
+  return sys.spawn([profilers, sched, bound](caf::event_based_actor* self) {
+    auto lg = log::get("agent");
+    // Each prepare request is answered once, so the scheduler starts once:
+    // when the last answer (or timeout) arrives.
+    auto pending = std::make_shared<size_t>(profilers.size());
+    auto start = [self, sched] {
+      self->send(sched, start_atom_v);
+    };
+    if (profilers.empty()) {
+      lg->warn("no profiler is enabled: profiles will be empty");
+      start();
+      return;
+    }
+    for (auto& p : profilers) {
+      auto name = p.name;
+      self->request(p.handle, bound, prepare_atom_v)
+          .then(
+              [=](const std::string& status) {
+                if (status.empty())
+                  lg->info("profiler {} is ready", name);
+                else
+                  lg->error("profiler {} cannot profile: {}", name, status);
+                if (--*pending == 0)
+                  start();
+              },
+              [=](caf::error& err) {
+                if (err == caf::sec::request_timeout)
+                  lg->warn(
+                      "profiler {} is not ready after {} s; starting "
+                      "without it",
+                      name,
+                      std::chrono::duration_cast<std::chrono::seconds>(bound)
+                          .count());
+                else
+                  lg->error("profiler {} failed to prepare: {}", name,
+                            describe(err));
+                if (--*pending == 0)
+                  start();
+              });
+    }
+  });
+}
 
-agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
-                         const agent_runtime& rt,
-                         std::function<void()> on_done) {
-  agent_actors a;
+/// Spawns session `number` with `opts` over the agent's lasting actors
+/// `a`, and its starter.
+agent_session spawn_session(caf::actor_system& sys, const agent_options& opts,
+                            const agent_runtime& rt, const agent_actors& a,
+                            uint64_t number, std::function<void()> on_done) {
+  agent_session s;
+  s.number = number;
+  s.opts = opts;
   auto add = [&](const auto& handle) {
-    a.order.push_back(caf::actor_cast<caf::actor>(handle));
+    s.order.push_back(caf::actor_cast<caf::actor>(handle));
   };
-
-  reaper_config rcfg;
-  rcfg.opts = opts.reaper;
-  rcfg.temp_dir = rt.temp_dir;
-  a.reaper = caf::actor_cast<reaper_actor>(
-      sys.spawn(process_reaper, rt.launcher, rcfg));
-  add(a.reaper);
-
-  if (rt.proc) {
-    auto mcfg = make_monitor_config(opts.monitor);
-    // A /proc scan of a large host takes a while: its own thread.
-    a.monitor = caf::actor_cast<memory_monitor_actor>(
-        rt.detach_blocking
-            ? sys.spawn<caf::detached>(memory_monitor, rt.proc, rt.metrics,
-                                       mcfg)
-            : sys.spawn(memory_monitor, rt.proc, rt.metrics, mcfg));
-    add(a.monitor);
-  }
-
-  // The output writer, if any (the uploader, if any, comes first: it hands
-  // every profile on to the writer once it is stored).
-  std::vector<profile_sink_actor> sinks;
-  if (!opts.output.dir.empty()) {
-    writer_config wcfg;
-    wcfg.opts = opts.output;
-    wcfg.release_memory = rt.release_memory;
-    if (!opts.output.no_flamegraph)
-      wcfg.render_page = [](std::string_view col) {
-        return format::render_flamegraph(col);
-      };
-    a.writer = rt.detach_blocking
-                   ? sys.spawn<caf::detached>(output_writer, wcfg, rt.fs)
-                   : sys.spawn(output_writer, wcfg, rt.fs);
-    add(a.writer);
-    sinks.push_back(caf::actor_cast<profile_sink_actor>(a.writer));
-  }
-
-  if (rt.http) {
-    auto ucfg = make_uploader_config(opts, rt.host.hostname, rt.spawn_ms);
-    ucfg.rng_seed = rt.seed;
-    // Write-ahead: the uploader stores each profile in its spools, then
-    // hands it on to the output writer.
-    if (!sinks.empty())
-      ucfg.next = sinks.front();
-    uploader_effects ufx;
-    ufx.http = rt.http;
-    ufx.studio_spool = rt.spool;
-    ufx.pyroscope_spool = rt.pyroscope_spool;
-    ufx.sender = rt.upload_work;
-    ufx.metrics = rt.metrics;
-    a.uploader = caf::actor_cast<uploader_actor>(
-        rt.detach_blocking
-            ? sys.spawn<caf::detached>(uploader, std::move(ufx), ucfg)
-            : sys.spawn(uploader, std::move(ufx), ucfg));
-    add(a.uploader);
-  }
 
   merger_config mcfg;
   mcfg.header.host = rt.host;
@@ -374,14 +394,14 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
   mcfg.release_memory = rt.release_memory;
   mcfg.uploader = a.uploader;
   mcfg.enricher = rt.enricher;
-  if (!a.uploader && !sinks.empty())
-    mcfg.writer = sinks.front();
+  if (!a.uploader && a.writer)
+    mcfg.writer = caf::actor_cast<profile_sink_actor>(a.writer);
   // The merger's enrichment blocks (it reads /proc and asks Docker and the
   // CRI runtime for container names, up to 500 ms each): its own thread, so
   // that the scheduler and the profilers never wait behind it.
-  a.merger = rt.detach_blocking ? sys.spawn<caf::detached>(merger, mcfg)
+  s.merger = rt.detach_blocking ? sys.spawn<caf::detached>(merger, mcfg)
                                 : sys.spawn(merger, mcfg);
-  add(a.merger);
+  add(s.merger);
 
   auto add_perf = [&](const std::string& name, perf_unwind mode) {
     perf_config pcfg;
@@ -407,7 +427,7 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
     profiler_slot slot;
     slot.name = name;
     slot.handle = caf::actor_cast<profiler_actor>(perf);
-    a.profilers.push_back(std::move(slot));
+    s.profilers.push_back(std::move(slot));
   };
   for (auto& [name, mode] : perf_profilers(opts.perf.mode))
     add_perf(name, mode);
@@ -423,7 +443,7 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
     slot.name = name;
     slot.runtime = true;
     slot.handle = caf::actor_cast<profiler_actor>(actor);
-    a.profilers.push_back(std::move(slot));
+    s.profilers.push_back(std::move(slot));
   };
   // `find`: where its targets come from (unset: the runtime's scan).
   auto add_runtime
@@ -438,7 +458,7 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
           source.find = find ? std::move(find)
                              : rt.runtime_targets(tool->kind(), limits);
           source.alive = rt.pid_alive;
-          a.at_exit.emplace_back([tool] {
+          s.at_exit.emplace_back([tool] {
             tool->at_exit();
           });
           add_slot(tool->name(),
@@ -512,76 +532,202 @@ agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
       });
     };
   }
-  a.scheduler = caf::actor_cast<scheduler_actor>(
-      sys.spawn(scheduler, scfg, a.profilers, a.merger, a.reaper, rt.metrics));
-  add(a.scheduler);
+  s.scheduler = caf::actor_cast<scheduler_actor>(
+      sys.spawn(scheduler, scfg, s.profilers, s.merger, a.reaper, rt.metrics));
+  add(s.scheduler);
 
   // Everything that acts on memory pressure listens to the monitor: the
   // system profilers (perf) do, runtime profilers are skipped by the
-  // scheduler instead.
+  // scheduler instead. The monitor forgets each when it stops.
   if (a.monitor) {
     auto listen = [&](const auto& handle) {
       caf::anon_send(a.monitor, subscribe_atom_v,
                      caf::actor_cast<pressure_listener_actor>(handle));
     };
-    listen(a.scheduler);
-    listen(a.merger);
-    if (a.uploader)
-      listen(a.uploader);
-    for (auto& p : a.profilers)
+    listen(s.scheduler);
+    listen(s.merger);
+    for (auto& p : s.profilers)
       if (!p.runtime)
         listen(p.handle);
   }
+  s.order.push_back(
+      spawn_starter(sys, s.profilers, s.scheduler, opts.perf.start_timeout));
+  return s;
+}
+
+} // namespace
+
+agent_actors
+spawn_agent(caf::actor_system& sys, const agent_options& opts,
+            const agent_runtime& rt, std::function<void()> on_done,
+            std::function<void(const command_outcome&)> report,
+            std::function<bool(const std::string&)> executed_before,
+            std::function<void(const std::string&)> remember_executed) {
+  agent_actors a;
+  auto add = [&](const auto& handle) {
+    a.order.push_back(caf::actor_cast<caf::actor>(handle));
+  };
+
+  reaper_config rcfg;
+  rcfg.opts = opts.reaper;
+  rcfg.temp_dir = rt.temp_dir;
+  a.reaper = caf::actor_cast<reaper_actor>(
+      sys.spawn(process_reaper, rt.launcher, rcfg));
+  add(a.reaper);
+
+  if (rt.proc) {
+    auto mcfg = make_monitor_config(opts.monitor);
+    // A /proc scan of a large host takes a while: its own thread.
+    a.monitor = caf::actor_cast<memory_monitor_actor>(
+        rt.detach_blocking
+            ? sys.spawn<caf::detached>(memory_monitor, rt.proc, rt.metrics,
+                                       mcfg)
+            : sys.spawn(memory_monitor, rt.proc, rt.metrics, mcfg));
+    add(a.monitor);
+  }
+
+  // The output writer, if any (the uploader, if any, comes first: it hands
+  // every profile on to the writer once it is stored).
+  std::vector<profile_sink_actor> sinks;
+  if (!opts.output.dir.empty()) {
+    writer_config wcfg;
+    wcfg.opts = opts.output;
+    wcfg.release_memory = rt.release_memory;
+    if (!opts.output.no_flamegraph)
+      wcfg.render_page = [](std::string_view col) {
+        return format::render_flamegraph(col);
+      };
+    a.writer = rt.detach_blocking
+                   ? sys.spawn<caf::detached>(output_writer, wcfg, rt.fs)
+                   : sys.spawn(output_writer, wcfg, rt.fs);
+    add(a.writer);
+    sinks.push_back(caf::actor_cast<profile_sink_actor>(a.writer));
+  }
+
+  if (rt.http) {
+    auto ucfg = make_uploader_config(opts, rt.host.hostname, rt.spawn_ms);
+    ucfg.rng_seed = rt.seed;
+    // Write-ahead: the uploader stores each profile in its spools, then
+    // hands it on to the output writer.
+    if (!sinks.empty())
+      ucfg.next = sinks.front();
+    uploader_effects ufx;
+    ufx.http = rt.http;
+    ufx.studio_spool = rt.spool;
+    ufx.pyroscope_spool = rt.pyroscope_spool;
+    ufx.sender = rt.upload_work;
+    ufx.metrics = rt.metrics;
+    a.uploader = caf::actor_cast<uploader_actor>(
+        rt.detach_blocking
+            ? sys.spawn<caf::detached>(uploader, std::move(ufx), ucfg)
+            : sys.spawn(uploader, std::move(ufx), ucfg));
+    add(a.uploader);
+  }
+
+  if (a.monitor && a.uploader)
+    caf::anon_send(a.monitor, subscribe_atom_v,
+                   caf::actor_cast<pressure_listener_actor>(a.uploader));
+
+  // Sessions: the controller starts and ends them through these effects,
+  // which run in its context (spawning does not block).
+  a.sessions = std::make_shared<session_registry>();
+  a.sessions->opts = opts;
+  auto registry = a.sessions;
+  // The controller's handle, for the sessions' "done" (set below, long
+  // before any session can end).
+  auto ctl = std::make_shared<controller_actor>();
+  auto core = std::make_shared<agent_actors>(a);
+  auto shared_rt = std::make_shared<agent_runtime>(rt);
+  auto start_one = [&sys, registry, core,
+                    shared_rt](const session_spec& spec) -> session_start {
+    agent_options base;
+    {
+      std::lock_guard<std::mutex> guard{registry->mtx};
+      base = registry->opts;
+    }
+    agent_options sopts;
+    auto why
+        = session_options(base, spec.command ? &*spec.command : nullptr, sopts);
+    if (!why.empty())
+      return {scheduler_actor{}, why};
+    if (spec.command && !sopts.scheduler.pids.empty() && shared_rt->pid_alive
+        && std::none_of(sopts.scheduler.pids.begin(),
+                        sopts.scheduler.pids.end(), shared_rt->pid_alive))
+      return {scheduler_actor{}, "none of the processes "
+                                     + rt::join_pids(sopts.scheduler.pids)
+                                     + " is running"};
+    auto s = spawn_session(sys, sopts, *shared_rt, *core, spec.number,
+                           spec.on_done);
+    auto sched = s.scheduler;
+    std::lock_guard<std::mutex> guard{registry->mtx};
+    registry->live.emplace(spec.number, std::move(s));
+    return {sched, {}};
+  };
+  controller_config ccfg;
+  ccfg.base_run = !opts.compat.enable_heartbeat_server;
+  ccfg.start_session = start_one;
+  ccfg.end_session = [registry, work = rt.work](uint64_t number) {
+    agent_session s;
+    {
+      std::lock_guard<std::mutex> guard{registry->mtx};
+      auto i = registry->live.find(number);
+      if (i == registry->live.end())
+        return;
+      s = std::move(i->second);
+      registry->live.erase(i);
+    }
+    // Its last window is merged: its actors stop (the reaper ends their
+    // children), then what its runtime tools left behind is undone, off
+    // the controller's thread (it may wait for processes).
+    for (auto i = s.order.rbegin(); i != s.order.rend(); ++i)
+      caf::anon_send_exit(*i, caf::exit_reason::user_shutdown);
+    if (s.at_exit.empty())
+      return;
+    if (work) {
+      work->post([fs = std::move(s.at_exit)] {
+        for (auto& f : fs)
+          f();
+      });
+    } else {
+      std::lock_guard<std::mutex> guard{registry->mtx};
+      for (auto& f : s.at_exit)
+        registry->at_exit.push_back(std::move(f));
+    }
+  };
+  ccfg.report = std::move(report);
+  ccfg.executed_before = std::move(executed_before);
+  ccfg.remember_executed = std::move(remember_executed);
+  ccfg.on_finished = std::move(on_done);
+  ccfg.now_s = [clock = rt.wall_clock_ms] {
+    return clock ? clock() / 1000 : int64_t{0};
+  };
+  // The first session starts here, so that its actors are known to the
+  // caller (the simulation looks at them); later ones by the controller.
+  if (ccfg.base_run) {
+    session_spec first;
+    first.number = 1;
+    first.on_done = [ctl] {
+      caf::anon_send(*ctl, done_atom_v, uint64_t{1});
+    };
+    ccfg.first = start_one(first);
+    if (ccfg.first.scheduler) {
+      std::lock_guard<std::mutex> guard{registry->mtx};
+      auto& s = registry->live.at(1);
+      a.merger = s.merger;
+      a.profilers = s.profilers;
+      a.scheduler = s.scheduler;
+    }
+  }
+  a.controller = sys.spawn(controller, std::move(ccfg));
+  *ctl = a.controller;
   return a;
 }
 
-void start_agent(caf::actor_system& sys, agent_actors& actors,
-                 caf::timespan bound) {
-  auto profilers = actors.profilers;
-  auto sched = actors.scheduler;
-  auto starter = sys.spawn([profilers, sched,
-                            bound](caf::event_based_actor* self) {
-    auto lg = log::get("agent");
-    // Each prepare request is answered once, so the scheduler starts once:
-    // when the last answer (or timeout) arrives.
-    auto pending = std::make_shared<size_t>(profilers.size());
-    auto start = [self, sched] {
-      self->send(sched, start_atom_v);
-    };
-    if (profilers.empty()) {
-      lg->warn("no profiler is enabled: profiles will be empty");
-      start();
-      return;
-    }
-    for (auto& p : profilers) {
-      auto name = p.name;
-      self->request(p.handle, bound, prepare_atom_v)
-          .then(
-              [=](const std::string& status) {
-                if (status.empty())
-                  lg->info("profiler {} is ready", name);
-                else
-                  lg->error("profiler {} cannot profile: {}", name, status);
-                if (--*pending == 0)
-                  start();
-              },
-              [=](caf::error& err) {
-                if (err == caf::sec::request_timeout)
-                  lg->warn(
-                      "profiler {} is not ready after {} s; starting "
-                      "without it",
-                      name,
-                      std::chrono::duration_cast<std::chrono::seconds>(bound)
-                          .count());
-                else
-                  lg->error("profiler {} failed to prepare: {}", name,
-                            describe(err));
-                if (--*pending == 0)
-                  start();
-              });
-    }
-  });
-  actors.order.push_back(caf::actor_cast<caf::actor>(starter));
+scheduler_actor session_registry::current_scheduler() {
+  std::lock_guard<std::mutex> guard{mtx};
+  if (live.empty())
+    return {};
+  return live.rbegin()->second.scheduler;
 }
 
 namespace {
@@ -633,10 +779,11 @@ enricher_parts_of(const agent_options& opts,
 
 } // namespace
 
-int run_agent(const agent_options& given) {
+int run_agent(const agent_options& given, options_reader reread) {
   auto lg = log::get("agent");
   // What start-up rules change (--skip-system-profilers-above).
   agent_options opts = given;
+  bool perf_skipped = false;
   // gProfiler's start-up rules: profiling from inside a PID namespace sees
   // only its processes (and perf's pids would not match /proc's), so it is
   // refused unless asked for; a crashing tool leaves no core file.
@@ -656,6 +803,7 @@ int run_agent(const agent_options& given) {
                "on",
                pids.size(), limit);
       opts.perf.mode = "disabled";
+      perf_skipped = true;
     } else {
       lg->debug("{} processes (--skip-system-profilers-above {})", pids.size(),
                 limit);
@@ -814,7 +962,6 @@ int run_agent(const agent_options& given) {
   auto actors = spawn_agent(*sys, opts, rt, [&done] {
     done = true;
   });
-  start_agent(*sys, actors, opts.perf.start_timeout);
   lg->info("gprofiler-agent {} running (PID {}), {} window(s) of {} s",
            agent_version, rt.pid,
            opts.scheduler.continuous ? "continuous" : "one",
@@ -823,10 +970,67 @@ int run_agent(const agent_options& given) {
   // -- wait for the end
   // --------------------------------------------------------
 
+  // SIGHUP: the configuration is read again and checked; a good one
+  // applies at the next window boundary, a bad one changes nothing.
+  auto reload = [&] {
+    if (!reread) {
+      log_ignored_signal(SIGHUP);
+      return;
+    }
+    lg->info("received SIGHUP: reading the configuration again");
+    agent_options next;
+    if (auto why = reread(next); !why.empty()) {
+      lg->error("SIGHUP: the configuration was not reloaded, the running one "
+                "stays: {}",
+                why);
+      return;
+    }
+    if (perf_skipped)
+      next.perf.mode = "disabled";
+    if (auto& pids = next.scheduler.pids;
+        !pids.empty()
+        && std::none_of(pids.begin(), pids.end(), rt::process_exists)) {
+      lg->error("SIGHUP: the configuration was not reloaded, the running one "
+                "stays: --pids: no process {} is running",
+                rt::join_pids(pids));
+      return;
+    }
+    agent_options current;
+    {
+      std::lock_guard<std::mutex> guard{actors.sessions->mtx};
+      current = actors.sessions->opts;
+    }
+    std::vector<std::string> changed, kept;
+    auto merged = reloaded_options(current, next, changed, kept);
+    for (auto& k : kept)
+      lg->warn("SIGHUP: {} changed: it applies at the next start of the "
+               "agent only; the running value stays",
+               k);
+    if (changed.empty()) {
+      lg->info("SIGHUP: nothing changed that applies while running");
+      return;
+    }
+    for (auto& c : changed)
+      lg->info("SIGHUP: {}", c);
+    {
+      std::lock_guard<std::mutex> guard{actors.sessions->mtx};
+      actors.sessions->opts = merged;
+    }
+    std::string effective = config::to_json(merged);
+    effective.erase(std::remove(effective.begin(), effective.end(), '\n'),
+                    effective.end());
+    lg->info("SIGHUP: the new configuration applies at the next window "
+             "boundary; effective configuration: {}",
+             effective);
+    caf::anon_send(actors.controller, reload_atom_v);
+  };
   int sig = 0;
   while (sig == 0 && !done) {
     sig = rt::wait_agent_signal(intervals::signal_wait);
-    if (sig != 0 && !rt::is_stop_signal(sig)) {
+    if (sig == SIGHUP) {
+      reload();
+      sig = 0;
+    } else if (sig != 0 && !rt::is_stop_signal(sig)) {
       log_ignored_signal(sig);
       sig = 0;
     }
@@ -837,7 +1041,7 @@ int run_agent(const agent_options& given) {
   if (cloud_lookup)
     cloud_lookup->stop();
   auto at_exit = actors.at_exit;
-  shutdown_state stop{*sys, actors, rt.http};
+  shutdown_state stop{*sys, actors, rt.http, 0, {}};
   std::atomic<bool> stopped{false};
   bool has_writer = static_cast<bool>(actors.writer);
   // The system's destructor waits until its logger is released, and the
@@ -863,6 +1067,8 @@ int run_agent(const agent_options& given) {
     }
   }
   stopper.join();
+  for (auto& f : stop.cleanups)
+    f();
   for (auto& f : at_exit)
     f();
   int status = 0;

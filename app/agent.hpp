@@ -12,6 +12,11 @@
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 
+#include <cstdint>
+#include <map>
+#include <mutex>
+
+#include "actors/controller.hpp"
 #include "actors/output_writer.hpp"
 #include "actors/scheduler.hpp"
 #include "actors/uploader.hpp"
@@ -102,39 +107,95 @@ struct agent_runtime {
   bool detach_blocking = true;
 };
 
+/// One profiling session's actors (see messages/control.hpp): its merger,
+/// profilers and scheduler, and the actor that starts it once its profilers
+/// are ready.
+struct agent_session {
+  uint64_t number = 0;
+  /// The options it runs with (the agent's, plus a command's).
+  agent_options opts;
+  merger_actor merger;
+  std::vector<profiler_slot> profilers;
+  scheduler_actor scheduler;
+  /// Everything, in spawn order (stopped in reverse).
+  std::vector<caf::actor> order;
+  /// What its runtime tools undo once its actors stopped.
+  std::vector<std::function<void()>> at_exit;
+};
+
+/// The sessions alive, shared by the controller's effects (which spawn and
+/// end them) and the shutdown; and the agent's options, which a reload
+/// replaces (a session takes them when it starts).
+struct session_registry {
+  std::mutex mtx;
+  std::map<uint64_t, agent_session> live;
+  /// Cleanups of ended sessions still to run (at exit).
+  std::vector<std::function<void()>> at_exit;
+  agent_options opts;
+
+  /// The newest live session's scheduler (none: an invalid handle).
+  scheduler_actor current_scheduler();
+};
+
 /// The spawned actors.
 struct agent_actors {
   reaper_actor reaper;
   memory_monitor_actor monitor;
   output_writer_actor writer;
   uploader_actor uploader;
+  controller_actor controller;
+  /// The first session's actors (none with --enable-heartbeat-server).
   merger_actor merger;
   std::vector<profiler_slot> profilers;
   scheduler_actor scheduler;
-  /// Everything, in spawn order (stopped in reverse).
+  /// The actors that outlive sessions, in spawn order (stopped in reverse,
+  /// after the controller and the live sessions).
   std::vector<caf::actor> order;
+  std::shared_ptr<session_registry> sessions;
   /// Called once the actors stopped (what the runtime tools undo).
   std::vector<std::function<void()>> at_exit;
 };
 
-/// Spawns and wires the agent's actors. `on_done` is called once a one-shot
-/// run has merged its snapshot.
-agent_actors spawn_agent(caf::actor_system& sys, const agent_options& opts,
-                         const agent_runtime& rt,
-                         std::function<void()> on_done);
+/// Spawns and wires the agent's actors, and the first session unless
+/// --enable-heartbeat-server waits for commands; its profilers get ready,
+/// then its scheduler starts: when all are ready, or after
+/// --perf-start-timeout, whichever comes first (profilers that are not
+/// ready yet get timeout stacks until they are). `on_done` is called once a
+/// one-shot run has merged its snapshot. `report` sends a command's outcome
+/// to Performance Studio (unset: logged only); `ledger` remembers executed
+/// command ids across restarts (unset: in memory).
+agent_actors
+spawn_agent(caf::actor_system& sys, const agent_options& opts,
+            const agent_runtime& rt, std::function<void()> on_done,
+            std::function<void(const command_outcome&)> report = {},
+            std::function<bool(const std::string&)> executed_before = {},
+            std::function<void(const std::string&)> remember_executed = {});
 
-/// Asks every profiler to get ready, then starts the scheduler: when all are
-/// ready, or after `bound`, whichever comes first (profilers that are not
-/// ready yet get timeout stacks until they are). The actor that waits for the
-/// answers joins `actors.order`, so that a shutdown before the start stops
-/// it too (it would otherwise keep the actor system up until `bound`).
-void start_agent(caf::actor_system& sys, agent_actors& actors,
-                 caf::timespan bound);
+/// The options of a session that runs `cmd` (none: the agent's own): its
+/// duration, frequency, pids and continuity over `base`. Returns an error
+/// text if the command asks for what the options do not allow.
+std::string session_options(const agent_options& base,
+                            const control_command* cmd, agent_options& out);
+
+/// The options that a reload applies (the profiling ones) from `next` over
+/// `running`, the others kept until a restart. `changed` gets one line per
+/// option that differs ("name: old -> new"), `kept` the ones that need a
+/// restart.
+agent_options reloaded_options(const agent_options& running,
+                               const agent_options& next,
+                               std::vector<std::string>& changed,
+                               std::vector<std::string>& kept);
+
+/// Reads the configuration again (SIGHUP): the new options, or an error
+/// text naming what is wrong and where.
+using options_reader = std::function<std::string(agent_options&)>;
 
 /// Runs the agent with `opts` until its work is done (one window without
 /// --continuous) or SIGINT/SIGTERM arrives. Shuts the actors down in order,
 /// killing and reaping every child. A second signal during shutdown forces
-/// the exit. Returns the process exit status.
-int run_agent(const agent_options& opts);
+/// the exit. SIGHUP reads the configuration with `reread` (unset: reloading
+/// is not possible) and applies it at the next window boundary. Returns the
+/// process exit status.
+int run_agent(const agent_options& opts, options_reader reread = {});
 
 } // namespace gpa

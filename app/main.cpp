@@ -57,15 +57,36 @@ std::string default_config_file(const std::map<std::string, std::string>& env) {
 
 } // namespace
 
+/// Reads the configuration again as at start (SIGHUP): the same arguments
+/// and environment, the config files as they are now. Returns what is wrong
+/// with it, or "" with `out` set.
+std::string reread_config(const std::vector<std::string>& args,
+                          const std::map<std::string, std::string>& env,
+                          gpa::agent_options& out) {
+  try {
+    auto inv = gpa::config::parse(args, env, read_config_file,
+                                  default_config_file(env));
+    gpa::config::validate(inv);
+    for (auto& w : inv.warnings)
+      gpa::log::get("agent")->warn("{}", w);
+    out = std::move(inv.options);
+    return {};
+  } catch (const gpa::config::config_error& err) {
+    return err.what();
+  }
+}
+
 int main(int argc, char** argv) {
   // The Node.js profiler's own child: no configuration, no logging setup.
   if (argc >= 2 && std::string(argv[1]) == "node-attach")
     return gpa::run_node_attach(argc - 2, argv + 2);
   gpa::config::invocation inv;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  std::map<std::string, std::string> env;
   try {
-    auto env = gpa::config::environment_map(environ);
-    inv = gpa::config::parse(std::vector<std::string>(argv + 1, argv + argc),
-                             env, read_config_file, default_config_file(env));
+    env = gpa::config::environment_map(environ);
+    inv = gpa::config::parse(args, env, read_config_file,
+                             default_config_file(env));
     if (inv.help) {
       std::cout << gpa::config::help_text();
       return 0;
@@ -113,7 +134,9 @@ int main(int argc, char** argv) {
     std::unique_ptr<gpa::rt::pid_file> pid;
     if (!inv.options.process.pid_file.empty())
       pid = std::make_unique<gpa::rt::pid_file>(inv.options.process.pid_file);
-    status = gpa::run_agent(inv.options);
+    status = gpa::run_agent(inv.options, [&](gpa::agent_options& out) {
+      return reread_config(args, env, out);
+    });
   } catch (const gpa::rt::start_error& ex) {
     gpa::log::get("agent")->critical("{}", ex.what());
     status = ex.status();

@@ -42,6 +42,11 @@ struct resource_sample;
 struct usage_range;
 struct window_stats;
 
+// -- controller (messages/control.hpp) --
+
+struct control_command;
+struct controller_stats;
+
 // -- uploader (messages/uploader.hpp) --
 
 struct uploader_stats;
@@ -74,6 +79,10 @@ CAF_ADD_TYPE_ID(gpa, (gpa::pressure_event))
 CAF_ADD_TYPE_ID(gpa, (gpa::resource_sample))
 CAF_ADD_TYPE_ID(gpa, (gpa::window_stats))
 
+// -- controller
+CAF_ADD_TYPE_ID(gpa, (gpa::control_command))
+CAF_ADD_TYPE_ID(gpa, (gpa::controller_stats))
+
 // -- uploader
 CAF_ADD_TYPE_ID(gpa, (gpa::uploader_stats))
 CAF_ADD_TYPE_ID(gpa, (gpa::upload_result))
@@ -100,6 +109,9 @@ CAF_ADD_ATOM(gpa, gpa, list_atom, "gpa_list")
 CAF_ADD_ATOM(gpa, gpa, prepare_atom, "gpa_prep")
 CAF_ADD_ATOM(gpa, gpa, poll_atom, "gpa_poll")
 CAF_ADD_ATOM(gpa, gpa, restart_atom, "gpa_restrt")
+CAF_ADD_ATOM(gpa, gpa, command_atom, "gpa_cmd")
+CAF_ADD_ATOM(gpa, gpa, reload_atom, "gpa_reload")
+CAF_ADD_ATOM(gpa, gpa, finish_atom, "gpa_finish")
 
 // -- memory monitor: atoms and actor handles
 CAF_ADD_ATOM(gpa, gpa, window_atom, "gpa_window")

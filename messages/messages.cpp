@@ -1,3 +1,4 @@
+#include "messages/control.hpp"
 #include "messages/monitor.hpp"
 #include "messages/profile.hpp"
 #include "messages/reaper.hpp"

@@ -139,6 +139,10 @@ using scheduler_actor = caf::typed_actor<
     // Introspection.
     caf::replies_to<stats_atom>::with<scheduler_stats>,
     // Memory pressure: skip runtime profilers, cancel the slowest profiler.
-    caf::reacts_to<pressure_atom, pressure_event>>;
+    caf::reacts_to<pressure_atom, pressure_event>,
+    // Ends the session: no window opens any more. `true` closes the window
+    // in progress now, `false` lets it run to its planned end. Replies once
+    // the last window's profile is merged (at once if none is in flight).
+    caf::replies_to<finish_atom, bool>::with<bool>>;
 
 } // namespace gpa

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <limits>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -50,6 +51,11 @@ struct sim_setup {
   bool monitor = false;
   /// --perf-mode: "fp", or "smart" (two simulated perf recordings).
   std::string perf_mode = "fp";
+  /// --enable-heartbeat-server: no profiling until a command arrives.
+  bool heartbeat = false;
+  /// The command ids executed (the agent's ledger, which outlives a run).
+  std::shared_ptr<std::set<std::string>> ledger
+      = std::make_shared<std::set<std::string>>();
   /// With it, the Java runtime profiler runs (its tool simulated by the
   /// world): the Java processes alive at a time (seconds since the start).
   std::function<std::vector<rt::runtime_target>(double seconds)> java;
@@ -83,12 +89,17 @@ public:
   agent_options opts;
   agent_actors actors;
   std::vector<seen_profile> profiles;
+  /// What the controller reported to Studio, in order.
+  std::vector<command_outcome> outcomes;
   uint64_t steps = 0;
   uint64_t invariant_checks = 0;
   /// What perf's RSS reads as, in KiB.
   int64_t perf_rss_kb = 50 << 10;
   /// The first invariant that broke, with the time; empty while all hold.
   std::string violation;
+  /// Whether each window must start where the previous one ended (not when
+  /// sessions change: the next one starts once the previous one ended).
+  bool contiguous = true;
 
   explicit agent_sim(sim_setup s) : setup(std::move(s)) {
     world = std::make_shared<sim_world>(setup.seed, fs, [this] {
@@ -175,11 +186,29 @@ public:
       };
     }
     rt::metric::declare_all(*metrics, {"perf"});
-    actors = spawn_agent(sys, opts, rt, [] {});
-    start_agent(sys, actors, std::chrono::seconds(30));
+    opts.compat.enable_heartbeat_server = setup.heartbeat;
+    auto ledger = setup.ledger;
+    actors = spawn_agent(
+        sys, opts, rt, [] {},
+        [this](const command_outcome& o) {
+          outcomes.push_back(o);
+        },
+        [ledger](const std::string& id) {
+          return ledger->count(id) > 0;
+        },
+        [ledger](const std::string& id) {
+          ledger->insert(id);
+        });
   }
 
   ~agent_sim() override {
+    caf::anon_send_exit(actors.controller, caf::exit_reason::user_shutdown);
+    {
+      std::lock_guard<std::mutex> guard{actors.sessions->mtx};
+      for (auto& [n, s] : actors.sessions->live)
+        for (auto i = s.order.rbegin(); i != s.order.rend(); ++i)
+          caf::anon_send_exit(*i, caf::exit_reason::user_shutdown);
+    }
     for (auto i = actors.order.rbegin(); i != actors.order.rend(); ++i)
       caf::anon_send_exit(*i, caf::exit_reason::user_shutdown);
     run();
@@ -259,13 +288,24 @@ public:
     return state_of<reaper_state, reaper_impl>(actors.reaper);
   }
 
+  /// The newest live session (null: none runs).
+  agent_session* session() {
+    auto& live = actors.sessions->live;
+    return live.empty() ? nullptr : &live.rbegin()->second;
+  }
+
+  /// The running session's scheduler and perf profiler.
   scheduler_state& scheduler() {
-    return state_of<scheduler_state, scheduler_impl>(actors.scheduler);
+    return state_of<scheduler_state, scheduler_impl>(session()->scheduler);
   }
 
   perf_state& perf() {
     return state_of<perf_state, perf_profiler_impl>(
-        actors.profilers.at(0).handle);
+        session()->profilers.at(0).handle);
+  }
+
+  controller_state& controller() {
+    return state_of<controller_state, controller_actor>(actors.controller);
   }
 
   // -- invariants
@@ -302,6 +342,13 @@ public:
     }
     if (world->live() != r.live.size())
       fail("the world and the reaper disagree on live children");
+    // Sessions never overlap: one at a time (the next one starts once the
+    // previous one is merged and ended).
+    if (actors.sessions->live.size() > 1)
+      fail(std::to_string(actors.sessions->live.size())
+           + " sessions live at once");
+    if (!session())
+      return;
     // The scheduler: one snapshot recording, one collecting, bounded work.
     auto& s = scheduler();
     if (s.stats.incomplete != 0)
@@ -367,8 +414,11 @@ public:
     if (!p.perf_data && !p.perf_error && p.samples != 0)
       fail("profile " + p.end + " has neither perf's stacks nor its error:\n"
            + std::string{content.substr(content.find('\n') + 1)});
-    if (!profiles.empty() && profiles.back().end != p.start)
+    if (contiguous && !profiles.empty() && profiles.back().end != p.start)
       fail("window " + p.start + " does not start where " + profiles.back().end
+           + " ended");
+    if (!profiles.empty() && profiles.back().end > p.start)
+      fail("window " + p.start + " starts before " + profiles.back().end
            + " ended");
     if (p.start >= p.end)
       fail("empty window " + p.start);

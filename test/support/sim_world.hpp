@@ -298,6 +298,10 @@ public:
       finish_after(id, 100ms, 1, {});
     } else if (is_record) {
       ++record_launches;
+      // Samples follow the recording's -F (a session of a command may run
+      // at another frequency than the agent's own).
+      if (auto hz = arg_after("-F", argv); !hz.empty())
+        frequency = std::strtoll(hz.c_str(), nullptr, 10);
       start_record(id, output);
     } else if (arg_after("-F", argv) == "comm,pid") {
       finish_after(id, 100ms, 0, {}, "simproc 1\n");
