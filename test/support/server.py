@@ -18,6 +18,29 @@ Data port (what the agent talks to):
     GET  /api/v1/health_check   -> {"message": "ok"}
     POST /api/v2/profiles       -> {"message": "ok", "gpid": N}
     POST /ingest                -> Pyroscope ingest (folded)
+    POST /api/metrics/heartbeat -> the control plane (--enable-heartbeat-server):
+                                   {"success": true, "message": ...,
+                                   "profiling_command": {"command_type",
+                                   "combined_config"}, "command_id"} when a
+                                   command waits for the host, else
+                                   {"success": true, "message": ...}
+    POST /api/metrics/command_completion -> {"success": true, "message": ...}
+
+The control plane follows Performance Studio's backend (its
+metrics_routes.py and profiling_db_methods.py): both endpoints want
+"Authorization: Bearer <token>" (401 otherwise, echoing the token sent) and
+JSON with gProfiler's fields (422 listing what is wrong otherwise). A host
+has one current command (Studio's ProfilingCommands table is unique per host
+and service: a newer command replaces the older). It is "pending" until a
+heartbeat from the host takes it, then "sent": it is handed out once, and
+never to a heartbeat whose last_command_id is its id (Studio's
+exclude_command_id). Queuing the same command id again makes it pending
+again, and a command queued with "deliver": "always" is handed out in every
+heartbeat (still not to its last_command_id): stand-ins for a backend that
+hands a command out twice (its answer lost on the way, its "sent" mark
+failed), for tests of the agent's deduplication by id. A completion is accepted
+only for a command handed out to that host (Studio checks its execution
+record): 404 otherwise.
 
 Control port (what the test talks to):
     GET  /requests              -> every recorded request, JSON list
@@ -33,6 +56,19 @@ Control port (what the test talks to):
     POST /down                  -> stop listening, cut open connections
     POST /up                    -> listen again on the same port
     POST /clear                 -> forget the recorded requests
+    POST /commands {...}        -> queues a command: {"command_id"?
+                                   (made up if absent), "command_type",
+                                   "combined_config", "hostname"? (absent:
+                                   any host), "deliver"?: "once"|"always"};
+                                   answers {"command_id": ...}
+    GET  /heartbeats            -> the heartbeats received (JSON bodies)
+    GET  /completions           -> the completions received (JSON bodies)
+    POST /control_faults [...]  -> the next heartbeats and completions fail
+                                   so, in order: "500", "garbage" (200, not
+                                   JSON), "deep" (200, JSON nested 200,000
+                                   levels), "reset" (TCP RST, no answer),
+                                   "slow" (no answer for slow_seconds, then
+                                   the connection closes)
 """
 
 import argparse
@@ -46,6 +82,7 @@ import struct
 import sys
 import threading
 import time
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -60,6 +97,24 @@ BODY_KEYS = {
     "mem_avg",
     "spawn_time",
     "gpid",
+}
+HEARTBEAT_KEYS = {
+    "ip_address",
+    "hostname",
+    "service_name",
+    "last_command_id",
+    "status",
+    "timestamp",
+    "received_command_ids",
+    "executed_command_ids",
+}
+COMPLETION_KEYS = {
+    "command_id",
+    "hostname",
+    "status",
+    "execution_time",
+    "error_message",
+    "results_path",
 }
 
 
@@ -77,6 +132,14 @@ class State:
         self.next_gpid = 1000
         self.gpids = set()
         self.connections = set()
+        # The control plane: the current command per host ("" for any
+        # host), what was handed out, and what the agents said.
+        self.commands = {}
+        self.next_command = 0
+        self.handed_out = set()
+        self.heartbeats = []
+        self.completions = []
+        self.control_faults = collections.deque()
 
     def new_connection(self, sock):
         with self.lock:
@@ -233,10 +296,171 @@ class DataHandler(BaseHTTPRequestHandler):
             self.profiles(rec, errors, body)
         elif rec["path"] == "/ingest":
             self.ingest(rec, errors, body)
+        elif rec["path"] == "/api/metrics/heartbeat":
+            self.heartbeat(rec, errors, body)
+        elif rec["path"] == "/api/metrics/command_completion":
+            self.command_completion(rec, errors, body)
         else:
             rec["status"] = 404
             STATE.record(rec)
             self.reply(404, {"message": "not found"})
+
+    # -- the control plane (--enable-heartbeat-server) ---------------------
+
+    def control_plane_fault(self, rec):
+        """Applies the next control-plane fault, if any; True if it answered."""
+        with STATE.lock:
+            fault = STATE.control_faults.popleft() if STATE.control_faults else None
+        rec["fault"] = fault
+        if fault is None:
+            return False
+        if fault == "reset":
+            STATE.record(rec)
+            self.connection.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+            )
+            self.close_connection = True
+            self.connection.close()
+            return True
+        if fault == "slow":
+            STATE.record(rec)
+            time.sleep(STATE.slow_seconds)
+            self.close_connection = True
+            return True
+        rec["status"] = 500 if fault == "500" else 200
+        STATE.record(rec)
+        if fault == "500":
+            self.reply(500, {"detail": "Internal server error (injected)"})
+        elif fault == "garbage":
+            self.reply_raw(200, b"<html>502 Bad Gateway</html>")
+        else:  # "deep"
+            depth = 200000
+            self.reply_raw(200, b'{"success": true, "x": ' + b"[" * depth
+                           + b"]" * depth + b"}")
+        return True
+
+    def control_plane_json(self, rec, errors, body, keys):
+        """The JSON body of a control-plane request, after the checks every
+        such request gets (token, content type, exactly `keys`); None if it
+        was answered already (401)."""
+        h = rec["headers"]
+        if h.get("authorization") != f"Bearer {STATE.token}":
+            rec["status"] = 401
+            STATE.record(rec)
+            # Servers echo what they refuse: the client must not log it.
+            self.reply(401, {"detail": f"Invalid token {h.get('authorization')!r}"})
+            return None
+        if h.get("content-type") != "application/json":
+            errors.append("Content-Type is not application/json")
+        try:
+            doc = json.loads(body.decode("utf-8"))
+        except ValueError as ex:
+            errors.append(f"body is not JSON: {ex}")
+            return {}
+        if not isinstance(doc, dict):
+            errors.append("body is not a JSON object")
+            return {}
+        if set(doc) != keys:
+            errors.append(f"body keys {sorted(doc)} are not {sorted(keys)}")
+        rec["body"] = doc
+        return doc
+
+    def control_plane_refuse(self, rec, errors):
+        """Answers 422 with `errors` (FastAPI's status for a bad body)."""
+        rec["status"] = 422
+        rec["answered"] = True
+        STATE.record(rec)
+        self.reply(422, {"detail": errors})
+
+    def heartbeat(self, rec, errors, body):
+        if self.control_plane_fault(rec):
+            return
+        doc = self.control_plane_json(rec, errors, body, HEARTBEAT_KEYS)
+        if doc is None:
+            return
+        for name in ("ip_address", "hostname", "service_name"):
+            if not isinstance(doc.get(name), str) or not doc.get(name):
+                errors.append(f"{name} is not a non-empty string")
+        if doc.get("service_name") != STATE.service:
+            errors.append("service_name is not the service name")
+        last = doc.get("last_command_id")
+        if last is not None and not isinstance(last, str):
+            errors.append("last_command_id is neither a string nor null")
+        if doc.get("status") != "active":
+            errors.append(f"status {doc.get('status')!r} is not 'active'")
+        try:
+            datetime.fromisoformat(str(doc.get("timestamp")))
+        except ValueError:
+            errors.append(f"timestamp {doc.get('timestamp')!r} is not ISO 8601")
+        for name in ("received_command_ids", "executed_command_ids"):
+            ids = doc.get(name)
+            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+                errors.append(f"{name} is not a list of strings")
+        if errors:
+            self.control_plane_refuse(rec, errors)
+            return
+        host = doc["hostname"]
+        answer = {"success": True,
+                  "message": "Heartbeat received. No pending profiling commands."}
+        with STATE.lock:
+            STATE.heartbeats.append(doc)
+            candidates = [c for c in (STATE.commands.get(host), STATE.commands.get(""))
+                          if c is not None]
+            cmd = max(candidates, key=lambda c: c["seq"]) if candidates else None
+            if (cmd is not None and cmd["command_id"] != last
+                    and (cmd["deliver"] == "always" or host not in cmd["sent_to"])):
+                cmd["sent_to"].add(host)
+                STATE.handed_out.add((cmd["command_id"], host))
+                answer = {
+                    "success": True,
+                    "message": "Heartbeat received. New profiling command available.",
+                    "profiling_command": {
+                        "command_type": cmd["command_type"],
+                        "combined_config": cmd["combined_config"],
+                    },
+                    "command_id": cmd["command_id"],
+                }
+                rec["command_id"] = cmd["command_id"]
+        rec["status"] = 200
+        rec["answered"] = True
+        STATE.record(rec)
+        self.reply(200, answer)
+
+    def command_completion(self, rec, errors, body):
+        if self.control_plane_fault(rec):
+            return
+        doc = self.control_plane_json(rec, errors, body, COMPLETION_KEYS)
+        if doc is None:
+            return
+        for name in ("command_id", "hostname"):
+            if not isinstance(doc.get(name), str) or not doc.get(name):
+                errors.append(f"{name} is not a non-empty string")
+        if doc.get("status") not in ("completed", "failed"):
+            errors.append(f"status {doc.get('status')!r} is neither 'completed' nor 'failed'")
+        t = doc.get("execution_time")
+        if t is not None and (not isinstance(t, int) or isinstance(t, bool) or t < 0):
+            errors.append("execution_time is neither a whole number >= 0 nor null")
+        for name in ("error_message", "results_path"):
+            if doc.get(name) is not None and not isinstance(doc.get(name), str):
+                errors.append(f"{name} is neither a string nor null")
+        if errors:
+            self.control_plane_refuse(rec, errors)
+            return
+        key = (doc["command_id"], doc["hostname"])
+        with STATE.lock:
+            known = key in STATE.handed_out
+            if known:
+                STATE.completions.append(doc)
+        if not known:
+            rec["status"] = 404
+            STATE.record(rec)
+            self.reply(404, {"detail": f"Command {key[0]} not found for host {key[1]}"})
+            return
+        rec["status"] = 200
+        rec["answered"] = True
+        STATE.record(rec)
+        self.reply(200, {"success": True,
+                         "message": f"Command completion recorded for {key[0]}"})
 
     def profiles(self, rec, errors, body):
         fault = STATE.pop_fault()
@@ -461,6 +685,12 @@ class ControlHandler(BaseHTTPRequestHandler):
         if self.path == "/requests":
             with STATE.lock:
                 self.reply(list(STATE.records))
+        elif self.path == "/heartbeats":
+            with STATE.lock:
+                self.reply(list(STATE.heartbeats))
+        elif self.path == "/completions":
+            with STATE.lock:
+                self.reply(list(STATE.completions))
         else:
             self.send_error(404)
 
@@ -482,10 +712,33 @@ class ControlHandler(BaseHTTPRequestHandler):
         elif self.path == "/clear":
             with STATE.lock:
                 STATE.records.clear()
+        elif self.path == "/commands":
+            self.reply({"message": "ok", "command_id": queue_command(arg)})
+            return
+        elif self.path == "/control_faults":
+            with STATE.lock:
+                STATE.control_faults.extend(arg)
         else:
             self.send_error(404)
             return
         self.reply({"message": "ok"})
+
+
+def queue_command(arg):
+    """Makes `arg` the current command of its host (or of every host); the
+    id given, or a new one. Pending again if it was handed out."""
+    with STATE.lock:
+        STATE.next_command += 1
+        command_id = arg.get("command_id") or f"cmd-{STATE.next_command:04d}-{os.getpid()}"
+        STATE.commands[arg.get("hostname", "")] = {
+            "seq": STATE.next_command,
+            "command_id": command_id,
+            "command_type": arg.get("command_type", "start"),
+            "combined_config": arg.get("combined_config", {}),
+            "deliver": arg.get("deliver", "once"),
+            "sent_to": set(),
+        }
+        return command_id
 
 
 def main():

@@ -100,7 +100,8 @@ std::string test_server::url() const {
   return "http://127.0.0.1:" + std::to_string(port_);
 }
 
-void test_server::control(const std::string& path, const std::string& body) {
+std::string test_server::control(const std::string& path,
+                                 const std::string& body) {
   rt::http_request req;
   req.method = "POST";
   req.url = "http://127.0.0.1:" + std::to_string(control_port_) + path;
@@ -109,6 +110,7 @@ void test_server::control(const std::string& path, const std::string& body) {
   auto resp = http_->send(req);
   if (!resp || resp->status != 200)
     throw std::runtime_error("control request " + path + " failed");
+  return std::move(resp->body);
 }
 
 std::unique_ptr<rapidjson::Document> test_server::requests() {
@@ -126,6 +128,48 @@ std::unique_ptr<rapidjson::Document> test_server::requests() {
                              + " bytes, parse error at "
                              + std::to_string(doc->GetErrorOffset())
                              + "): " + resp->body.substr(0, 200));
+  return doc;
+}
+
+std::unique_ptr<rapidjson::Document> test_server::completions() {
+  return list("/completions");
+}
+
+std::unique_ptr<rapidjson::Document> test_server::heartbeats() {
+  return list("/heartbeats");
+}
+
+std::string test_server::queue_command(const std::string& json) {
+  auto answer = control("/commands", json);
+  rapidjson::Document doc;
+  doc.Parse(answer.data(), answer.size());
+  if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("command_id")
+      || !doc["command_id"].IsString())
+    throw std::runtime_error("POST /commands answered " + answer);
+  return doc["command_id"].GetString();
+}
+
+void test_server::control_faults(const std::vector<std::string>& names) {
+  std::string body = "[";
+  for (auto& n : names)
+    body += (body.size() > 1 ? ",\"" : "\"") + n + "\"";
+  body += "]";
+  control("/control_faults", body);
+}
+
+std::unique_ptr<rapidjson::Document>
+test_server::list(const std::string& path) {
+  rt::http_request req;
+  req.url = "http://127.0.0.1:" + std::to_string(control_port_) + path;
+  req.timeout = std::chrono::seconds{10};
+  auto resp = http_->send(req);
+  if (!resp || resp->status != 200)
+    throw std::runtime_error("cannot read the test server's " + path);
+  auto doc = std::make_unique<rapidjson::Document>();
+  doc->Parse(resp->body.data(), resp->body.size());
+  if (doc->HasParseError() || !doc->IsArray())
+    throw std::runtime_error("test server's " + path + " is not a JSON array: "
+                             + resp->body.substr(0, 200));
   return doc;
 }
 

@@ -42,6 +42,20 @@ public:
   /// Changes max_body (bytes) and slow_seconds.
   void configure(int64_t max_body, double slow_seconds);
 
+  /// Queues a control-plane command (server.py's POST /commands): `json` is
+  /// an object {"command_id"?, "command_type", "combined_config",
+  /// "hostname"?, "deliver"?}. Returns the command's id.
+  std::string queue_command(const std::string& json);
+
+  /// The command completions and heartbeats received, as JSON arrays of
+  /// their bodies.
+  std::unique_ptr<rapidjson::Document> completions();
+  std::unique_ptr<rapidjson::Document> heartbeats();
+
+  /// The next heartbeats and completions fail so, in order ("500",
+  /// "garbage", "deep", "reset", "slow").
+  void control_faults(const std::vector<std::string>& names);
+
   /// Stops listening and cuts every open connection; up() listens again.
   void down();
   void up();
@@ -55,8 +69,12 @@ private:
   /// Kills and reaps the server.
   void stop();
 
-  /// POSTs `body` to the control port's `path`; throws on failure.
-  void control(const std::string& path, const std::string& body);
+  /// POSTs `body` to the control port's `path` and returns the answer's
+  /// body; throws on failure.
+  std::string control(const std::string& path, const std::string& body);
+
+  /// GETs the control port's `path`, a JSON array; throws on failure.
+  std::unique_ptr<rapidjson::Document> list(const std::string& path);
 
   int pid_ = -1;
   int stdin_fd_ = -1;
