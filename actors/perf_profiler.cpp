@@ -292,6 +292,18 @@ void perf_state::probe_next() {
     enter(perf_phase::failed, probe_.summary());
     return;
   }
+  auto memo_key = cfg.name + "|" + cfg.opts.path + "|" + probe_.current();
+  if (auto known = cfg.events ? cfg.events->find(memo_key) : std::nullopt) {
+    // An earlier session's profiler found it: no second probe (if it fails
+    // now, the restarts say so).
+    event_ = *known;
+    log->info("perf: sampling with {} at {} Hz, {} call graphs (the event "
+              "found at start)",
+              event_probe::event_name(*event_), cfg.frequency,
+              cfg.unwind == perf_unwind::dwarf ? "DWARF" : "frame-pointer");
+    launch();
+    return;
+  }
   std::string ev = probe_.current();
   auto file = cfg.temp_dir + "/" + cfg.name + "-probe.data";
   fs->remove(file);
@@ -342,6 +354,9 @@ void perf_state::probe_next() {
         return;
       }
       event_ = ev;
+      if (cfg.events)
+        cfg.events->remember(
+            cfg.name + "|" + cfg.opts.path + "|" + probe_.first(), ev);
       log->info("perf: sampling with {} at {} Hz, {} call graphs{}",
                 event_probe::event_name(ev), cfg.frequency,
                 cfg.unwind == perf_unwind::dwarf ? "DWARF" : "frame-pointer",

@@ -28,6 +28,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -73,6 +74,8 @@ enum class perf_unwind : uint8_t {
 };
 
 /// Settings of the perf profiler.
+class perf_event_memo;
+
 struct perf_config {
   /// The user's --perf-* options: the binary, the DWARF stack copy, the ring
   /// buffer, the RSS limit and the start-up timeout. (Its `mode` is the
@@ -112,6 +115,10 @@ struct perf_config {
   /// with every exit in a row before perf got ready, up to the maximum.
   caf::timespan restart_delay{intervals::perf_restart_delay};
   caf::timespan restart_delay_max{intervals::perf_restart_delay_max};
+  /// The events earlier perf profilers of the agent found (by profiler
+  /// name and perf binary): a later session's profiler starts with it
+  /// instead of probing again (null: always probe).
+  std::shared_ptr<perf_event_memo> events;
 };
 
 // -- phases
@@ -153,6 +160,27 @@ bool perf_transition_allowed(perf_phase from, perf_phase to);
 // -- bookkeeping
 // -----------------------------------------------------------------
 
+/// The event each perf profiler found, kept across sessions.
+class perf_event_memo {
+public:
+  std::optional<std::string> find(const std::string& key) const {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto i = events_.find(key);
+    if (i == events_.end())
+      return std::nullopt;
+    return i->second;
+  }
+
+  void remember(const std::string& key, const std::string& event) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    events_[key] = event;
+  }
+
+private:
+  mutable std::mutex mtx_;
+  std::map<std::string, std::string> events_;
+};
+
 /// The search for an event that yields samples: the candidates in order,
 /// and why each one that was tried failed.
 class event_probe {
@@ -169,6 +197,11 @@ public:
   /// The candidate to try now ("" is perf's default event).
   const std::string& current() const {
     return candidates_.at(index_);
+  }
+
+  /// The first candidate (what the search starts from).
+  const std::string& first() const {
+    return candidates_.at(0);
   }
 
   /// The current candidate failed for `why`; moves on to the next one.

@@ -1,4 +1,5 @@
 #include "app/agent.hpp"
+#include "app/studio_link.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -421,6 +422,7 @@ agent_session spawn_session(caf::actor_system& sys, const agent_options& opts,
     // profiler runs (it makes the JVMs write the maps perf reads).
     if (opts.runtimes.java_mode != "disabled")
       pcfg.java_process = rt.java_process;
+    pcfg.events = rt.perf_events;
     auto perf
         = sys.spawn(perf_profiler, pcfg, a.reaper, rt.fs, rt.work, rt.metrics);
     add(perf);
@@ -638,6 +640,9 @@ spawn_agent(caf::actor_system& sys, const agent_options& opts,
   auto ctl = std::make_shared<controller_actor>();
   auto core = std::make_shared<agent_actors>(a);
   auto shared_rt = std::make_shared<agent_runtime>(rt);
+  // Later sessions' perf profilers start with the event the first found.
+  if (!shared_rt->perf_events)
+    shared_rt->perf_events = std::make_shared<perf_event_memo>();
   auto start_one = [&sys, registry, core,
                     shared_rt](const session_spec& spec) -> session_start {
     agent_options base;
@@ -959,13 +964,43 @@ int run_agent(const agent_options& given, options_reader reread) {
           = open_spool(opts.upload.spool_dir + "/pyroscope", "Pyroscope");
   }
   std::atomic<bool> done{false};
-  auto actors = spawn_agent(*sys, opts, rt, [&done] {
-    done = true;
-  });
-  lg->info("gprofiler-agent {} running (PID {}), {} window(s) of {} s",
-           agent_version, rt.pid,
-           opts.scheduler.continuous ? "continuous" : "one",
-           opts.scheduler.duration.count());
+  // Performance Studio's control plane: commands from heartbeats; the ids
+  // executed are kept next to the spool.
+  std::unique_ptr<studio_link> studio;
+  std::function<void(const command_outcome&)> report;
+  std::function<bool(const std::string&)> executed_before;
+  std::function<void(const std::string&)> remember_executed;
+  if (opts.compat.enable_heartbeat_server) {
+    studio = std::make_unique<studio_link>(
+        opts, rt.host.hostname, opts.upload.spool_dir + "/executed-commands");
+    auto* link = studio.get();
+    report = [link](const command_outcome& o) {
+      link->report(o);
+    };
+    executed_before = [link](const std::string& id) {
+      return link->executed_before(id);
+    };
+    remember_executed = [link](const std::string& id) {
+      link->remember_executed(id);
+    };
+  }
+  auto actors = spawn_agent(
+      *sys, opts, rt,
+      [&done] {
+        done = true;
+      },
+      report, executed_before, remember_executed);
+  if (studio) {
+    studio->start(actors.controller);
+    lg->info("gprofiler-agent {} running (PID {}), profiling on Performance "
+             "Studio's commands",
+             agent_version, rt.pid);
+  } else {
+    lg->info("gprofiler-agent {} running (PID {}), {} window(s) of {} s",
+             agent_version, rt.pid,
+             opts.scheduler.continuous ? "continuous" : "one",
+             opts.scheduler.duration.count());
+  }
 
   // -- wait for the end
   // --------------------------------------------------------
@@ -1037,6 +1072,9 @@ int run_agent(const agent_options& given, options_reader reread) {
   }
   if (sig != 0)
     lg->info("received {}; shutting down", strsignal(sig));
+  // No command arrives once the actors stop.
+  if (studio)
+    studio->stop();
   // A metadata request still in flight ends while the actors stop.
   if (cloud_lookup)
     cloud_lookup->stop();

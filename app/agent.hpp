@@ -18,6 +18,7 @@
 
 #include "actors/controller.hpp"
 #include "actors/output_writer.hpp"
+#include "actors/perf_profiler.hpp"
 #include "actors/scheduler.hpp"
 #include "actors/uploader.hpp"
 #include "config/options.hpp"
@@ -100,6 +101,9 @@ struct agent_runtime {
   std::function<format::cloud_metadata()> cloud;
   /// The "static" object of the --external-metadata file, as JSON text.
   std::string external_metadata_json = "{}";
+  /// The events the perf profilers found (shared by the sessions; null:
+  /// spawn_agent makes one).
+  std::shared_ptr<perf_event_memo> perf_events;
   /// Seed of the uploader's back-off jitter.
   uint64_t seed = 0;
   /// Actors that block (file writes, HTTP) get their own thread. Off in the

@@ -709,12 +709,15 @@ std::vector<option_spec> build_table() {
       = false;
   t.compat("enable-heartbeat-server", vk::flag,
            &compat_options::enable_heartbeat_server,
-           "Take profiling commands from the server's heartbeats (needs -u)");
+           "Profile only on Performance Studio's commands, taken from "
+           "heartbeats to --api-server (needs -u, --token, --service-name)")
+      .unsupported
+      = false;
   t.compat("heartbeat-interval", vk::integer,
            &compat_options::heartbeat_interval,
-           "Seconds between heartbeats to the server")
-      .min
-      = 1;
+           "Seconds between heartbeats to the server");
+  t.specs.back().min = 1;
+  t.specs.back().unsupported = false;
   t.compat("enable-hw-metrics-collection", vk::flag,
            &compat_options::enable_hw_metrics_collection,
            "Collect hardware metrics with PerfSpect");
