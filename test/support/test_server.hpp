@@ -42,6 +42,9 @@ public:
   /// Changes max_body (bytes) and slow_seconds.
   void configure(int64_t max_body, double slow_seconds);
 
+  /// The status /api/v1/logs answers sound batches with (200 at start).
+  void logs_status(int status);
+
   /// Stops listening and cuts every open connection; up() listens again.
   void down();
   void up();
