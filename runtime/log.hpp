@@ -3,9 +3,16 @@
 // Logging on spdlog: one named logger per actor ("reaper", "scheduler", ...),
 // all writing to the same sinks (the console and, if configured, a rotating
 // file, see setup()). Loggers made before setup() write to the console.
+//
+// The console is stderr. Under systemd with stderr connected to the journal
+// (JOURNAL_STREAM names stderr, see stderr_is_journal()), each record is one
+// line "<P>logger: message" (journal_line()): journald adds the time and
+// takes the priority from the prefix. Elsewhere it is
+// "[time] [logger] [level] message".
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include <spdlog/logger.h>
 
@@ -30,5 +37,24 @@ std::shared_ptr<spdlog::logger> get(const std::string& name);
 
 /// Flushes and drops every logger (at exit).
 void shutdown();
+
+/// Whether stderr is connected to the systemd journal: JOURNAL_STREAM is
+/// "<device>:<inode>" of stderr's fstat (the check systemd.exec(5)
+/// documents: a child that inherits the variable with another stderr is not
+/// connected).
+bool stderr_is_journal();
+
+/// The console line of a record for the journal: "<P>logger: message\n"
+/// with P the syslog priority of sd-daemon(3) (trace and debug 7, info 6,
+/// warn 4, error 3, critical 2), no time, and the message on one line: a
+/// newline or NUL in it (either would start a record of its own) and a
+/// carriage return are written as \n, \0, \r; a message longer than
+/// journal_max_message bytes is cut with a note.
+std::string journal_line(spdlog::level::level_enum level,
+                         std::string_view logger, std::string_view message);
+
+/// Message bytes of one journal line (journald's LineMax is 48K; a longer
+/// line would be split into records without the priority).
+inline constexpr size_t journal_max_message = 32 * 1024;
 
 } // namespace gpa::log

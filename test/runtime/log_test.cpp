@@ -1,4 +1,5 @@
-// Logging: the log shipper's bounded buffer and its batch body (unit); and
+// Logging: the journal's console lines and the check of JOURNAL_STREAM
+// (unit); the log shipper's bounded buffer and its batch body (unit); and
 // the shipper against the stand-in API server (test/support/server.py) on
 // 127.0.0.1 (real): what arrives with which headers and fields, an outage
 // (logging stays fast, the lines arrive afterwards, with the count of those
@@ -19,15 +20,18 @@
 #include <vector>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <rapidjson/document.h>
 #include <spdlog/logger.h>
 
 #include "format/utf8.hpp"
+#include "runtime/log.hpp"
 #include "runtime/log_shipper.hpp"
 #include "test/support/test_server.hpp"
 
@@ -53,6 +57,35 @@ double now_ms() {
       .count();
 }
 
+/// Sets JOURNAL_STREAM for the scope of a test, restoring it afterwards.
+struct journal_env {
+  std::string old;
+  bool had = false;
+  explicit journal_env(const char* value) {
+    if (const char* v = std::getenv("JOURNAL_STREAM")) {
+      had = true;
+      old = v;
+    }
+    if (value != nullptr)
+      ::setenv("JOURNAL_STREAM", value, 1);
+    else
+      ::unsetenv("JOURNAL_STREAM");
+  }
+  ~journal_env() {
+    if (had)
+      ::setenv("JOURNAL_STREAM", old.c_str(), 1);
+    else
+      ::unsetenv("JOURNAL_STREAM");
+  }
+};
+
+std::string dev_ino_of(int fd) {
+  struct stat st {};
+  BOOST_REQUIRE(::fstat(fd, &st) == 0);
+  return std::to_string(static_cast<unsigned long long>(st.st_dev)) + ":"
+         + std::to_string(static_cast<unsigned long long>(st.st_ino));
+}
+
 /// The serial numbers of a batch.
 std::vector<uint64_t> serials(const rt::log_buffer::batch& b) {
   std::vector<uint64_t> out;
@@ -69,6 +102,64 @@ bool consecutive(const std::vector<uint64_t>& xs) {
 }
 
 } // namespace
+
+// -- the journal's lines ------------------------------------------------------
+
+BOOST_AUTO_TEST_SUITE(log_journal)
+
+BOOST_AUTO_TEST_CASE(priorities_are_sd_daemons_and_there_is_no_time) {
+  using spdlog::level::level_enum;
+  std::vector<std::pair<level_enum, std::string>> cases{
+      {spdlog::level::trace, "<7>"}, {spdlog::level::debug, "<7>"},
+      {spdlog::level::info, "<6>"},  {spdlog::level::warn, "<4>"},
+      {spdlog::level::err, "<3>"},   {spdlog::level::critical, "<2>"}};
+  for (auto& [level, prefix] : cases)
+    BOOST_CHECK_EQUAL(log::journal_line(level, "perf", "sampling at 11 Hz"),
+                      prefix + "perf: sampling at 11 Hz\n");
+}
+
+BOOST_AUTO_TEST_CASE(a_message_stays_one_record) {
+  std::string msg = "first\nsecond\r\nthird";
+  msg += '\0';
+  msg += "fourth";
+  auto line = log::journal_line(spdlog::level::warn, "agent", msg);
+  BOOST_CHECK_EQUAL(line, "<4>agent: first\\nsecond\\r\\nthird\\0fourth\n");
+  // One newline, at the end; no NUL: journald sees one record.
+  BOOST_CHECK_EQUAL(std::count(line.begin(), line.end(), '\n'), 1);
+  BOOST_CHECK_EQUAL(line.find('\0'), std::string::npos);
+  // A line journald would split is cut, with a note.
+  auto huge = log::journal_line(spdlog::level::info, "agent",
+                                std::string(100000, 'x'));
+  BOOST_CHECK_LT(huge.size(), log::journal_max_message + 100);
+  BOOST_CHECK(contains(huge, "more bytes not shown]\n"));
+  BOOST_CHECK_EQUAL(std::count(huge.begin(), huge.end(), '\n'), 1);
+}
+
+BOOST_AUTO_TEST_CASE(journal_stream_must_name_stderr) {
+  {
+    journal_env env{nullptr};
+    BOOST_CHECK(!log::stderr_is_journal());
+  }
+  {
+    journal_env env{dev_ino_of(STDERR_FILENO).c_str()};
+    BOOST_CHECK(log::stderr_is_journal());
+  }
+  // Inherited from a parent whose stderr was the journal, ours is not.
+  auto path = "/tmp/gpa-journal-" + std::to_string(::getpid());
+  int fd = ::open(path.c_str(), O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0600);
+  BOOST_REQUIRE(fd >= 0);
+  auto other = dev_ino_of(fd);
+  ::close(fd);
+  ::unlink(path.c_str());
+  for (auto value :
+       {other, std::string{"garbage"}, std::string{""},
+        dev_ino_of(STDERR_FILENO) + "x", dev_ino_of(STDERR_FILENO) + ":1"}) {
+    journal_env env{value.c_str()};
+    BOOST_CHECK_MESSAGE(!log::stderr_is_journal(), value);
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
 
 // -- the shipper's buffer and body --------------------------------------------
 
