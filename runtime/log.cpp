@@ -31,6 +31,8 @@ struct registry {
   std::vector<spdlog::sink_ptr> sinks;
   spdlog::level::level_enum level = spdlog::level::info;
   bool configured = false;
+  /// The API server's sink, once start_shipping() ran.
+  std::shared_ptr<rt::log_shipper> shipper;
 };
 
 registry& reg() {
@@ -267,11 +269,49 @@ std::string setup(const log_options& opts, bool* unsafe) {
         *unsafe = true;
     }
   }
+  if (r.shipper)
+    r.sinks.push_back(r.shipper->sink());
   r.level = opts.verbose ? spdlog::level::debug : spdlog::level::info;
   r.configured = true;
   spdlog::set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%n] [%l] %v");
   apply_to_all(r);
   return error;
+}
+
+void start_shipping(rt::log_shipper_options opts) {
+  auto& r = reg();
+  std::lock_guard<std::mutex> guard{r.mtx};
+  if (r.shipper)
+    return;
+  default_sinks(r);
+  // The shipper's own lines go where the others go, except to the server:
+  // a logger of its own, outside spdlog's registry (apply_to_all never
+  // gives it the shipper's sink), so that its failures cannot feed it.
+  auto own = std::make_shared<spdlog::logger>("log-shipper", r.sinks.begin(),
+                                              r.sinks.end());
+  own->set_level(r.level);
+  own->flush_on(spdlog::level::warn);
+  opts.report
+      = [own](spdlog::level::level_enum level, const std::string& text) {
+          own->log(level, "{}", text);
+        };
+  r.shipper = std::make_shared<rt::log_shipper>(std::move(opts));
+  r.sinks.push_back(r.shipper->sink());
+  apply_to_all(r);
+}
+
+void stop_shipping(std::chrono::milliseconds deadline) {
+  std::shared_ptr<rt::log_shipper> shipper;
+  {
+    auto& r = reg();
+    std::lock_guard<std::mutex> guard{r.mtx};
+    shipper = r.shipper;
+  }
+  // Outside the lock: the last send may take up to `deadline`. The sink
+  // stays on the loggers (taking it off would race with threads still
+  // logging); what it collects from now on is not sent.
+  if (shipper)
+    shipper->stop(deadline);
 }
 
 void silence() {
@@ -298,6 +338,7 @@ std::shared_ptr<spdlog::logger> get(const std::string& name) {
 }
 
 void shutdown() {
+  stop_shipping();
   spdlog::shutdown();
 }
 

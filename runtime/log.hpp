@@ -2,7 +2,8 @@
 
 // Logging on spdlog: one named logger per actor ("reaper", "scheduler", ...),
 // all writing to the same sinks (the console and, if configured, a rotating
-// file, see setup()). Loggers made before setup() write to the console.
+// file, see setup(); and the API server, see start_shipping()). Loggers made
+// before setup() write to the console.
 //
 // The console is stderr. Under systemd with stderr connected to the journal
 // (JOURNAL_STREAM names stderr, see stderr_is_journal()), each record is one
@@ -10,6 +11,7 @@
 // takes the priority from the prefix. Elsewhere it is
 // "[time] [logger] [level] message".
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -17,6 +19,7 @@
 #include <spdlog/logger.h>
 
 #include "config/options.hpp"
+#include "runtime/log_shipper.hpp"
 
 namespace gpa::log {
 
@@ -35,7 +38,19 @@ void silence();
 /// Returns the logger named `name`, creating it on first use.
 std::shared_ptr<spdlog::logger> get(const std::string& name);
 
-/// Flushes and drops every logger (at exit).
+/// Starts sending every logger's records to the API server (gProfiler's
+/// remote logs, see runtime/log_shipper.hpp) until shutdown(). The
+/// shipper's own troubles are logged to the console and the log file only.
+/// A second call replaces nothing (the first shipper goes on).
+void start_shipping(rt::log_shipper_options opts);
+
+/// Sends what is left and stops the shipper, within `deadline` (see
+/// rt::log_shipper::stop); no-op without one. Records logged afterwards are
+/// not shipped.
+void stop_shipping(std::chrono::milliseconds deadline
+                   = std::chrono::seconds{2});
+
+/// stop_shipping(), then flushes and drops every logger (at exit).
 void shutdown();
 
 /// Whether stderr is connected to the systemd journal: JOURNAL_STREAM is
