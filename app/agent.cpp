@@ -1100,6 +1100,8 @@ int run_agent(const agent_options& given, options_reader reread) {
     } else if (again != 0) {
       lg->warn("received {} again; forcing the exit", strsignal(again));
       rt.launcher->kill_all();
+      // Forced: no waiting for the API server either.
+      log::stop_shipping(std::chrono::milliseconds{0});
       log::shutdown();
       std::_Exit(1);
     }

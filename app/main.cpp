@@ -12,10 +12,12 @@
 
 #include "app/agent.hpp"
 #include "app/commands.hpp"
+#include "config/checks.hpp"
 #include "config/load.hpp"
 #include "config/version.hpp"
 #include "runtime/error.hpp"
 #include "runtime/files.hpp"
+#include "runtime/host_info.hpp"
 #include "runtime/log.hpp"
 #include "runtime/metrics_server.hpp"
 #include "runtime/process_env.hpp"
@@ -53,6 +55,23 @@ std::string default_config_file(const std::map<std::string, std::string>& env) {
   if (path.empty() || gpa::rt::path_absent(path))
     return {};
   return path;
+}
+
+/// The log shipper of gProfiler's RemoteLogsHandler: the API server, the
+/// token, and the metadata of every batch; TLS as the uploads' (--no-verify,
+/// --ca-bundle; the uploader warns about --no-verify).
+gpa::rt::log_shipper_options shipper_options(const gpa::agent_options& o) {
+  gpa::rt::log_shipper_options s;
+  s.api_server = o.compat.api_server;
+  s.token = o.upload.token;
+  s.metadata.run_id = gpa::rt::random_run_id();
+  s.metadata.gprofiler_version = gpa::agent_version;
+  s.metadata.service_name = o.upload.service_name;
+  s.metadata.hostname = gpa::rt::host_name();
+  s.http.verify = !o.upload.no_verify;
+  s.http.ca_bundle = o.upload.ca_bundle;
+  s.http.user_agent = std::string{"gprofiler-agent/"} + gpa::agent_version;
+  return s;
 }
 
 } // namespace
@@ -116,15 +135,27 @@ int main(int argc, char** argv) {
   // the flags: exit 2, before anything else happens. One that cannot be
   // created (a user without root) leaves the console.
   bool unsafe_log = false;
-  if (auto err = gpa::log::setup(inv.options.log, &unsafe_log); !err.empty()) {
-    if (unsafe_log)
-      return fail_config(err);
-    gpa::log::get("agent")->warn("{}; logging to the console only", err);
-  }
+  auto log_error = gpa::log::setup(inv.options.log, &unsafe_log);
+  if (!log_error.empty() && unsafe_log)
+    return fail_config(log_error);
+  // As gProfiler: the server gets every line from the first on.
+  bool ships = gpa::config::ships_logs(inv, env);
+  if (ships)
+    gpa::log::start_shipping(shipper_options(inv.options));
+  if (!log_error.empty())
+    gpa::log::get("agent")->warn("{}; logging to the console only", log_error);
+  if (ships)
+    gpa::log::get("agent")->info(
+        "sending the agent's logs to {} (--dont-send-logs: not)",
+        gpa::config::redact_url(
+            gpa::rt::logs_url(inv.options.compat.api_server)));
   for (auto& w : inv.warnings)
     gpa::log::get("agent")->warn("{}", w);
-  if (inv.command == "upload-file")
-    return gpa::run_upload_file(inv);
+  if (inv.command == "upload-file") {
+    int status = gpa::run_upload_file(inv);
+    gpa::log::shutdown();
+    return status;
+  }
   // Before any thread exists: the agent's main thread alone takes SIGINT,
   // SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 (subcommands keep the default:
   // Ctrl-C stops them).

@@ -648,6 +648,14 @@ invocation parse(const std::vector<std::string>& args,
     inv.warnings.push_back("--server-host " + redact_url(up.server_host)
                            + " is plain http: the API token travels "
                              "unencrypted; use https://");
+  // The log shipper sends the token too (X-Token).
+  auto& api = inv.options.compat.api_server;
+  if (ships_logs(inv, env) && !up.token.empty()
+      && check_server_url(api, &url).empty() && url.scheme == "http"
+      && !loopback(url.host))
+    inv.warnings.push_back("--api-server " + redact_url(api)
+                           + " is plain http: the API token travels "
+                             "unencrypted with the logs; use https://");
   // gProfiler's re.search raises on a bad pattern, and the Java app id is
   // then dropped; ours is too (runtime/app_id.cpp), so say so once.
   for (auto& filter : inv.options.compat.app_id_args_filter) {
@@ -661,6 +669,15 @@ invocation parse(const std::vector<std::string>& args,
     }
   }
   return inv;
+}
+
+bool ships_logs(const invocation& inv,
+                const std::map<std::string, std::string>& env) {
+  auto& o = inv.options;
+  bool uploads = o.upload.enabled || inv.command == "upload-file";
+  return uploads && !o.compat.dont_send_logs
+         && env.find("GPROFILER_DONT_SEND_LOGS") == env.end()
+         && o.compat.profile_api_version != "v1";
 }
 
 void validate(const invocation& inv) {

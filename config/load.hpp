@@ -95,6 +95,14 @@ void apply_file(const std::string& path, const file_reader& read,
 /// Throws config_error.
 void validate(const invocation& inv);
 
+/// Whether the agent sends its logs to the API server, gProfiler's rule
+/// (_should_send_logs): it uploads (-u, or upload-file), --dont-send-logs is
+/// not given, GPROFILER_DONT_SEND_LOGS is not in `env` (whatever its value:
+/// gProfiler looks only at whether it is set), and --profile-api-version is
+/// not v1 (whose server has no logs endpoint).
+bool ships_logs(const invocation& inv,
+                const std::map<std::string, std::string>& env);
+
 /// The effective configuration as JSON (the --print-config output), secrets
 /// and URL passwords as the placeholder "<redacted>". It is itself a valid
 /// config file: fed back with --config, the placeholder stands for "given

@@ -331,12 +331,17 @@ std::vector<option_spec> build_table() {
         &upload_options::pyroscope_app, "Application name in Pyroscope");
   t.add("pyroscope-tags", 0, vk::string, &ao::upload,
         &upload_options::pyroscope_tags, "Pyroscope tags, k=v,k=v");
+  // Read by the log shipper (runtime/log_shipper.hpp); gProfiler's
+  // metrics and heartbeats to it are not built.
   t.compat("api-server", vk::string, &compat_options::api_server,
-           "Server that receives the agent's logs and metrics");
+           "Server that receives the agent's logs (with -u, unless "
+           "--dont-send-logs)");
+  t.specs.back().unsupported = false;
+  t.specs.back().rule = text_rule::url;
   t.alias("glogger-server", 0, "api-server", "",
           "Deprecated alias for --api-server", vk::string)
-      .unsupported
-      = true;
+      .rule
+      = text_rule::url;
   t.compat("profile-api-version", vk::choice,
            &compat_options::profile_api_version,
            "Upload with a legacy API version")
@@ -679,7 +684,10 @@ std::vector<option_spec> build_table() {
   t.add("verbose", 'v', vk::flag, &ao::log, &log_options::verbose,
         "Debug logging");
   t.compat("dont-send-logs", vk::flag, &compat_options::dont_send_logs,
-           "Do not send logs to the server");
+           "Do not send logs to the API server (GPROFILER_DONT_SEND_LOGS, "
+           "set to any value, does the same)")
+      .unsupported
+      = false;
   t.compat("log-usage", vk::flag, &compat_options::log_usage,
            "Log the agent's CPU and memory use each window");
   t.compat("diagnostics", vk::flag, &compat_options::diagnostics,

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <vector>
@@ -30,6 +31,8 @@ struct registry {
   std::vector<spdlog::sink_ptr> sinks;
   spdlog::level::level_enum level = spdlog::level::info;
   bool configured = false;
+  /// The API server's sink, once start_shipping() ran.
+  std::shared_ptr<rt::log_shipper> shipper;
 };
 
 registry& reg() {
@@ -37,9 +40,41 @@ registry& reg() {
   return instance;
 }
 
+/// The console for the journal: one journal_line() per record, written to
+/// stderr with one write() so that lines of several threads never mix.
+class journal_sink final : public spdlog::sinks::base_sink<std::mutex> {
+protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    auto line = journal_line(msg.level,
+                             {msg.logger_name.data(), msg.logger_name.size()},
+                             {msg.payload.data(), msg.payload.size()});
+    const char* p = line.data();
+    size_t left = line.size();
+    while (left > 0) {
+      auto n = ::write(STDERR_FILENO, p, left);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        break; // the journal is gone: nothing to tell it with
+      p += n;
+      left -= static_cast<size_t>(n);
+    }
+  }
+
+  void flush_() override {}
+};
+
+/// The console sink: the journal's lines when stderr is the journal, else
+/// spdlog's (coloured on a terminal).
+spdlog::sink_ptr console_sink() {
+  if (stderr_is_journal())
+    return std::make_shared<journal_sink>();
+  return std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+}
+
 void default_sinks(registry& r) {
   if (!r.configured) {
-    r.sinks = {std::make_shared<spdlog::sinks::stderr_color_sink_mt>()};
+    r.sinks = {console_sink()};
     r.configured = true;
   }
 }
@@ -220,7 +255,7 @@ std::string setup(const log_options& opts, bool* unsafe) {
   std::lock_guard<std::mutex> guard{r.mtx};
   std::string error;
   r.sinks.clear();
-  r.sinks.push_back(std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
+  r.sinks.push_back(console_sink());
   if (!opts.file.empty()) {
     if (auto sink = open_log_file(opts)) {
       r.sinks.push_back(std::move(*sink));
@@ -234,11 +269,49 @@ std::string setup(const log_options& opts, bool* unsafe) {
         *unsafe = true;
     }
   }
+  if (r.shipper)
+    r.sinks.push_back(r.shipper->sink());
   r.level = opts.verbose ? spdlog::level::debug : spdlog::level::info;
   r.configured = true;
   spdlog::set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%n] [%l] %v");
   apply_to_all(r);
   return error;
+}
+
+void start_shipping(rt::log_shipper_options opts) {
+  auto& r = reg();
+  std::lock_guard<std::mutex> guard{r.mtx};
+  if (r.shipper)
+    return;
+  default_sinks(r);
+  // The shipper's own lines go where the others go, except to the server:
+  // a logger of its own, outside spdlog's registry (apply_to_all never
+  // gives it the shipper's sink), so that its failures cannot feed it.
+  auto own = std::make_shared<spdlog::logger>("log-shipper", r.sinks.begin(),
+                                              r.sinks.end());
+  own->set_level(r.level);
+  own->flush_on(spdlog::level::warn);
+  opts.report
+      = [own](spdlog::level::level_enum level, const std::string& text) {
+          own->log(level, "{}", text);
+        };
+  r.shipper = std::make_shared<rt::log_shipper>(std::move(opts));
+  r.sinks.push_back(r.shipper->sink());
+  apply_to_all(r);
+}
+
+void stop_shipping(std::chrono::milliseconds deadline) {
+  std::shared_ptr<rt::log_shipper> shipper;
+  {
+    auto& r = reg();
+    std::lock_guard<std::mutex> guard{r.mtx};
+    shipper = r.shipper;
+  }
+  // Outside the lock: the last send may take up to `deadline`. The sink
+  // stays on the loggers (taking it off would race with threads still
+  // logging); what it collects from now on is not sent.
+  if (shipper)
+    shipper->stop(deadline);
 }
 
 void silence() {
@@ -265,7 +338,63 @@ std::shared_ptr<spdlog::logger> get(const std::string& name) {
 }
 
 void shutdown() {
+  stop_shipping();
   spdlog::shutdown();
+}
+
+bool stderr_is_journal() {
+  const char* env = std::getenv("JOURNAL_STREAM");
+  if (env == nullptr)
+    return false;
+  unsigned long long dev = 0;
+  unsigned long long ino = 0;
+  int end = 0;
+  if (std::sscanf(env, "%llu:%llu%n", &dev, &ino, &end) != 2
+      || env[end] != '\0')
+    return false;
+  struct stat st {};
+  if (::fstat(STDERR_FILENO, &st) != 0)
+    return false;
+  return static_cast<unsigned long long>(st.st_dev) == dev
+         && static_cast<unsigned long long>(st.st_ino) == ino;
+}
+
+std::string journal_line(spdlog::level::level_enum level,
+                         std::string_view logger, std::string_view message) {
+  int priority = 6;
+  switch (level) {
+    case spdlog::level::trace:
+    case spdlog::level::debug: priority = 7; break;
+    case spdlog::level::info: priority = 6; break;
+    case spdlog::level::warn: priority = 4; break;
+    case spdlog::level::err: priority = 3; break;
+    case spdlog::level::critical: priority = 2; break;
+    default: break;
+  }
+  size_t cut = 0;
+  if (message.size() > journal_max_message) {
+    cut = message.size() - journal_max_message;
+    message = message.substr(0, journal_max_message);
+  }
+  std::string line;
+  line.reserve(message.size() + logger.size() + 48);
+  line += '<';
+  line += static_cast<char>('0' + priority);
+  line += '>';
+  line.append(logger.data(), logger.size());
+  line += ": ";
+  for (char c : message) {
+    switch (c) {
+      case '\n': line += "\\n"; break;
+      case '\r': line += "\\r"; break;
+      case '\0': line += "\\0"; break;
+      default: line += c;
+    }
+  }
+  if (cut > 0)
+    line += " [... " + std::to_string(cut) + " more bytes not shown]";
+  line += '\n';
+  return line;
 }
 
 } // namespace gpa::log

@@ -23,14 +23,22 @@ from backend import Backend  # noqa: E402
 COL = os.path.join(HERE, "..", "data", "flamegraph.col")
 
 
-def run(args, env=None, config=None):
+def agent_env(env=None, send_logs=False):
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("GPROFILER_")}
     # Never the host's /etc/gprofiler/config.ini: no default file unless the
     # test names one.
     full_env["GPA_DEFAULT_CONFIG"] = ""
+    # Never logs to gProfiler's API server from a run with -u: only the tests
+    # of log shipping send them, to a local server.
+    if not send_logs:
+        full_env["GPROFILER_DONT_SEND_LOGS"] = "1"
     full_env.update(env or {})
-    return subprocess.run([AGENT] + args, env=full_env, capture_output=True,
-                          text=True, timeout=30)
+    return full_env
+
+
+def run(args, env=None, config=None, send_logs=False):
+    return subprocess.run([AGENT] + args, env=agent_env(env, send_logs),
+                          capture_output=True, text=True, timeout=30)
 
 
 def assert_usage_error(test, r, *needles):
@@ -254,6 +262,195 @@ class WireValues(unittest.TestCase):
         self.assertNotIn("hunter2", r.stdout)
         self.assertEqual(json.loads(r.stdout)["server_host"],
                          f"http://user:<redacted>@127.0.0.1:{port}")
+
+
+# spdlog's console line, as before journald support: "[time] [logger] [level] ".
+PLAIN_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\] \[[\w-]+\] "
+                        r"\[(trace|debug|info|warning|error|critical)\] ")
+JOURNAL_LINE = re.compile(r"^<([0-7])>([\w-]+): ")
+
+
+def dev_ino(fd):
+    st = os.fstat(fd)
+    return f"{st.st_dev}:{st.st_ino}"
+
+
+class Journal(unittest.TestCase):
+    """Under systemd with stderr connected to the journal (JOURNAL_STREAM is
+    stderr's device:inode), each console line is "<P>logger: message":
+    journald's priority prefix, no time of our own, one line per record."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="gpa-journal-")
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", self.dir]))
+
+    def run_agent(self, args, journal):
+        """Runs the agent with stderr in a file; `journal`: "stderr" (the
+        variable names that file), "other" (another file) or None."""
+        err_path = os.path.join(self.dir, "stderr")
+        other = os.path.join(self.dir, "other")
+        open(other, "w").close()
+        with open(err_path, "wb") as err, open(other) as o:
+            env = {}
+            if journal == "stderr":
+                env["JOURNAL_STREAM"] = dev_ino(err.fileno())
+            elif journal == "other":
+                env["JOURNAL_STREAM"] = dev_ino(o.fileno())
+            full_env = agent_env(env)
+            if journal is None:
+                full_env.pop("JOURNAL_STREAM", None)
+            r = subprocess.run([AGENT, "--pid-file", "", "--log-file", ""] + args,
+                               env=full_env, stdout=subprocess.PIPE, stderr=err,
+                               timeout=60)
+        with open(err_path, "rb") as f:
+            return r.returncode, f.read().decode("utf-8", "replace")
+
+    def one_window(self):
+        """A short real run (one 1 s window, no perf, so any user can run it)
+        that logs at info and warning level (--insert-dso-name is not built:
+        one warning), and at debug level where it has something to say."""
+        out = os.path.join(self.dir, "out")
+        os.makedirs(out, exist_ok=True)
+        return ["-o", out, "-d", "1", "--perf-mode", "disabled", "--no-java",
+                "--no-python", "--no-ruby", "--disable-pidns-check",
+                "--temp-dir", self.dir, "-v", "--insert-dso-name"]
+
+    def test_journal_lines_carry_the_priority_and_no_time(self):
+        rc, text = self.run_agent(self.one_window(), "stderr")
+        self.assertEqual(rc, 0, text)
+        lines = text.splitlines()
+        self.assertGreater(len(lines), 3, text)
+        priorities = set()
+        for line in lines:
+            m = JOURNAL_LINE.match(line)
+            self.assertIsNotNone(m, line)
+            self.assertIsNone(PLAIN_LINE.match(line), line)
+            self.assertNotIn("\x1b[", line)  # no colours
+            priorities.add(int(m.group(1)))
+        # info and warning lines at least; -v's debug lines (7) if any.
+        self.assertLessEqual({6, 4}, priorities, text)
+        self.assertLessEqual(priorities, {7, 6, 4}, text)
+        warning = [x for x in lines if "--insert-dso-name is not supported yet" in x]
+        self.assertEqual(len(warning), 1, text)
+        self.assertTrue(warning[0].startswith("<4>agent: "), warning[0])
+        self.assertTrue(any(x.startswith("<6>agent: gprofiler-agent ") and "running" in x
+                            for x in lines), text)
+
+    def test_a_newline_in_a_message_does_not_forge_a_record(self):
+        """A critical line (<2>) whose message holds a newline (from a path
+        the user gave) stays one line, the newline written as \\n."""
+        path = os.path.join(self.dir, "missing", "beat\n<0>forged: no")
+        rc, text = self.run_agent(["-o", self.dir, "--heartbeat-file", path,
+                                   "--disable-pidns-check"], "stderr")
+        self.assertEqual(rc, 2, text)
+        lines = text.splitlines()
+        for line in lines:
+            self.assertIsNotNone(JOURNAL_LINE.match(line), line)
+        self.assertFalse(any(x.startswith("<0>") for x in lines), text)
+        critical = [x for x in lines if x.startswith("<2>")]
+        self.assertEqual(len(critical), 1, text)
+        self.assertIn("--heartbeat-file", critical[0])
+        self.assertIn("beat\\n<0>forged: no", critical[0])
+
+    def test_elsewhere_the_lines_are_as_before(self):
+        for journal in (None, "other"):
+            with self.subTest(journal=journal):
+                rc, text = self.run_agent(self.one_window(), journal)
+                self.assertEqual(rc, 0, text)
+                lines = text.splitlines()
+                self.assertGreater(len(lines), 3, text)
+                for line in lines:
+                    self.assertIsNotNone(PLAIN_LINE.match(line), line)
+                self.assertTrue(any("[agent] [warning] --insert-dso-name is not supported"
+                                    in x for x in lines), text)
+
+
+class LogShipping(unittest.TestCase):
+    """The agent's logs go to the API server (--api-server) as gProfiler
+    sends them, when it uploads and --dont-send-logs is not given."""
+
+    TOKEN = "Ship-T0ken-987654"
+
+    def setUp(self):
+        self.backend = Backend(self, self.TOKEN, "svc")
+        self.dir = tempfile.mkdtemp(prefix="gpa-ship-")
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", self.dir]))
+        self.log = os.path.join(self.dir, "agent.log")
+
+    def upload_file(self, extra=(), env=None, send_logs=True):
+        return run(["upload-file", "--file-path", COL, "--token", self.TOKEN,
+                    "--service-name", "svc", "--server-host", self.backend.url,
+                    "--api-server", self.backend.url, "--log-file", self.log,
+                    "--insert-dso-name"] + list(extra), env=env, send_logs=send_logs)
+
+    def batches(self):
+        posts = [q for q in self.backend.requests() if q["path"] == "/api/v1/logs"]
+        for q in posts:
+            self.assertEqual(q["errors"], [], q)
+            self.assertEqual(q["status"], 200)
+        return [q["logs_batch"] for q in posts]
+
+    def test_upload_file_ships_its_lines(self):
+        r = self.upload_file()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        batches = self.batches()
+        self.assertEqual(len(batches), 1, batches)
+        b = batches[0]
+        self.assertEqual(b["metadata"]["service_name"], "svc")
+        self.assertRegex(b["metadata"]["gprofiler_version"], r"^\d+\.\d+\.\d+$")
+        self.assertRegex(b["metadata"]["run_id"], r"^[0-9a-f-]{36}$")
+        self.assertEqual(b["lost_logs_count"], 0)
+        logs = b["logs"]
+        warning = [e for e in logs
+                   if "--insert-dso-name is not supported yet" in e["text"]["message"]]
+        self.assertEqual(len(warning), 1, logs)
+        self.assertEqual(warning[0]["severity"], 4)
+        self.assertEqual(warning[0]["text"]["logger_name"], "gprofiler.agent")
+        self.assertEqual([e["text"]["serial_no"] for e in logs], list(range(len(logs))))
+        # Where they go is said in the log itself.
+        self.assertIn(f"sending the agent's logs to {self.backend.url}/api/v1/logs",
+                      [e["text"]["message"].split(" (")[0] for e in logs])
+        with open(self.log) as f:
+            logged = f.read()
+        self.assertNotIn(self.TOKEN, r.stdout + r.stderr + logged)
+        self.assertNotIn("cannot send logs", logged)
+
+    def test_dont_send_logs_and_its_variable_stop_them(self):
+        for extra, env in [(["--dont-send-logs"], None),
+                           ([], {"GPROFILER_DONT_SEND_LOGS": "0"}),
+                           (["--profile-api-version", "v1"], None)]:
+            with self.subTest(extra=extra, env=env):
+                r = self.upload_file(extra, env=env)
+                self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.batches(), [])
+        # The harness's own default, too.
+        r = self.upload_file(send_logs=False)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.batches(), [])
+
+    def test_an_agent_run_ships_its_start_up_lines(self):
+        out = os.path.join(self.dir, "out")
+        os.makedirs(out)
+        r = run(["--pid-file", "", "--log-file", self.log, "-o", out, "-d", "1",
+                 "--perf-mode", "disabled", "--no-java", "--no-python", "--no-ruby",
+                 "--disable-pidns-check", "--temp-dir", self.dir,
+                 "--spool-dir", os.path.join(self.dir, "spool"),
+                 "-u", "--token", self.TOKEN, "--service-name", "svc",
+                 "--server-host", self.backend.url, "--api-server", self.backend.url],
+                send_logs=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        logs = [e for b in self.batches() for e in b["logs"]]
+        messages = [e["text"]["message"] for e in logs]
+        running = [e for e in logs if e["text"]["message"].startswith("gprofiler-agent ")
+                   and "running" in e["text"]["message"]]
+        self.assertEqual(len(running), 1, messages)
+        self.assertEqual(running[0]["severity"], 3)
+        self.assertEqual(running[0]["text"]["logger_name"], "gprofiler.agent")
+        # The last line before the exit went out with the final flush.
+        self.assertIn("stopped", messages)
+        with open(self.log) as f:
+            logged = f.read()
+        self.assertNotIn(self.TOKEN, r.stdout + r.stderr + logged)
 
 
 def write_file(text, suffix):

@@ -36,6 +36,7 @@ def small_stack():
 
 def run(args, stdin=subprocess.DEVNULL, timeout=20, preexec_fn=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("GPROFILER_")}
+    env["GPROFILER_DONT_SEND_LOGS"] = "1"  # never to gProfiler's API server
     return subprocess.run([AGENT] + args, env=env, capture_output=True,
                           stdin=stdin, timeout=timeout, preexec_fn=preexec_fn)
 
@@ -154,6 +155,7 @@ class Agent(Base):
             backend.post("/faults", ["deep", "deep500", "deep"])
             env = {k: v for k, v in os.environ.items()
                    if not k.startswith("GPROFILER_")}
+            env["GPROFILER_DONT_SEND_LOGS"] = "1"  # never to gProfiler's API server
             os.mkdir(self.path("tmp"))
             agent = subprocess.Popen(
                 [AGENT, "--pid-file", "", "--log-file", "", "--no-perf", "-c",

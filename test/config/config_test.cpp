@@ -397,6 +397,61 @@ BOOST_AUTO_TEST_CASE(plain_http_with_a_token_warns) {
       parse({"-u", "--token", "t", "--service-name", "s"}).warnings.empty());
 }
 
+BOOST_AUTO_TEST_CASE(logs_are_shipped_by_gprofilers_rule) {
+  using gpa::config::ships_logs;
+  std::vector<std::string> up{"-u", "--token", "t", "--service-name", "s"};
+  auto with = [&](std::vector<std::string> extra) {
+    auto args = up;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  };
+  BOOST_CHECK(ships_logs(parse(up), {}));
+  // Not uploading: nothing goes to any server.
+  BOOST_CHECK(!ships_logs(parse({"-o", "/tmp/x"}), {}));
+  BOOST_CHECK(!ships_logs(parse(with({"--dont-send-logs"})), {}));
+  // gProfiler looks only at whether the variable is set, so "0" stops them
+  // too; "1" also sets the flag.
+  for (auto value : {"1", "0", "false"}) {
+    env_map env{{"GPROFILER_DONT_SEND_LOGS", value}};
+    BOOST_CHECK_MESSAGE(!ships_logs(parse(up, env), env), value);
+  }
+  BOOST_CHECK(!ships_logs(parse(with({"--profile-api-version", "v1"})), {}));
+  auto file = parse({"upload-file", "--file-path", "x.col", "--token", "t",
+                     "--service-name", "s"});
+  BOOST_CHECK(ships_logs(file, {}));
+}
+
+BOOST_AUTO_TEST_CASE(api_server_is_a_checked_url) {
+  BOOST_CHECK_EQUAL(parse({}).options.compat.api_server,
+                    "https://api.granulate.io");
+  BOOST_CHECK_EQUAL(parse({"--glogger-server", "https://logs.example"})
+                        .options.compat.api_server,
+                    "https://logs.example");
+  for (auto flag : {"--api-server", "--glogger-server"}) {
+    auto msg = error_of([&] {
+      parse({flag, "logs.example:80"});
+    });
+    BOOST_CHECK_MESSAGE(contains(msg, flag) && contains(msg, "scheme"), msg);
+  }
+  // Supported now: no "not supported yet" warning.
+  BOOST_CHECK(
+      parse({"--api-server", "https://logs.example", "--dont-send-logs"})
+          .warnings.empty());
+  // The token goes to the API server too: plain http to another host warns.
+  auto inv = parse({"-u", "--token", "t", "--service-name", "s", "--api-server",
+                    "http://user:pw@logs.example"});
+  BOOST_REQUIRE_EQUAL(inv.warnings.size(), 1u);
+  BOOST_CHECK(contains(inv.warnings[0], "--api-server"));
+  BOOST_CHECK(contains(inv.warnings[0], "plain http"));
+  BOOST_CHECK(!contains(inv.warnings[0], "pw@"));
+  BOOST_CHECK(parse({"-u", "--token", "t", "--service-name", "s",
+                     "--api-server", "http://127.0.0.1:8080"})
+                  .warnings.empty());
+  BOOST_CHECK(parse({"-u", "--token", "t", "--service-name", "s",
+                     "--api-server", "http://logs.example", "--dont-send-logs"})
+                  .warnings.empty());
+}
+
 // -- the config file ---------------------------------------------------------
 
 BOOST_AUTO_TEST_CASE(config_file_is_read_bounded_and_parsed_depth_checked) {

@@ -41,6 +41,9 @@ hands a command out twice (its answer lost on the way, its "sent" mark
 failed), for tests of the agent's deduplication by id. A completion is accepted
 only for a command handed out to that host (Studio checks its execution
 record): 404 otherwise.
+    POST /api/v1/logs           -> a batch of the agent's logs (glogger's
+                                   protocol), kept as the record's
+                                   "logs_batch"
 
 Control port (what the test talks to):
     GET  /requests              -> every recorded request, JSON list
@@ -52,7 +55,9 @@ Control port (what the test talks to):
                                    levels), "deep500" (500, likewise)
     POST /config   {...}        -> max_body (bytes; larger bodies get 413),
                                    slow_seconds, latency (seconds every
-                                   profile upload waits before its answer)
+                                   profile upload waits before its answer),
+                                   logs_status (the status /api/v1/logs
+                                   answers sound batches with; 200)
     POST /down                  -> stop listening, cut open connections
     POST /up                    -> listen again on the same port
     POST /clear                 -> forget the recorded requests
@@ -88,6 +93,8 @@ from urllib.parse import parse_qs, urlsplit
 
 ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
 FOLDED_LINE = re.compile(r"^[^ #].* \d+$")
+LOGS_KEYS = {"batch_id", "metadata", "lost_logs_count", "logs"}
+HEX32 = re.compile(r"^[0-9a-f]{32}$")
 BODY_KEYS = {
     "start_time",
     "end_time",
@@ -128,6 +135,7 @@ class State:
         self.max_body = 4 * 1024 * 1024
         self.slow_seconds = 3.0
         self.latency = 0.0
+        self.logs_status = 200
         self.next_conn = 1
         self.next_gpid = 1000
         self.gpids = set()
@@ -300,6 +308,8 @@ class DataHandler(BaseHTTPRequestHandler):
             self.heartbeat(rec, errors, body)
         elif rec["path"] == "/api/metrics/command_completion":
             self.command_completion(rec, errors, body)
+        elif rec["path"] == "/api/v1/logs":
+            self.logs(rec, errors, body)
         else:
             rec["status"] = 404
             STATE.record(rec)
@@ -627,6 +637,70 @@ class DataHandler(BaseHTTPRequestHandler):
         STATE.record(rec)
         self.reply(rec["status"], {"message": "; ".join(errors) or "ok"})
 
+    def logs(self, rec, errors, body):
+        """glogger's Sender: gzip JSON of one batch, the token in X-Token."""
+        h = rec["headers"]
+        for name, value in [("content-encoding", "gzip"),
+                            ("content-type", "application/json"),
+                            ("x-application-name", "gprofiler")]:
+            if h.get(name) != value:
+                errors.append(f"header {name} is {h.get(name)!r}, not {value!r}")
+        if h.get("x-token") != STATE.token:
+            # Servers echo what they refuse: the client must not log it.
+            errors.append(f"header X-Token {h.get('x-token')!r} is not the token")
+        doc = None
+        try:
+            doc = json.loads(gzip.decompress(body).decode("utf-8"))
+        except Exception as ex:  # noqa: BLE001 - any failure is a finding
+            errors.append(f"body is not gzip JSON: {ex}")
+        if isinstance(doc, dict):
+            if set(doc) != LOGS_KEYS:
+                errors.append(f"body keys {sorted(doc)} are not {sorted(LOGS_KEYS)}")
+            if not HEX32.match(str(doc.get("batch_id", ""))):
+                errors.append(f"batch_id {doc.get('batch_id')!r} is not 32 hex digits")
+            meta = doc.get("metadata")
+            if not isinstance(meta, dict):
+                errors.append("metadata is not an object")
+            else:
+                for name in ("run_id", "gprofiler_version", "service_name"):
+                    if not isinstance(meta.get(name), str) or not meta.get(name):
+                        errors.append(f"metadata {name} is not a text")
+                if meta.get("service_name") != STATE.service:
+                    errors.append("metadata service_name is not the service name")
+            lost = doc.get("lost_logs_count")
+            if not isinstance(lost, int) or isinstance(lost, bool) or lost < 0:
+                errors.append(f"lost_logs_count {lost!r} is not a count")
+            entries = doc.get("logs")
+            if not isinstance(entries, list):
+                errors.append("logs is not a list")
+                entries = []
+            for i, e in enumerate(entries):
+                text = e.get("text") if isinstance(e, dict) else None
+                if not isinstance(text, dict):
+                    errors.append(f"logs[{i}] has no text object")
+                    break
+                sev = e.get("severity")
+                if not isinstance(sev, int) or isinstance(sev, bool) or not 1 <= sev <= 6:
+                    errors.append(f"logs[{i}] severity {sev!r} is not 1..6")
+                if not is_number(e.get("timestamp")):
+                    errors.append(f"logs[{i}] timestamp is not a number")
+                if not isinstance(text.get("message"), str):
+                    errors.append(f"logs[{i}] message is not a text")
+                if not isinstance(text.get("serial_no"), int):
+                    errors.append(f"logs[{i}] serial_no is not a number")
+                if not str(text.get("logger_name", "")).startswith("gprofiler"):
+                    errors.append(f"logs[{i}] logger_name does not start with gprofiler")
+                if errors:
+                    break
+            rec["logs_batch"] = doc
+        elif doc is not None:
+            errors.append("body is not a JSON object")
+        status = 400 if errors else STATE.logs_status
+        rec["status"] = status
+        rec["answered"] = True
+        STATE.record(rec)
+        self.reply(status, {"message": "; ".join(errors) or "ok"})
+
 
 class DataServer:
     """The data listener, which the control port can take down and up."""
@@ -705,6 +779,7 @@ class ControlHandler(BaseHTTPRequestHandler):
                 STATE.max_body = int(arg.get("max_body", STATE.max_body))
                 STATE.slow_seconds = float(arg.get("slow_seconds", STATE.slow_seconds))
                 STATE.latency = float(arg.get("latency", STATE.latency))
+                STATE.logs_status = int(arg.get("logs_status", STATE.logs_status))
         elif self.path == "/down":
             DATA.down()
         elif self.path == "/up":

@@ -187,6 +187,10 @@ void test_server::configure(int64_t max_body, double slow_seconds) {
                          + "}");
 }
 
+void test_server::logs_status(int status) {
+  control("/config", "{\"logs_status\": " + std::to_string(status) + "}");
+}
+
 void test_server::down() {
   control("/down", "null");
 }

@@ -55,6 +55,8 @@ public:
   /// The next heartbeats and completions fail so, in order ("500",
   /// "garbage", "deep", "reset", "slow").
   void control_faults(const std::vector<std::string>& names);
+  /// The status /api/v1/logs answers sound batches with (200 at start).
+  void logs_status(int status);
 
   /// Stops listening and cuts every open connection; up() listens again.
   void down();

@@ -24,7 +24,10 @@ def build_hot(workdir):
 
 
 def agent_env():
-    return {k: v for k, v in os.environ.items() if not k.startswith("GPROFILER_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GPROFILER_")}
+    # Runs with -u never send their logs to gProfiler's API server.
+    env["GPROFILER_DONT_SEND_LOGS"] = "1"
+    return env
 
 
 def start_agent(test, agent, args, log_path):
