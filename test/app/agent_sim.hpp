@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include <boost/test/unit_test.hpp>
+
 #include <caf/actor_cast.hpp>
 #include <caf/send.hpp>
 
@@ -455,6 +457,15 @@ public:
            + " build/test/test_sim --run_test=" + test;
   }
 };
+
+/// Checks the invariants held, printing the summary and how to replay the
+/// running test.
+inline void finish(agent_sim& sim) {
+  auto test = boost::unit_test::framework::current_test_case().full_name();
+  BOOST_TEST_MESSAGE(sim.summary());
+  BOOST_CHECK_MESSAGE(sim.violation.empty(), sim.violation << "\n"
+                                                           << sim.replay(test));
+}
 
 /// The seed of a scenario: GPA_SIM_SEED if set, else `fallback`.
 inline uint64_t sim_seed(uint64_t fallback) {

@@ -13,19 +13,11 @@
 using namespace std::chrono_literals;
 using namespace gpa;
 using gpa::test::agent_sim;
+using gpa::test::finish;
 using gpa::test::sim_seed;
 using gpa::test::sim_setup;
 
 namespace {
-
-/// Checks the invariants held, printing the summary and how to replay the
-/// running test.
-void finish(agent_sim& sim) {
-  auto test = boost::unit_test::framework::current_test_case().full_name();
-  BOOST_TEST_MESSAGE(sim.summary());
-  BOOST_CHECK_MESSAGE(sim.violation.empty(), sim.violation << "\n"
-                                                           << sim.replay(test));
-}
 
 size_t with_error(const agent_sim& sim, const std::string& text) {
   size_t n = 0;

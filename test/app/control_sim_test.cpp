@@ -15,6 +15,7 @@
 using namespace std::chrono_literals;
 using namespace gpa;
 using gpa::test::agent_sim;
+using gpa::test::finish;
 using gpa::test::seen_profile;
 using gpa::test::sim_seed;
 using gpa::test::sim_setup;
@@ -54,13 +55,6 @@ control_command stop(std::string id) {
   c.id = std::move(id);
   c.type = "stop";
   return c;
-}
-
-void finish(agent_sim& sim) {
-  auto test = boost::unit_test::framework::current_test_case().full_name();
-  BOOST_TEST_MESSAGE(sim.summary());
-  BOOST_CHECK_MESSAGE(sim.violation.empty(), sim.violation << "\n"
-                                                           << sim.replay(test));
 }
 
 const command_outcome* outcome_of(const agent_sim& sim, const std::string& id) {

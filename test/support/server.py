@@ -317,6 +317,15 @@ class DataHandler(BaseHTTPRequestHandler):
 
     # -- the control plane (--enable-heartbeat-server) ---------------------
 
+    def reset_connection(self):
+        """Ends the connection with a TCP RST, no answer."""
+        # SO_LINGER with a zero timeout: close() sends a RST.
+        self.connection.setsockopt(
+            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+        )
+        self.close_connection = True
+        self.connection.close()
+
     def control_plane_fault(self, rec):
         """Applies the next control-plane fault, if any; True if it answered."""
         with STATE.lock:
@@ -326,11 +335,7 @@ class DataHandler(BaseHTTPRequestHandler):
             return False
         if fault == "reset":
             STATE.record(rec)
-            self.connection.setsockopt(
-                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-            )
-            self.close_connection = True
-            self.connection.close()
+            self.reset_connection()
             return True
         if fault == "slow":
             STATE.record(rec)
@@ -477,12 +482,7 @@ class DataHandler(BaseHTTPRequestHandler):
         rec["fault"] = fault
         if fault == "reset":
             STATE.record(rec)
-            # SO_LINGER with a zero timeout: close() sends a RST.
-            self.connection.setsockopt(
-                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-            )
-            self.close_connection = True
-            self.connection.close()
+            self.reset_connection()
             return
         if fault in ("deep", "deep500"):
             # A hostile answer: JSON nested deeper than a recursive parser's
