@@ -348,6 +348,10 @@ std::vector<option_spec> build_table() {
       .choices
       = {"v1"};
   t.specs.back().allow_empty = true;
+  t.specs.back().partial
+      = "v1 stops sending the agent's logs to the API server, as in "
+        "gProfiler; uploads keep the v2 protocol (the legacy upload API is "
+        "not supported yet)";
   t.compat("curlify-requests", vk::flag, &compat_options::curlify_requests,
            "Log each HTTP request as a curl command");
   t.meta("file-path", 0, vk::string,
@@ -880,6 +884,8 @@ std::string unsupported_warning(const option_spec& spec,
                                 const std::string& where) {
   if (!spec.deprecated.empty())
     return spec.deprecated + " (set by " + where + ")";
+  if (spec.unsupported && !spec.partial.empty())
+    return "--" + spec.name + ": " + spec.partial + " (set by " + where + ")";
   if (spec.unsupported)
     return "--" + spec.name + " is not supported yet: it has no effect (set by "
            + where + ")";

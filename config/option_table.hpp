@@ -102,6 +102,9 @@ struct option_spec {
   /// Parsed but read by nothing yet: --help says "(not supported yet)" and
   /// parse() warns when it is given.
   bool unsupported = false;
+  /// For an `unsupported` option that does part of its job: what it does and
+  /// what not (the warning says this instead of "it has no effect").
+  std::string partial;
   /// Not stored in agent_options (--config, --help, ...); main handles it.
   bool meta = false;
   /// For alias flags such as --no-java: the option it sets, and to what

@@ -138,21 +138,27 @@ class StudioControl(unittest.TestCase):
         self.assertEqual(agent2.wait(timeout=30), 0, log2())
 
 
+def write_conf(path, text):
+    """Replaces the config file at once (as a deployment tool does): a reload
+    never reads it half written."""
+    with open(path + ".new", "w") as f:
+        f.write(text)
+    os.rename(path + ".new", path)
+
+
 class Reload(unittest.TestCase):
     def test_sighup_applies_a_good_file_and_keeps_the_config_on_a_bad_one(self):
         work = tempfile.mkdtemp(prefix="gpa-reload-")
         out = os.path.join(work, "out")
         conf = os.path.join(work, "config.ini")
-        with open(conf, "w") as f:
-            f.write("profiling-duration = 2\nprofiling-frequency = 11\n")
+        write_conf(conf, "profiling-duration = 2\nprofiling-frequency = 11\n")
         log_path = os.path.join(work, "agent.log")
         agent = start_agent(self, AGENT, ["--config", conf, "-o", out, "-c",
                                           "--temp-dir", work], log_path)
         log = lambda: read_text(log_path)
         self.assertTrue(wait_for(lambda: len(profiles(out)) >= 2, 60), log())
         # A good change: 3 s windows at 29 Hz from the next boundary.
-        with open(conf, "w") as f:
-            f.write("profiling-duration = 3\nprofiling-frequency = 29\n")
+        write_conf(conf, "profiling-duration = 3\nprofiling-frequency = 29\n")
         sent = time.time()
         agent.send_signal(signal.SIGHUP)
         self.assertTrue(wait_for(lambda: [p for p in profiles(out) if p[2] == 29][1:], 60),
@@ -177,15 +183,18 @@ class Reload(unittest.TestCase):
         # about a second and a half to record (the event is not probed again).
         self.assertLess(new[0][0] - old[-1][1], 3.0, "gap at the reload")
         # An option that needs a restart is said so and kept.
-        with open(conf, "w") as f:
-            f.write("profiling-duration = 3\nprofiling-frequency = 29\n"
-                    "output-dir = /tmp/elsewhere\n")
+        write_conf(conf, "profiling-duration = 3\nprofiling-frequency = 29\n"
+                   "log-rotate-backup-count = 7\n")
         agent.send_signal(signal.SIGHUP)
-        self.assertTrue(wait_for(lambda: "output_dir" in log() and "restart" in log(), 20),
+        self.assertTrue(wait_for(lambda: "SIGHUP: log_rotate_backup_count (" in log(), 20),
                         log())
+        line = [l for l in log().splitlines() if "SIGHUP: log_rotate_backup_count (" in l][-1]
+        self.assertIn("-> 7", line)
+        self.assertIn("applies at the next start of the agent only", line)
+        self.assertTrue(wait_for(lambda: "nothing changed that applies while running" in log(),
+                                 20), log())
         # A bad file: nothing changes, the log says why (file and line).
-        with open(conf, "w") as f:
-            f.write("profiling-duration = 3\nprofiling-frequency = fast\n")
+        write_conf(conf, "profiling-duration = 3\nprofiling-frequency = fast\n")
         agent.send_signal(signal.SIGHUP)
         self.assertTrue(wait_for(lambda: "the configuration was not reloaded" in log(), 20),
                         log())
