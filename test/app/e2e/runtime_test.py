@@ -395,9 +395,10 @@ class Runtime(ProcessTest):
 
         # Without the path: perf-map mode, said at start.
         out2 = os.path.join(self.work, "out2")
-        # 6 s: the map is written at 80 % of the window, which must leave a
-        # loaded machine time for jattach before perf script reads it.
-        agent = start_agent(self, AGENT, ["-o", out2, "-d", "6", "--pids", pid,
+        # 10 s: the map is written at 80 % of the window, which must leave a
+        # loaded machine time for jattach before perf script reads it (6 s
+        # left 1.2 s, and the map came too late in 2 of 3 clean CI runs).
+        agent = start_agent(self, AGENT, ["-o", out2, "-d", "10", "--pids", pid,
                                           "--java-mode", "ap"], log)
         self.assertEqual(agent.wait(timeout=120), 0, read_text(log))
         self.assertIn("async-profiler (--java-mode ap) needs --java-async-profiler-path",
