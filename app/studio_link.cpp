@@ -81,6 +81,9 @@ studio_link::studio_link(const agent_options& opts, std::string hostname,
     if (auto fresh = rt::command_ledger::open(ledger_path))
       ledger_ = std::make_unique<rt::command_ledger>(std::move(*fresh));
   }
+  if (ledger_)
+    for (auto& id : ledger_->ids())
+      note_executed(id);
 }
 
 studio_link::~studio_link() {
@@ -125,17 +128,25 @@ void studio_link::report(const command_outcome& outcome) {
   wake_.notify_all();
 }
 
+void studio_link::note_executed(const std::string& id) {
+  if (!executed_.insert(id).second)
+    return;
+  executed_order_.push_back(id);
+  if (executed_order_.size() > 2 * rt::command_ledger::max_ids) {
+    executed_.erase(executed_order_.front());
+    executed_order_.pop_front();
+  }
+}
+
 bool studio_link::executed_before(const std::string& id) {
   std::lock_guard<std::mutex> guard{mtx_};
-  if (std::find(to_remember_.begin(), to_remember_.end(), id)
-      != to_remember_.end())
-    return true;
-  return ledger_ && ledger_->contains(id);
+  return executed_.count(id) > 0;
 }
 
 void studio_link::remember_executed(const std::string& id) {
   {
     std::lock_guard<std::mutex> guard{mtx_};
+    note_executed(id);
     to_remember_.push_back(id);
   }
   wake_.notify_all();
@@ -172,7 +183,7 @@ void studio_link::send_reports() {
   }
   auto lg = log::get("studio");
   for (auto& id : remember) {
-    std::lock_guard<std::mutex> guard{mtx_};
+    std::lock_guard<std::mutex> guard{ledger_mtx_};
     if (!ledger_)
       continue;
     if (auto ok = ledger_->add(id); !ok)
@@ -209,6 +220,9 @@ void studio_link::beat() {
     std::lock_guard<std::mutex> guard{mtx_};
     info.last_command_id = last_command_id_;
     info.received_ids.assign(received_.begin(), received_.end());
+  }
+  {
+    std::lock_guard<std::mutex> guard{ledger_mtx_};
     if (ledger_)
       info.executed_ids = ledger_->ids();
   }

@@ -10,6 +10,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -50,6 +51,8 @@ private:
   void run();
   void beat();
   void send_reports();
+  /// Adds `id` to executed_ (mtx_ held).
+  void note_executed(const std::string& id);
 
   std::string hostname_;
   std::string ip_;
@@ -64,6 +67,15 @@ private:
   bool stopping_ = false;
   std::deque<command_outcome> reports_;
   std::vector<std::string> to_remember_;
+  /// Every id executed, by this run or in the ledger (what executed_before
+  /// answers from, so that the controller never waits for the ledger's
+  /// fsync), oldest first in `executed_order_` (at most twice the ledger's
+  /// size).
+  std::set<std::string> executed_;
+  std::deque<std::string> executed_order_;
+  /// The ledger, written on this thread only; `ledger_mtx_` guards it (and
+  /// never `mtx_`'s holders).
+  std::mutex ledger_mtx_;
   std::unique_ptr<rt::command_ledger> ledger_;
   /// Ids handed to the controller, oldest first (at most
   /// rt::command_ledger::max_ids), and the last one.
