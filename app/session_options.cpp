@@ -12,10 +12,6 @@ namespace gpa {
 
 namespace {
 
-/// gProfiler's bounds of -d and -f (config/option_table.cpp).
-constexpr int64_t max_duration_s = 86400;
-constexpr int64_t max_frequency = 10000;
-
 std::string compact(const rapidjson::Value& v) {
   rapidjson::StringBuffer buf;
   rapidjson::Writer<rapidjson::StringBuffer> w{buf};
@@ -41,10 +37,11 @@ std::string session_options(const agent_options& base,
   if (cmd->frequency > 0)
     out.scheduler.frequency = cmd->frequency;
   // gProfiler's rule for -f with DWARF unwinding.
-  if (cmd->frequency > 100
+  if (cmd->frequency > max_dwarf_frequency
       && (out.perf.mode == "dwarf" || out.perf.mode == "smart"))
-    return "frequency " + std::to_string(cmd->frequency)
-           + " Hz is above 100, the limit with --perf-mode " + out.perf.mode;
+    return "frequency " + std::to_string(cmd->frequency) + " Hz is above "
+           + std::to_string(max_dwarf_frequency)
+           + ", the limit with --perf-mode " + out.perf.mode;
   for (auto pid : cmd->pids)
     if (pid <= 0 || pid > INT32_MAX)
       return "pid " + std::to_string(pid) + " is not a process id";

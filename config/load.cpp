@@ -541,7 +541,7 @@ void validate_gprofiler_rules(const invocation& inv) {
         "-f|--frequency is only allowed in cpu profiling (--mode=cpu)");
   auto& perf = o.perf.mode;
   if (c.profiling_mode == "cpu" && (perf == "dwarf" || perf == "smart")
-      && o.scheduler.frequency > 100)
+      && o.scheduler.frequency > max_dwarf_frequency)
     throw config_error("--profiling-frequency|-f can't be larger than 100 "
                        "when using --perf-mode 'smart' or 'dwarf'");
   auto& node = o.runtimes.nodejs_mode;

@@ -208,10 +208,10 @@ std::vector<option_spec> build_table() {
 
   t.group = "Profiling";
   t.integer("profiling-duration", 'd', &ao::scheduler,
-            &scheduler_options::duration, 1, 86400,
+            &scheduler_options::duration, 1, max_duration_s,
             "Length of one profiling window, in seconds");
   t.integer("profiling-frequency", 'f', &ao::scheduler,
-            &scheduler_options::frequency, 1, 10000,
+            &scheduler_options::frequency, 1, max_frequency,
             "Sampling frequency, in Hz");
   t.add("continuous", 'c', vk::flag, &ao::scheduler,
         &scheduler_options::continuous,

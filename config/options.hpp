@@ -27,6 +27,13 @@ enum class overlap_policy {
 };
 
 /// Options of the scheduler: snapshot cadence and deadlines.
+/// gProfiler's bounds of -d and -f, and of -f when perf unwinds with DWARF
+/// (--perf-mode dwarf or smart): the option table, the rules between
+/// options and the commands of Performance Studio check the same ones.
+inline constexpr int64_t max_duration_s = 86400;
+inline constexpr int64_t max_frequency = 10000;
+inline constexpr int64_t max_dwarf_frequency = 100;
+
 struct scheduler_options {
   /// Length of one profiling window (-d).
   std::chrono::seconds duration{60};
